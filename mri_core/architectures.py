@@ -1,0 +1,97 @@
+"""CNN architectures, each built as a functional Keras model.
+
+Every architecture takes a batch of prepared slices, (N, S, S, 1) float32 in [0, 1]
+(normalised once, in `preprocess`), and ends in a Dense layer named `logits` followed by a
+softmax layer named `probabilities`. Grad-CAM uses the layer named in `GRADCAM_LAYERS`.
+Functional models only: tf-keras-vis's modifiers fail on `keras.Sequential`. No Lambda
+layers, so packages load with `safe_mode=True`. Never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from .errors import SettingsInvalid
+
+# The paper fixes the first conv (80 filters, 3x3, ReLU) and the layer order; the sizes it
+# leaves open are ours: second conv 40 filters 3x3, dense 32 units, 128 px input.
+PAPER_CONV1_FILTERS = 80
+PAPER_CONV2_FILTERS = 40
+PAPER_DENSE_UNITS = 32
+
+GRADCAM_LAYERS = {"paper": "conv2", "default": "last_conv"}
+ARCHITECTURES = tuple(GRADCAM_LAYERS)
+MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 512
+
+
+def build_paper(image_size: int, n_classes: int) -> keras.Model:
+    """The seed paper's small sequential CNN, as a functional model."""
+    inputs = keras.Input((image_size, image_size, 1), name="image")
+    x = layers.Conv2D(PAPER_CONV1_FILTERS, 3, activation="relu", name="conv1")(inputs)
+    x = layers.MaxPooling2D(2, name="pool1")(x)
+    x = layers.Conv2D(PAPER_CONV2_FILTERS, 3, activation="relu", name="conv2")(x)
+    x = layers.MaxPooling2D(2, name="pool2")(x)
+    x = layers.Flatten(name="flatten")(x)
+    x = layers.Dense(PAPER_DENSE_UNITS, activation="relu", name="dense")(x)
+    return _classifier_head(inputs, x, n_classes, "paper")
+
+
+def _conv_bn_relu(x, filters: int, stride: int, name: str):
+    x = layers.SeparableConv2D(filters, 3, strides=stride, padding="same", use_bias=False,
+                               name=f"{name}_sepconv")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    return layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _residual_block(x, filters: int, stride: int, name: str):
+    """Two separable convs with a projected shortcut: cheap on a 2-core CPU."""
+    shortcut = x
+    if stride != 1 or x.shape[-1] != filters:
+        shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
+        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+    x = _conv_bn_relu(x, filters, stride, f"{name}_a")
+    x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_b_sepconv")(x)
+    x = layers.BatchNormalization(name=f"{name}_b_bn")(x)
+    x = layers.Add(name=f"{name}_add")([x, shortcut])
+    return layers.ReLU(name=f"{name}_out")(x)
+
+
+def build_default(image_size: int, n_classes: int) -> keras.Model:
+    """A compact residual, depthwise-separable CNN with batch norm and global pooling."""
+    inputs = keras.Input((image_size, image_size, 1), name="image")
+    x = layers.Conv2D(24, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    for i, (filters, stride) in enumerate([(32, 1), (64, 2), (96, 2), (128, 2)]):
+        x = _residual_block(x, filters, stride, f"block{i + 1}")
+    x = layers.Conv2D(160, 1, use_bias=False, name="head_conv")(x)
+    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.ReLU(name="last_conv")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = layers.Dropout(0.3, name="dropout")(x)
+    return _classifier_head(inputs, x, n_classes, "default")
+
+
+def _classifier_head(inputs, features, n_classes: int, arch: str) -> keras.Model:
+    logits = layers.Dense(n_classes, name="logits")(features)
+    probabilities = layers.Activation("softmax", name="probabilities")(logits)
+    return keras.Model(inputs, probabilities, name=arch)
+
+
+_BUILDERS = {"paper": build_paper, "default": build_default}
+
+
+def build(arch: str, image_size: int, n_classes: int) -> keras.Model:
+    """Build architecture `arch` for (image_size, image_size, 1) input and n_classes outputs."""
+    if arch not in _BUILDERS:
+        raise SettingsInvalid(
+            f"Unknown architecture {arch!r}; choose one of: {', '.join(ARCHITECTURES)}."
+        )
+    if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
+        raise SettingsInvalid(
+            f"Image size {image_size} px is out of range; use {MIN_IMAGE_SIZE} to {MAX_IMAGE_SIZE} px."
+        )
+    if n_classes < 2:
+        raise SettingsInvalid(f"A classifier needs at least 2 classes, got {n_classes}.")
+    return _BUILDERS[arch](image_size, n_classes)

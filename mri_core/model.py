@@ -1,0 +1,116 @@
+"""A loaded model package: the Keras model plus what `model.json` says about it.
+
+`load_model` validates the package (required keys, class count against the network's
+output, a known architecture, `safe_mode=True` so no Lambda layers or foreign code) and
+returns a `ScanModel`. Everything a page or the CLI needs about a model comes from here;
+nothing about a model is hard-coded elsewhere. A `ScanModel` is shared by every Streamlit
+session: it is never mutated after loading. Never imports streamlit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .architectures import ARCHITECTURES
+from .errors import ModelInvalid
+from .registry import MODEL_FILE, ModelEntry, read_info, resolve
+
+REQUIRED_KEYS = (
+    "name", "version", "architecture", "input", "class_names", "no_tumor_classes",
+    "threshold", "temperature", "gradcam_layer",
+)
+
+
+@dataclass(frozen=True)
+class ScanModel:
+    """A model ready to read scans. `keras_model` maps (N,S,S,1) [0,1] -> softmax (N,C)."""
+
+    keras_model: Any
+    info: dict
+    path: Path
+    gradcam: Any = field(repr=False, default=None)  # explain.GradCam, compiled once per model
+
+    @property
+    def ref(self) -> str:
+        return f"{self.info['name']}@{self.info['version']}"
+
+    @property
+    def image_size(self) -> int:
+        return int(self.info["input"]["size"])
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.info["class_names"])
+
+    @property
+    def no_tumor_classes(self) -> list[str]:
+        return list(self.info["no_tumor_classes"])
+
+    @property
+    def threshold(self) -> float:
+        return float(self.info["threshold"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.info["temperature"])
+
+    def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
+        """Softmax probabilities (N, C) -> temperature-scaled probabilities (N, C)."""
+        return apply_temperature(probabilities, self.temperature)
+
+
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Rescale softmax outputs as if their logits were divided by `temperature`."""
+    logits = np.log(np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    scaled = np.exp(logits)
+    return (scaled / scaled.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def validate_info(info: dict, where: Path) -> None:
+    """Raise ModelInvalid naming what is missing or inconsistent in model.json."""
+    missing = [key for key in REQUIRED_KEYS if key not in info]
+    if missing:
+        raise ModelInvalid(f"{where}/model.json lacks {', '.join(missing)}; the package is incomplete. Retrain it or restore it from a backup.")
+    if info["architecture"] not in ARCHITECTURES:
+        raise ModelInvalid(f"{where}/model.json names an unknown architecture {info['architecture']!r}; this app knows {', '.join(ARCHITECTURES)}.")
+    classes, no_tumor = info["class_names"], info["no_tumor_classes"]
+    if not isinstance(classes, list) or len(classes) < 2 or not set(no_tumor) <= set(classes):
+        raise ModelInvalid(f"{where}/model.json has an invalid class list {classes!r} (no-tumor classes {no_tumor!r}).")
+    if not 0.0 < float(info["threshold"]) < 1.0 or not float(info["temperature"]) > 0.0:
+        raise ModelInvalid(f"{where}/model.json has threshold {info['threshold']} or temperature {info['temperature']} out of range.")
+
+
+def load_model(ref: str | Path | ModelEntry) -> ScanModel:
+    """Load a package by entry, folder path, `name` or `name@version`."""
+    entry = ref if isinstance(ref, ModelEntry) else resolve(ref)
+    info = read_info(entry.path)
+    validate_info(info, entry.path)
+    import keras  # heavy: imported only when a model is really loaded
+
+    try:
+        keras_model = keras.saving.load_model(entry.path / MODEL_FILE, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises many types for a damaged or unsafe file
+        raise ModelInvalid(
+            f"{entry.path / MODEL_FILE} could not be loaded safely ({type(exc).__name__}: {str(exc)[:200]}). "
+            "Packages with Lambda layers or custom code are refused; retrain the model with this app."
+        ) from exc
+    n_outputs = keras_model.output_shape[-1]
+    if n_outputs != len(info["class_names"]):
+        raise ModelInvalid(
+            f"{entry.path}: model.json lists {len(info['class_names'])} classes but the network has {n_outputs} outputs."
+        )
+    expected_input = (info["input"]["size"], info["input"]["size"], info["input"].get("channels", 1))
+    if tuple(keras_model.input_shape[1:]) != tuple(expected_input):
+        raise ModelInvalid(f"{entry.path}: model.json says input {expected_input} but the network takes {keras_model.input_shape[1:]}.")
+    try:
+        keras_model.get_layer(info["gradcam_layer"])
+    except ValueError as exc:
+        raise ModelInvalid(f"{entry.path}: the Grad-CAM layer {info['gradcam_layer']!r} is not in the network.") from exc
+    from .explain import GradCam
+
+    return ScanModel(keras_model, info, entry.path, GradCam(keras_model, info["gradcam_layer"]))

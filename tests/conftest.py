@@ -1,0 +1,66 @@
+"""Shared fixtures: where the real MRI data lives, and how to behave without it.
+
+Tests that need `../shared/data` fail loudly when `CI` is set and the data is
+missing; elsewhere they skip with a clear reason.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+DATA_ROOT = Path(os.environ.get("MRI_DATA", PROJECT_ROOT.parent / "shared" / "data"))
+KAGGLE = DATA_ROOT / "kaggle-brain-mri"
+TYPED_224 = DATA_ROOT / "brain-tumor-mri-224"
+FIGSHARE = DATA_ROOT / "figshare-boxes"
+
+
+def require_data(path: Path = DATA_ROOT) -> Path:
+    """Return `path`, or fail (in CI) / skip (elsewhere) when it is missing."""
+    if path.exists():
+        return path
+    message = f"real MRI data not found at {path} (set MRI_DATA or place ../shared/data)"
+    if os.environ.get("CI"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def data_root() -> Path:
+    return require_data(DATA_ROOT)
+
+
+@pytest.fixture(scope="session")
+def kaggle_dir() -> Path:
+    return require_data(KAGGLE)
+
+
+@pytest.fixture(scope="session")
+def typed_dir() -> Path:
+    return require_data(TYPED_224)
+
+
+@pytest.fixture(scope="session")
+def figshare_dir() -> Path:
+    return require_data(FIGSHARE)
+
+
+@pytest.fixture(scope="session")
+def tumor_image_path(kaggle_dir: Path) -> Path:
+    """A real tumor slice (Kaggle `yes/`)."""
+    return kaggle_dir / "yes" / "Y1.jpg"
+
+
+@pytest.fixture(scope="session")
+def no_tumor_image_path(kaggle_dir: Path) -> Path:
+    """A real slice without tumor (Kaggle `no/`)."""
+    return sorted((kaggle_dir / "no").iterdir())[0]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_registry(tmp_path_factory, monkeypatch):
+    """Every test gets its own empty model registry: never touch the user's."""
+    monkeypatch.setenv("MRI_HOME", str(tmp_path_factory.mktemp("mri_home")))
