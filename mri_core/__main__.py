@@ -1,0 +1,171 @@
+"""Command line: `python -m mri_core predict | train | evaluate` (the contract in DESIGN.md).
+
+Stdout carries only results (JSON lines for `predict --json`, one JSON object for
+`evaluate --json`, the package path for `train`); progress and messages go to stderr.
+Exit codes: 0 ok, 1 some input could not be read (the rest were answered), 2 bad arguments
+or settings. Never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ logs off the terminal
+
+from .errors import MriError  # noqa: E402
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mri_core", description="Brain MRI tumor screening (decision support, not a diagnosis).")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    predict = commands.add_parser("predict", help="read scans: label, tumor probability, Grad-CAM peak and box")
+    predict.add_argument("files", nargs="+", metavar="FILE")
+    predict.add_argument("--model", help="model name, name@version or package folder (default: the active model)")
+    predict.add_argument("--cam", default="gradcam", choices=["gradcam", "none"])
+    predict.add_argument("--save-heatmaps", metavar="DIR", help="write DIR/<stem>.npy heatmaps at the original size")
+    predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--json", action="store_true", help="one JSON object per line (the machine-readable contract)")
+
+    train = commands.add_parser("train", help="train a model on folder-per-class data")
+    train.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
+    train.add_argument("--arch", default="paper", choices=["paper", "default"])
+    train.add_argument("--epochs", type=int, default=30)
+    train.add_argument("--image-size", type=int, default=128)
+    train.add_argument("--batch-size", type=int, default=16)
+    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--name")
+    train.add_argument("--activate", action="store_true", help="make the new model the active one")
+    train.add_argument("--strategy", default="auto", choices=["auto", "mirrored", "multiworker"])
+    train.add_argument("--split", default="grouped", choices=["grouped", "naive"],
+                       help="grouped keeps near-duplicates on one side (default); naive splits per image as the paper did")
+    train.add_argument("--manifest", help="follow this split manifest (e.g. bench/splits/shipped.json)")
+
+    evaluate = commands.add_parser("evaluate", help="metrics of a model on folder-per-class data")
+    evaluate.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
+    evaluate.add_argument("--model")
+    evaluate.add_argument("--manifest", help="evaluate only the images of one part of this split manifest")
+    evaluate.add_argument("--part", default="test", choices=["train", "val", "test"])
+    evaluate.add_argument("--json", action="store_true")
+    return parser
+
+
+def _load(ref: str | None):
+    from . import registry
+    from .model import load_model
+
+    return load_model(ref if ref else registry.active())
+
+
+def _heatmap_path(folder: Path, stem: str, used: set[str]) -> Path:
+    name, n = stem, 0
+    while name in used:
+        n += 1
+        name = f"{stem}_{n}"
+    used.add(name)
+    return folder / f"{name}.npy"
+
+
+def _format_reading(reading) -> str:
+    verdict = "TUMOR" if reading.tumor else "no tumor"
+    where = f" peak {list(reading.cam_peak)}" if reading.cam_peak else ""
+    warn = f" warnings: {', '.join(reading.warnings)}" if reading.warnings else ""
+    return f"{reading.source}: {verdict} ({reading.label}) p(tumor)={reading.tumor_probability:.3f} threshold {reading.threshold:.2f}{where}{warn}"
+
+
+def run_predict(args) -> int:
+    import numpy as np
+
+    from .pipeline import read_paths
+
+    scan_model = _load(args.model)
+    folder = Path(args.save_heatmaps) if args.save_heatmaps else None
+    if folder:
+        folder.mkdir(parents=True, exist_ok=True)
+    used_stems: set[str] = set()
+    failed = False
+    for file, outcome in read_paths(scan_model, args.files, cam=args.cam, batch_size=args.batch_size):
+        if isinstance(outcome, MriError):
+            failed = True
+            line = json.dumps({"file": file, "error": str(outcome)}) if args.json else f"{file}: ERROR {outcome}"
+        else:
+            record = outcome.to_json()
+            record["file"] = file
+            if folder and outcome.heatmap is not None:
+                np.save(_heatmap_path(folder, Path(file).stem, used_stems), outcome.heatmap.astype(np.float32))
+            line = json.dumps(record) if args.json else _format_reading(outcome)
+        print(line, flush=True)
+    return 1 if failed else 0
+
+
+class ProgressBar:
+    """Draws training events on stderr: a bar inside the epoch, a line per finished epoch."""
+
+    def __init__(self, stream=sys.stderr, width: int = 30):
+        self.stream, self.width = stream, width
+
+    def __call__(self, event) -> None:
+        from .train import DataReady, EpochEnd, StepEnd
+
+        if isinstance(event, DataReady):
+            self.stream.write(f"data: {event.n_train} train / {event.n_val} val / {event.n_test} test images, "
+                              f"classes {', '.join(event.class_names)}, {event.skipped} unreadable skipped, "
+                              f"{event.duplicate_groups} near-duplicate groups\n")
+        elif isinstance(event, StepEnd):
+            filled = int(self.width * event.step / event.steps)
+            self.stream.write(f"\repoch {event.epoch} [{'=' * filled}{' ' * (self.width - filled)}] {event.step}/{event.steps}")
+        elif isinstance(event, EpochEnd):
+            self.stream.write(f"\repoch {event.epoch}/{event.epochs} loss {event.loss:.4f} acc {event.accuracy:.3f} "
+                              f"val_loss {event.val_loss:.4f} val_acc {event.val_accuracy:.3f} "
+                              f"elapsed {event.elapsed_s:.0f}s eta {event.eta_s:.0f}s\n")
+        self.stream.flush()
+
+
+def run_train(args) -> int:
+    from .train import TrainSettings, train_and_save
+
+    settings = TrainSettings(arch=args.arch, epochs=args.epochs, image_size=args.image_size,
+                             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                             name=args.name, strategy=args.strategy, split=args.split, manifest=args.manifest)
+    started = time.monotonic()
+    entry = train_and_save(args.data_dirs, settings, on_event=ProgressBar(), activate=args.activate)
+    if entry is None:
+        print("worker finished; the chief saves the model", file=sys.stderr)
+        return 0
+    metrics = entry.info.get("test_metrics", {})
+    print(f"saved {entry.ref} in {time.monotonic() - started:.0f}s; test accuracy {metrics.get('accuracy')}"
+          f"{' (active)' if args.activate else ''}", file=sys.stderr)
+    print(entry.path)
+    return 0
+
+
+def run_evaluate(args) -> int:
+    from .evaluate import evaluate_dirs
+
+    scan_model = _load(args.model)
+    metrics = evaluate_dirs(scan_model, args.data_dirs, manifest=args.manifest, part=args.part)
+    print(json.dumps(metrics) if args.json else json.dumps(metrics, indent=2))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handlers = {"predict": run_predict, "train": run_train, "evaluate": run_evaluate}
+    try:
+        return handlers[args.command](args)
+    except MriError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing was saved", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,112 @@
+"""The reading path end to end: bytes or files -> `io` -> `preprocess` -> model + Grad-CAM -> `Reading`.
+
+Pages and the CLI call `read_upload` / `read_paths` and only format the `Reading`s they
+get back. Batches go through the model together (one compiled Grad-CAM call per batch).
+Never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import io, preprocess
+from .errors import MriError, SettingsInvalid
+from .evaluate import decide
+from .explain import Reading, cam_peak_and_box
+
+CAM_METHODS = ("gradcam", "none")
+DEFAULT_BATCH_SIZE = 32
+
+
+def _prepare_one(path: Path, image_size: int) -> np.ndarray:
+    pixels = io.read_file(path)[0].pixels
+    return np.round(preprocess.prepare(pixels, image_size).image * 255.0).astype(np.uint8)
+
+
+def prepare_paths(paths: Sequence[str | Path], image_size: int) -> np.ndarray:
+    """Image files -> uint8 (N, S, S, 1) prepared model inputs (x255), decoded in parallel."""
+    with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+        images = list(pool.map(lambda p: _prepare_one(Path(p), image_size), paths))
+    if not images:
+        return np.zeros((0, image_size, image_size, 1), np.uint8)
+    return np.stack(images)
+
+
+def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") -> list[Reading]:
+    """Slices -> one Reading each, in order, in one batch through the model."""
+    if cam not in CAM_METHODS:
+        raise SettingsInvalid(f"Unknown CAM method {cam!r}; choose one of {', '.join(CAM_METHODS)}.")
+    if not slices:
+        return []
+    batch, prepared = preprocess.prepare_batch([s.pixels for s in slices], scan_model.image_size)
+    tumor_classes = [i for i, c in enumerate(scan_model.class_names) if c not in scan_model.no_tumor_classes]
+    if cam == "none":
+        raw = np.asarray(scan_model.keras_model(batch, training=False))
+        cams = None
+    else:
+        # explain the evidence for tumor: the most likely tumor class of each image
+        first_pass, _ = scan_model.gradcam(batch, None)
+        targets = np.asarray(tumor_classes)[first_pass[:, tumor_classes].argmax(axis=1)].astype(np.int32)
+        raw, cams = scan_model.gradcam(batch, targets)
+    probabilities = scan_model.calibrate(raw)
+    labels, tumor, tumor_probability = decide(
+        probabilities, scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)
+    readings = []
+    for i, (slice_, prep) in enumerate(zip(slices, prepared)):
+        heatmap = peak = box = None
+        if cams is not None:
+            heatmap = preprocess.heatmap_to_original(cams[i], prep)
+            peak, box = cam_peak_and_box(heatmap)
+        readings.append(Reading(
+            source=slice_.source,
+            label=labels[i],
+            tumor=bool(tumor[i]),
+            tumor_probability=float(tumor_probability[i]),
+            threshold=scan_model.threshold,
+            probabilities={c: float(p) for c, p in zip(scan_model.class_names, probabilities[i])},
+            heatmap=heatmap,
+            cam_peak=peak,
+            cam_box=box,
+            warnings=tuple(slice_.warnings),
+            model=scan_model.ref,
+            slice_index=slice_.index if slice_.count > 1 else None,
+        ))
+    return readings
+
+
+def read_upload(scan_model, data: bytes, name: str, cam: str = "gradcam") -> list[Reading]:
+    """Uploaded bytes (kept in memory) -> readings; MriError for a bad file."""
+    return read_slices(scan_model, [io.decode_image(data, name)], cam)
+
+
+def read_paths(scan_model, paths: Iterable[str | Path], cam: str = "gradcam",
+               batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[tuple[str, Reading | MriError]]:
+    """Files -> (file, Reading or the MriError it raised), in input order, batch by batch.
+
+    A bad file yields its error and the rest still run; memory stays bounded by one batch.
+    """
+    if batch_size < 1:
+        raise SettingsInvalid(f"Batch size must be at least 1, got {batch_size}.")
+    pending: list[tuple[str, io.Slice | MriError]] = []
+
+    def flush():
+        good = [item for _, item in pending if isinstance(item, io.Slice)]
+        readings = iter(read_slices(scan_model, good, cam))
+        for file, item in pending:
+            yield file, (next(readings) if isinstance(item, io.Slice) else item)
+        pending.clear()
+
+    for path in paths:
+        try:
+            for slice_ in io.read_file(path):
+                pending.append((str(path), slice_))
+        except MriError as exc:
+            pending.append((str(path), exc))
+        if len(pending) >= batch_size:
+            yield from flush()
+    yield from flush()

@@ -1,0 +1,382 @@
+"""Training: one loop of our own, used under every `tf.distribute` strategy.
+
+`train` discovers and splits the data (`datasets`), prepares every image once
+(`pipeline.prepare_paths`), runs a custom training step through `strategy.run` (Keras 3's
+`fit` fails under MultiWorkerMirroredStrategy, see DESIGN.md), keeps the weights of the
+epoch with the lowest validation loss, fits a calibration temperature on validation and
+measures the test split. It talks only through small event objects passed to `on_event`;
+the CLI draws them as a progress bar, the Train page as plotly curves. `train_and_save`
+then writes a package atomically through `registry`. Never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from . import architectures, datasets, registry
+from .errors import DatasetInvalid, SettingsInvalid, TrainingCancelled
+
+STRATEGIES = ("auto", "mirrored", "multiworker")
+SPLITS = ("grouped", "naive")
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """What the user may set; defaults are what the CLI and Train page start from."""
+
+    arch: str = "paper"
+    epochs: int = 30
+    image_size: int = 128
+    batch_size: int = 16
+    learning_rate: float = 1e-3
+    seed: int = 0
+    name: str | None = None
+    strategy: str = "auto"
+    split: str = "grouped"  # grouped: near-duplicates kept together; naive: per image (as the paper)
+    manifest: str | None = None  # a committed split manifest to follow instead of splitting anew
+
+    def check(self) -> "TrainSettings":
+        if self.arch not in architectures.ARCHITECTURES:
+            raise SettingsInvalid(f"Unknown architecture {self.arch!r}; choose {' or '.join(architectures.ARCHITECTURES)}.")
+        if not 1 <= self.epochs <= 500:
+            raise SettingsInvalid(f"Epochs must be between 1 and 500, got {self.epochs}.")
+        if not architectures.MIN_IMAGE_SIZE <= self.image_size <= architectures.MAX_IMAGE_SIZE:
+            raise SettingsInvalid(f"Image size must be between {architectures.MIN_IMAGE_SIZE} and {architectures.MAX_IMAGE_SIZE} px, got {self.image_size}.")
+        if not 1 <= self.batch_size <= 1024:
+            raise SettingsInvalid(f"Batch size must be between 1 and 1024, got {self.batch_size}.")
+        if not 0.0 < self.learning_rate <= 1.0:
+            raise SettingsInvalid(f"Learning rate must be in (0, 1], got {self.learning_rate}.")
+        if self.strategy not in STRATEGIES:
+            raise SettingsInvalid(f"Unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
+        if self.split not in SPLITS:
+            raise SettingsInvalid(f"Unknown split {self.split!r}; choose one of {', '.join(SPLITS)}.")
+        if self.name is not None:
+            registry.check_model_name(self.name)
+        return self
+
+
+# --- events -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class DataReady:
+    """The data set is read and split; training is about to start."""
+
+    n_train: int
+    n_val: int
+    n_test: int
+    class_names: tuple[str, ...]
+    skipped: int
+    duplicate_groups: int
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    """One training batch done (for a progress bar inside an epoch)."""
+
+    epoch: int
+    step: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """One epoch done, with its metrics; `eta_s` is the estimated time left."""
+
+    epoch: int
+    epochs: int
+    loss: float
+    accuracy: float
+    val_loss: float
+    val_accuracy: float
+    elapsed_s: float
+    eta_s: float
+
+
+Event = DataReady | StepEnd | EpochEnd
+
+
+@dataclass
+class TrainingData:
+    """Prepared images (uint8, (N,S,S,1)) and class indices per split, plus provenance."""
+
+    class_names: list[str]
+    arrays: dict[str, tuple[np.ndarray, np.ndarray]]  # split -> (images, labels)
+    summary: dict
+
+
+@dataclass
+class TrainResult:
+    keras_model: object
+    info: dict = field(default_factory=dict)
+
+
+# --- data -------------------------------------------------------------------------------
+
+def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings) -> TrainingData:
+    """Discover, validate, group near-duplicates, split, and prepare every image once."""
+    from .pipeline import prepare_paths
+
+    dataset = datasets.discover(data_dirs)
+    groups = datasets.group_near_duplicates(dataset.records)
+    manifest_hash = None
+    if settings.manifest:
+        manifest = datasets.read_manifest(settings.manifest)
+        split = datasets.apply_manifest(dataset, manifest)
+        manifest_hash = datasets.manifest_hash(manifest)
+    elif settings.split == "naive":
+        split = datasets.split_naive(dataset, settings.seed)
+    else:
+        split = datasets.split_groups(dataset, groups, settings.seed)
+    class_names = list(dataset.class_names)
+    arrays = {}
+    for part in ("train", "val", "test"):
+        records = [r for r in dataset.records if split.get(r.sha256) == part]
+        if not records:
+            raise DatasetInvalid(
+                f"The {part} split is empty ({len(dataset.records)} images in all); add more images per class."
+            )
+        images = prepare_paths([r.path for r in records], settings.image_size)
+        labels = np.array([class_names.index(r.class_name) for r in records], np.int32)
+        arrays[part] = (images, labels)
+    summary = {
+        "roots": [str(Path(root)) for root in data_dirs],
+        "kind": dataset.kind,
+        "counts_per_class": {c: int(sum(r.class_name == c for r in dataset.records)) for c in class_names},
+        "skipped": len(dataset.skipped),
+        "split": settings.split if not settings.manifest else "manifest",
+        "split_seed": settings.seed,
+        "split_sizes": {part: int(len(arrays[part][1])) for part in arrays},
+        "duplicate_groups": int(sum(np.bincount(groups) > 1)),
+        "manifest": settings.manifest,
+        "manifest_hash": manifest_hash,
+        "test_leakage": int(datasets.leakage_count(split, groups, dataset)),
+    }
+    return TrainingData(class_names, arrays, summary)
+
+
+# --- the loop ---------------------------------------------------------------------------
+
+def make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multiworker":
+        return tf.distribute.MultiWorkerMirroredStrategy()  # reads the standard TF_CONFIG
+    return tf.distribute.get_strategy()
+
+
+def is_chief(strategy) -> bool:
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.cluster_spec().as_dict():
+        return True
+    return resolver.task_type in (None, "chief") or (resolver.task_type == "worker" and resolver.task_id == 0)
+
+
+def fit(data: TrainingData, settings: TrainSettings, strategy=None,
+        on_event: Callable[[Event], None] | None = None,
+        should_stop: Callable[[], bool] | None = None):
+    """Train a fresh `settings.arch` model on data; returns (keras_model, history list)."""
+    import keras
+    import tensorflow as tf
+
+    emit = on_event or (lambda event: None)
+    stop = should_stop or (lambda: False)
+    strategy = strategy or make_strategy(settings.strategy)
+    keras.utils.set_random_seed(settings.seed)
+    n_classes = len(data.class_names)
+    with strategy.scope():
+        model = architectures.build(settings.arch, settings.image_size, n_classes)
+        optimizer = keras.optimizers.Adam(settings.learning_rate)
+    global_batch = settings.batch_size * strategy.num_replicas_in_sync
+    train_x, train_y = data.arrays["train"]
+    augment = _augmenter(settings.arch, settings.seed)
+    train_ds = (
+        tf.data.Dataset.from_tensor_slices((train_x, train_y))
+        .shuffle(len(train_y), seed=settings.seed, reshuffle_each_iteration=True)
+        .batch(global_batch)
+        .map(lambda x, y: (augment(tf.cast(x, tf.float32) / 255.0), y), num_parallel_calls=tf.data.AUTOTUNE)
+        .prefetch(2)
+    )
+    dist_train = strategy.experimental_distribute_dataset(train_ds)
+    steps = int(np.ceil(len(train_y) / global_batch))
+
+    def replica_step(images, labels):
+        with tf.GradientTape() as tape:
+            probabilities = model(images, training=True)
+            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            if model.losses:
+                loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probabilities, -1, output_type=tf.int32), labels), tf.float32))
+        return tf.reduce_sum(per_example), correct
+
+    @tf.function
+    def train_step(images, labels):
+        loss_sum, correct = strategy.run(replica_step, args=(images, labels))
+        return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None),
+                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
+
+    history, best_loss, best_weights = [], np.inf, None
+    started = time.monotonic()
+    for epoch in range(1, settings.epochs + 1):
+        loss_total, correct_total = 0.0, 0.0
+        for step, (images, labels) in enumerate(dist_train, start=1):
+            if stop():
+                raise TrainingCancelled("Training was cancelled; no model was saved.")
+            loss_sum, correct = train_step(images, labels)
+            loss_total += float(loss_sum)
+            correct_total += float(correct)
+            emit(StepEnd(epoch, step, steps))
+        val_x, val_y = data.arrays["val"]
+        val_probabilities = predict_arrays(model, val_x)
+        val_loss = float(np.mean(-np.log(np.clip(val_probabilities[np.arange(len(val_y)), val_y], 1e-7, 1.0))))
+        val_accuracy = float(np.mean(val_probabilities.argmax(-1) == val_y))
+        elapsed = time.monotonic() - started
+        record = {
+            "epoch": epoch,
+            "loss": loss_total / len(train_y),
+            "accuracy": correct_total / len(train_y),
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "elapsed_s": round(elapsed, 2),
+        }
+        history.append(record)
+        if val_loss < best_loss:  # keep the weights of the best validation epoch
+            best_loss, best_weights = val_loss, [w.copy() for w in model.get_weights()]
+        emit(EpochEnd(epoch, settings.epochs, record["loss"], record["accuracy"], val_loss, val_accuracy,
+                      elapsed, elapsed / epoch * (settings.epochs - epoch)))
+    model.set_weights(best_weights)
+    return model, history
+
+
+def _augmenter(arch: str, seed: int):
+    """The paper trained without augmentation; `default` gets flips and intensity jitter."""
+    import tensorflow as tf
+
+    if arch == "paper":
+        return lambda images: images
+    generator = tf.random.Generator.from_seed(seed)
+
+    def augment(images):
+        flipped = tf.image.flip_left_right(images)
+        choose = generator.uniform([tf.shape(images)[0], 1, 1, 1]) < 0.5
+        images = tf.where(choose, flipped, images)
+        gamma = tf.exp(generator.uniform([tf.shape(images)[0], 1, 1, 1], -0.25, 0.25))
+        return tf.clip_by_value(tf.pow(images + 1e-6, gamma), 0.0, 1.0)
+
+    return augment
+
+
+def predict_arrays(keras_model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """uint8 (N,S,S,1) prepared images -> softmax probabilities (N, C), without tracing per call."""
+    outputs = [
+        np.asarray(keras_model(images[i:i + batch_size].astype(np.float32) / 255.0, training=False))
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(outputs) if outputs else np.zeros((0, keras_model.output_shape[-1]), np.float32)
+
+
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Temperature minimising validation negative log-likelihood (Guo et al. 2017)."""
+    from scipy.optimize import minimize_scalar
+
+    from .model import apply_temperature
+
+    def nll(log_t: float) -> float:
+        scaled = apply_temperature(probabilities, float(np.exp(log_t)))
+        return float(-np.mean(np.log(np.clip(scaled[np.arange(len(labels)), labels], 1e-12, 1.0))))
+
+    best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
+    return float(np.exp(best.x))
+
+
+# --- the whole job ----------------------------------------------------------------------
+
+def reproduce_command(data_dirs: Sequence[str | Path], settings: TrainSettings) -> str:
+    parts = ["python", "-m", "mri_core", "train", *map(str, data_dirs), "--arch", settings.arch,
+             "--epochs", str(settings.epochs), "--image-size", str(settings.image_size),
+             "--batch-size", str(settings.batch_size), "--learning-rate", str(settings.learning_rate),
+             "--seed", str(settings.seed), "--split", settings.split]
+    if settings.manifest:
+        parts += ["--manifest", str(settings.manifest)]
+    if settings.name:
+        parts += ["--name", settings.name]
+    return shlex.join(parts)
+
+
+def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
+          on_event: Callable[[Event], None] | None = None,
+          should_stop: Callable[[], bool] | None = None, strategy=None) -> TrainResult:
+    """Train, calibrate and test a model; returns it with its full model.json content."""
+    from .evaluate import compute_metrics
+
+    settings.check()
+    data = load_training_data(data_dirs, settings)
+    no_tumor = [c for c in data.class_names if c in datasets.NO_TUMOR_CLASSES]
+    (on_event or (lambda e: None))(DataReady(
+        *(len(data.arrays[p][1]) for p in ("train", "val", "test")), tuple(data.class_names),
+        data.summary["skipped"], data.summary["duplicate_groups"]))
+    keras_model, history = fit(data, settings, strategy, on_event, should_stop)
+    val_x, val_y = data.arrays["val"]
+    temperature = fit_temperature(predict_arrays(keras_model, val_x), val_y)
+    threshold = 0.5
+    test_x, test_y = data.arrays["test"]
+    from .model import apply_temperature
+
+    test_probabilities = apply_temperature(predict_arrays(keras_model, test_x), temperature)
+    metrics = compute_metrics([data.class_names[i] for i in test_y], test_probabilities,
+                              data.class_names, no_tumor, threshold)
+    info = {
+        "format_version": 1,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "architecture": settings.arch,
+        "input": {"size": settings.image_size, "channels": 1, "range": [0.0, 1.0]},
+        "preprocessing": {"brain_crop": True, "square_pad": True, "normalise": "percentile 0.5-99.5 to [0, 1]"},
+        "class_names": data.class_names,
+        "no_tumor_classes": no_tumor,
+        "outputs": "softmax over class_names; tumor_probability = 1 - sum(p[no_tumor_classes])",
+        "threshold": threshold,
+        "temperature": temperature,
+        "gradcam_layer": architectures.GRADCAM_LAYERS[settings.arch],
+        "settings": asdict(settings),
+        "data": data.summary,
+        "history": history,
+        "test_metrics": metrics,
+        "command": reproduce_command(data_dirs, settings),
+    }
+    return TrainResult(keras_model, info)
+
+
+def default_name(settings: TrainSettings, data_dirs: Sequence[str | Path]) -> str:
+    return settings.name or f"{settings.arch}-{Path(data_dirs[0]).name}"[:64]
+
+
+def save_result(result: TrainResult, name: str) -> registry.ModelEntry:
+    """Write the trained model as a new package version (atomic)."""
+    return registry.save_package(name, result.info,
+                                 lambda folder: result.keras_model.save(folder / registry.MODEL_FILE))
+
+
+def train_and_save(data_dirs: Sequence[str | Path], settings: TrainSettings,
+                   on_event: Callable[[Event], None] | None = None,
+                   should_stop: Callable[[], bool] | None = None,
+                   activate: bool = False) -> registry.ModelEntry | None:
+    """Train and save a package (chief only under multi-worker); optionally activate it."""
+    strategy = make_strategy(settings.check().strategy)
+    result = train(data_dirs, settings, on_event, should_stop, strategy)
+    if not is_chief(strategy):
+        return None
+    entry = save_result(result, default_name(settings, data_dirs))
+    if activate:
+        registry.activate(entry.path)
+    return entry
