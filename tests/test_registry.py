@@ -1,0 +1,89 @@
+"""Registry: shipped and trained packages, atomic saves, activation."""
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mri_core import registry
+from mri_core.errors import ModelInvalid, ModelNotFound, SettingsInvalid
+
+
+def _fake_weights(folder: Path) -> None:
+    (folder / registry.MODEL_FILE).write_bytes(b"weights")
+
+
+def test_mri_home_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("MRI_HOME", str(tmp_path / "home"))
+    assert registry.models_dir() == tmp_path / "home" / "models"
+
+
+def test_save_package_writes_new_versions_and_never_overwrites():
+    first = registry.save_package("clinic", {"note": "a"}, _fake_weights)
+    second = registry.save_package("clinic", {"note": "b"}, _fake_weights)
+    assert (first.version, second.version) == (1, 2)
+    assert json.loads((first.path / "model.json").read_text())["note"] == "a"
+    assert [e.ref for e in registry.list_models() if not e.shipped] == ["clinic@1", "clinic@2"]
+    assert registry.resolve("clinic").ref == "clinic@2"
+    assert registry.resolve("clinic@1").path == first.path
+
+
+def test_a_failed_save_leaves_nothing_listed():
+    def crash(folder: Path) -> None:
+        _fake_weights(folder)
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        registry.save_package("broken", {}, crash)
+    assert not [e for e in registry.list_models() if e.name == "broken"]
+    leftovers = [p for p in registry.models_dir().iterdir() if p.name.startswith(".partial-")]
+    assert leftovers == []
+
+
+def test_an_interrupted_save_is_never_listed():
+    # what a SIGKILL mid-save leaves: a staging folder with a complete-looking package
+    staging = registry.models_dir() / ".partial-abc"
+    staging.mkdir(parents=True)
+    _fake_weights(staging)
+    (staging / "model.json").write_text(json.dumps({"name": "ghost", "version": 1}))
+    assert "ghost" not in {e.name for e in registry.list_models()}
+
+
+def test_activate_switches_the_active_model_and_survives_deletion(tmp_path):
+    entry = registry.save_package("mine", {}, _fake_weights)
+    registry.activate(entry.ref)
+    assert registry.active().path == entry.path
+    for file in entry.path.iterdir():
+        file.unlink()
+    entry.path.rmdir()
+    if registry.SHIPPED_DIR.joinpath("DEFAULT").exists():
+        assert registry.active().shipped  # falls back to the shipped default
+    else:
+        with pytest.raises(ModelNotFound):
+            registry.active()
+
+
+def test_shipped_default_is_listed_and_active_without_a_user_model():
+    if not (registry.SHIPPED_DIR / "DEFAULT").exists():
+        pytest.skip("no shipped default model in assets/models yet")
+    default = registry.active()
+    assert default.shipped
+    assert default.ref in {e.ref for e in registry.list_models()}
+
+
+def test_unknown_model_names_the_known_ones():
+    registry.save_package("known", {}, _fake_weights)
+    with pytest.raises(ModelNotFound, match="known@1"):
+        registry.resolve("nope")
+
+
+def test_folder_without_model_json_is_not_a_package(tmp_path):
+    with pytest.raises(ModelInvalid, match="model.json"):
+        registry.resolve(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["", "../escape", "a/b", "x" * 80, ".hidden"])
+def test_bad_model_names_are_refused(name):
+    with pytest.raises(SettingsInvalid, match="not allowed"):
+        registry.save_package(name, {}, _fake_weights)
