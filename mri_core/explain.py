@@ -1,0 +1,201 @@
+"""Grad-CAM heatmaps and the `Reading` a page or the CLI formats.
+
+Plain Grad-CAM is served from one compiled `tf.function` per loaded model (`GradCam`),
+because tf-keras-vis runs eagerly and is several times slower per image. tf-keras-vis
+stays the reference (`gradcam_reference`): a test checks that both agree on real images.
+Cams come out at the conv layer's grid; the caller maps them back to original pixels
+(`preprocess.heatmap_to_original`) before `cam_peak_and_box`. Never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+from scipy import ndimage
+
+from .errors import ModelInvalid
+
+LOGITS_LAYER = "logits"
+CAM_BOX_LEVEL = 0.5  # a box edge sits where the heatmap falls below half its peak
+TOP_CLASS = -1  # target-class sentinel inside the compiled function: "each image's top class"
+JSON_DECIMALS = 6
+
+
+def _layer_output(model: keras.Model, layer_name: str):
+    try:
+        return model.get_layer(layer_name).output
+    except ValueError:
+        raise ModelInvalid(
+            f"Model {model.name!r} has no layer named {layer_name!r} (needed for Grad-CAM); "
+            "fix the Grad-CAM layer in its model.json or retrain the model."
+        ) from None
+
+
+def _normalise_per_image(cams: np.ndarray | tf.Tensor):
+    """(N, h, w) >= 0 -> each map divided by its own max; an all-zero map stays zero."""
+    peak = tf.reduce_max(cams, axis=(1, 2), keepdims=True)
+    return tf.math.divide_no_nan(cams, peak)
+
+
+class GradCam:
+    """Compiled Grad-CAM for one Keras model; build once per loaded model, reuse.
+
+    The score differentiated is the target class's logit (pre-softmax), as Grad-CAM's
+    authors do and as tf-keras-vis does with `ReplaceToLinear`: softmax gradients shrink
+    towards zero for confident predictions and mix in the other classes.
+    """
+
+    def __init__(self, model: keras.Model, layer_name: str):
+        image_shape = tuple(model.input_shape[1:])  # (S, S, 1)
+        self.layer_name = layer_name
+        self.image_shape = image_shape
+        # inputs -> (conv maps (N, h, w, K), logits (N, C), probabilities (N, C))
+        self._cam_model = keras.Model(
+            model.inputs,
+            [_layer_output(model, layer_name), _layer_output(model, LOGITS_LAYER), model.outputs[0]],
+        )
+        self.n_classes = int(model.outputs[0].shape[-1])
+        # A fixed signature traces once for every batch size.
+        self._compute = tf.function(
+            self._compute_cams,
+            input_signature=[
+                tf.TensorSpec((None, *image_shape), tf.float32, name="images"),
+                tf.TensorSpec((None,), tf.int32, name="target_classes"),
+            ],
+        )
+
+    def _compute_cams(self, images, target_classes):
+        with tf.GradientTape(watch_accessed_variables=False) as tape:
+            # Watching the input records every op, so frozen (non-trainable) weights work too.
+            tape.watch(images)
+            conv_maps, logits, probabilities = self._cam_model(images, training=False)
+            top_classes = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            targets = tf.where(target_classes == TOP_CLASS, top_classes, target_classes)
+            # Images are independent at inference, so one summed score gives per-image gradients.
+            scores = tf.gather(logits, targets, axis=1, batch_dims=1)  # (N,)
+        grads = tape.gradient(scores, conv_maps)  # (N, h, w, K)
+        channel_weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # (N, 1, 1, K)
+        cams = tf.nn.relu(tf.reduce_sum(conv_maps * channel_weights, axis=-1))  # (N, h, w)
+        return probabilities, _normalise_per_image(cams)
+
+    @property
+    def tracing_count(self) -> int:
+        """How often the compiled function has been traced (1 after the first call)."""
+        return self._compute.experimental_get_tracing_count()
+
+    def __call__(self, images: np.ndarray, target_classes: np.ndarray | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        """(N, S, S, 1) float32 -> (probabilities (N, C) float32, cams (N, h, w) float32 in [0, 1]).
+
+        `target_classes` (N,) class indices; None = each image's top class.
+        """
+        images = np.asarray(images, dtype=np.float32)
+        if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
+            raise ValueError(
+                f"Expected prepared images of shape (N, {', '.join(map(str, self.image_shape))}), "
+                f"got {images.shape}; pass them through preprocess.prepare first."
+            )
+        targets = self._check_targets(target_classes, len(images))
+        probabilities, cams = self._compute(tf.constant(images), tf.constant(targets))
+        return probabilities.numpy(), cams.numpy()
+
+    def _check_targets(self, target_classes, n_images: int) -> np.ndarray:
+        if target_classes is None:
+            return np.full(n_images, TOP_CLASS, dtype=np.int32)
+        targets = np.asarray(target_classes).reshape(-1)
+        if len(targets) != n_images or not np.all((targets >= 0) & (targets < self.n_classes)):
+            raise ValueError(
+                f"Expected {n_images} target classes in 0..{self.n_classes - 1}, got {targets.tolist()}."
+            )
+        return targets.astype(np.int32)
+
+
+def gradcam_reference(model: keras.Model, layer_name: str, images: np.ndarray,
+                      target_classes) -> np.ndarray:
+    """tf-keras-vis Grad-CAM on the logit (ReplaceToLinear), normalised like `GradCam`.
+
+    (N, S, S, 1) float32, (N,) class indices -> cams (N, h, w) float32 in [0, 1] at the
+    layer's own grid. Slow (eager, clones the model); for tests and Grad-CAM++/Score-CAM.
+    """
+    from tf_keras_vis.gradcam import Gradcam
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    _layer_output(model, layer_name)  # a clear error for a missing layer
+    targets = [int(t) for t in np.asarray(target_classes).reshape(-1)]
+    # The CLI's stdout carries only JSON lines; whatever the library prints goes to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        visualizer = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
+        cams = visualizer(
+            CategoricalScore(targets), np.asarray(images, dtype=np.float32),
+            penultimate_layer=layer_name, seek_penultimate_conv_layer=False,
+            expand_cam=False, normalize_cam=False,
+        )
+    cams = np.maximum(np.asarray(cams, dtype=np.float32), 0.0)
+    return np.asarray(_normalise_per_image(cams), dtype=np.float32)
+
+
+def cam_peak_and_box(heatmap: np.ndarray, level: float = CAM_BOX_LEVEL
+                     ) -> tuple[tuple[int, int], tuple[int, int, int, int]] | tuple[None, None]:
+    """(H, W) heatmap in original pixels -> (peak (x, y), inclusive box (x0, y0, x1, y1)).
+
+    The box bounds the 8-connected region at or above `level` * peak that contains the
+    peak, so a second, weaker hot spot elsewhere does not stretch it. All-zero -> (None, None).
+    """
+    if not 0.0 < level <= 1.0:
+        raise ValueError(f"level must be in (0, 1], got {level}.")
+    heatmap = np.nan_to_num(np.asarray(heatmap, dtype=np.float32))
+    if heatmap.ndim != 2:
+        raise ValueError(f"Expected a 2-D heatmap (H, W), got shape {heatmap.shape}.")
+    peak_value = float(heatmap.max()) if heatmap.size else 0.0
+    if peak_value <= 0.0:
+        return None, None
+    peak_y, peak_x = np.unravel_index(int(np.argmax(heatmap)), heatmap.shape)
+    regions, _ = ndimage.label(heatmap >= level * peak_value, structure=np.ones((3, 3)))
+    ys, xs = np.nonzero(regions == regions[peak_y, peak_x])
+    return (int(peak_x), int(peak_y)), (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
+
+
+def _rounded(value: float) -> float:
+    return round(float(value), JSON_DECIMALS)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a page or the CLI shows for one slice; coordinates are original-image pixels."""
+
+    source: str
+    label: str
+    tumor: bool
+    tumor_probability: float
+    threshold: float
+    probabilities: dict[str, float]
+    heatmap: np.ndarray | None  # (H, W) float32 in [0, 1] at the original size; None = no cam
+    cam_peak: tuple[int, int] | None  # (x, y)
+    cam_box: tuple[int, int, int, int] | None  # (x0, y0, x1, y1), inclusive
+    warnings: tuple[str, ...]
+    model: str  # "name@version"
+    slice_index: int | None = None
+
+    def to_json(self) -> dict:
+        """The CLI's JSON line (DESIGN.md), plain Python types only; the heatmap is not in it."""
+        line = {
+            "file": str(self.source),
+            "label": str(self.label),
+            "tumor": bool(self.tumor),
+            "tumor_probability": _rounded(self.tumor_probability),
+            "threshold": _rounded(self.threshold),
+            "probabilities": {str(name): _rounded(p) for name, p in self.probabilities.items()},
+            "cam_peak": None if self.cam_peak is None else [int(v) for v in self.cam_peak],
+            "cam_box": None if self.cam_box is None else [int(v) for v in self.cam_box],
+            "warnings": [str(w) for w in self.warnings],
+            "model": str(self.model),
+        }
+        if self.slice_index is not None:
+            line["slice"] = int(self.slice_index)
+        return line
