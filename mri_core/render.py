@@ -1,0 +1,98 @@
+"""Pictures of a reading: the scan in grey, the Grad-CAM heatmap over it, the peak and box.
+
+All image math a page shows lives here, so pages only call `overlay` and display its
+result. Inputs are the plain arrays of a `Slice` and a `Reading` (original-image pixels);
+outputs are uint8 RGB arrays or PNG bytes. Never imports streamlit or tensorflow.
+"""
+
+from __future__ import annotations
+
+import io as _io
+
+import cv2
+import numpy as np
+from PIL import Image
+
+# TURBO: perceptually smoother than JET, and still reads "hot = evidence" at a glance.
+COLORMAP = cv2.COLORMAP_TURBO
+# Colours that neither the grey scan nor the TURBO map contains, so marks never blend in.
+BOX_RGB = (255, 0, 255)  # magenta
+PEAK_RGB = (255, 255, 255)  # white cross with a black outline
+PEAK_OUTLINE_RGB = (0, 0, 0)
+# Line width and marker size as fractions of the shorter image side (e.g. 2 px at 512 px).
+LINE_WIDTH_FRACTION = 1 / 250
+MARKER_SIZE_FRACTION = 1 / 20
+
+
+def _check_pixels(pixels: np.ndarray) -> np.ndarray:
+    pixels = np.asarray(pixels)
+    if pixels.ndim != 2 or min(pixels.shape) < 1:
+        raise ValueError(f"Expected a 2-D scan (H, W), got shape {pixels.shape}.")
+    return np.clip(np.nan_to_num(pixels.astype(np.float32)), 0.0, 1.0)
+
+
+def grey_rgb(pixels: np.ndarray) -> np.ndarray:
+    """(H, W) float in [0, 1] -> (H, W, 3) uint8 grey RGB."""
+    grey = np.round(_check_pixels(pixels) * 255.0).astype(np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+def heatmap_rgb(heatmap: np.ndarray) -> np.ndarray:
+    """(H, W) float in [0, 1] -> (H, W, 3) uint8 RGB colour map (blue cold, red hot)."""
+    levels = np.round(_check_pixels(heatmap) * 255.0).astype(np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(levels, COLORMAP), cv2.COLOR_BGR2RGB)
+
+
+def _line_width(shape: tuple[int, int]) -> int:
+    return max(1, int(round(min(shape) * LINE_WIDTH_FRACTION)))
+
+
+def draw_box(rgb: np.ndarray, box: tuple[int, int, int, int]) -> None:
+    """Draw the inclusive box (x0, y0, x1, y1) onto (H, W, 3) uint8 RGB, in place."""
+    x0, y0, x1, y1 = (int(v) for v in box)
+    cv2.rectangle(rgb, (x0, y0), (x1, y1), BOX_RGB, _line_width(rgb.shape[:2]), cv2.LINE_8)
+
+
+def draw_peak(rgb: np.ndarray, peak: tuple[int, int]) -> None:
+    """Draw a cross centred on peak (x, y) onto (H, W, 3) uint8 RGB, in place."""
+    width = _line_width(rgb.shape[:2])
+    size = max(7, int(round(min(rgb.shape[:2]) * MARKER_SIZE_FRACTION)))
+    centre = (int(peak[0]), int(peak[1]))
+    # the outline keeps the cross visible on white skull and on yellow heatmap alike
+    cv2.drawMarker(rgb, centre, PEAK_OUTLINE_RGB, cv2.MARKER_CROSS, size + 2 * width, 3 * width)
+    cv2.drawMarker(rgb, centre, PEAK_RGB, cv2.MARKER_CROSS, size, width)
+
+
+def overlay(pixels: np.ndarray, heatmap: np.ndarray | None, opacity: float = 0.4,
+            peak: tuple[int, int] | None = None,
+            box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Scan (H, W) [0, 1] + heatmap (H, W) [0, 1] or None -> (H, W, 3) uint8 RGB.
+
+    The heatmap is colour-mapped and blended over the grey scan with `opacity`
+    (0 = scan only, 1 = heatmap only); the box and the peak are drawn on top.
+    """
+    if not 0.0 <= opacity <= 1.0:
+        raise ValueError(f"opacity must be between 0 and 1, got {opacity}.")
+    rgb = grey_rgb(pixels)
+    if heatmap is not None and opacity > 0.0:
+        if np.shape(heatmap) != rgb.shape[:2]:
+            raise ValueError(
+                f"Heatmap shape {np.shape(heatmap)} does not match the scan {rgb.shape[:2]}; "
+                "map it back to original pixels first (preprocess.heatmap_to_original)."
+            )
+        rgb = cv2.addWeighted(heatmap_rgb(heatmap), opacity, rgb, 1.0 - opacity, 0.0)
+    if box is not None:
+        draw_box(rgb, box)
+    if peak is not None:
+        draw_peak(rgb, peak)
+    return rgb
+
+
+def to_png(rgb: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 RGB -> PNG file bytes (for downloads and reports)."""
+    rgb = np.asarray(rgb)
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise ValueError(f"Expected (H, W, 3) uint8 RGB, got shape {rgb.shape} dtype {rgb.dtype}.")
+    buffer = _io.BytesIO()
+    Image.fromarray(rgb).save(buffer, format="PNG")
+    return buffer.getvalue()
