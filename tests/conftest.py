@@ -64,3 +64,41 @@ def no_tumor_image_path(kaggle_dir: Path) -> Path:
 def _isolated_registry(tmp_path_factory, monkeypatch):
     """Every test gets its own empty model registry: never touch the user's."""
     monkeypatch.setenv("MRI_HOME", str(tmp_path_factory.mktemp("mri_home")))
+
+
+def link_subset(source_root: Path, target_root: Path, per_class: int, classes=None) -> Path:
+    """A small folder-per-class data set of symlinks to real images (nothing copied)."""
+    for class_dir in sorted(p for p in source_root.iterdir() if p.is_dir()):
+        if classes and class_dir.name not in classes:
+            continue
+        (target_root / class_dir.name).mkdir(parents=True, exist_ok=True)
+        for image in sorted(class_dir.iterdir())[:per_class]:
+            (target_root / class_dir.name / image.name).symlink_to(image)
+    return target_root
+
+
+@pytest.fixture(scope="session")
+def small_kaggle(kaggle_dir: Path, tmp_path_factory) -> Path:
+    """30 `yes` and 30 `no` real Kaggle slices, as a folder-per-class data set."""
+    return link_subset(kaggle_dir, tmp_path_factory.mktemp("small_kaggle"), per_class=30)
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(small_kaggle: Path, tmp_path_factory) -> Path:
+    """A real `paper` model package trained for 2 epochs at 64 px on `small_kaggle`."""
+    import json
+
+    from mri_core.train import TrainSettings, train
+
+    result = train([small_kaggle], TrainSettings(arch="paper", epochs=2, image_size=64, seed=0))
+    folder = tmp_path_factory.mktemp("tiny_model")
+    result.keras_model.save(folder / "model.keras")
+    (folder / "model.json").write_text(json.dumps({**result.info, "name": "tiny", "version": 1}))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_model_dir: Path):
+    from mri_core.model import load_model
+
+    return load_model(tiny_model_dir)

@@ -1,0 +1,103 @@
+"""Model cards: a plain-Markdown summary of a package, written from its `model.json` alone.
+
+The card states intended use ("decision support, not a diagnosis"), the data and split,
+test metrics, calibration and the operating point, and the command that reproduces the
+model. Never imports streamlit or tensorflow.
+"""
+
+from __future__ import annotations
+
+INTENDED_USE = (
+    "Decision support for clinicians reading brain MRI, not a diagnosis. It reads one 2-D "
+    "slice at a time and was trained on public web-gathered data sets; a reading must be "
+    "checked against the full study by a qualified reader."
+)
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _table(rows: list[tuple[str, str]]) -> list[str]:
+    return ["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in rows)]
+
+
+def _confusion(metrics: dict) -> list[str]:
+    confusion = metrics.get("confusion_matrix") or {}
+    labels, matrix = confusion.get("labels", []), confusion.get("matrix", [])
+    if not labels:
+        return []
+    lines = ["", "Confusion matrix (rows: true class, columns: reported label):", "",
+             "| true \\ reported | " + " | ".join(labels) + " |", "|---" * (len(labels) + 1) + "|"]
+    lines += [f"| {label} | " + " | ".join(map(str, row)) + " |" for label, row in zip(labels, matrix)]
+    return lines
+
+
+def model_card(info: dict) -> str:
+    """model.json content -> MODEL_CARD.md text."""
+    data, metrics = info.get("data", {}), info.get("test_metrics", {})
+    history = info.get("history", [])
+    sizes = data.get("split_sizes", {})
+    lines = [
+        f"# Model card: {info['name']}@{info['version']}",
+        "",
+        "## Intended use",
+        "",
+        INTENDED_USE,
+        "",
+        "## Model",
+        "",
+        *_table([
+            ("architecture", f"`{info['architecture']}`"),
+            ("input", f"{info['input']['size']}x{info['input']['size']} grey, brain-cropped, normalised to [0, 1]"),
+            ("classes (output order)", ", ".join(info["class_names"])),
+            ("no-tumor classes", ", ".join(info["no_tumor_classes"])),
+            ("tumor decision", f"tumor_probability >= {info['threshold']:.2f}"),
+            ("calibration temperature", _fmt(info.get("temperature"))),
+            ("Grad-CAM layer", f"`{info['gradcam_layer']}`"),
+            ("created", info.get("created", "n/a")),
+        ]),
+        "",
+        "## Data",
+        "",
+        *_table([
+            ("roots", ", ".join(data.get("roots", []))),
+            ("images per class", ", ".join(f"{k} {v}" for k, v in data.get("counts_per_class", {}).items())),
+            ("split", f"{data.get('split', 'n/a')} (seed {data.get('split_seed', 'n/a')}; manifest {data.get('manifest') or 'none'})"),
+            ("train / val / test", f"{sizes.get('train', 'n/a')} / {sizes.get('val', 'n/a')} / {sizes.get('test', 'n/a')}"),
+            ("near-duplicate groups", _fmt(data.get("duplicate_groups"))),
+            ("test images with a near-duplicate in train", _fmt(data.get("test_leakage"))),
+        ]),
+        "",
+        "## Test metrics",
+        "",
+        *_table([
+            ("n", _fmt(metrics.get("n"))),
+            ("accuracy", _fmt(metrics.get("accuracy"))),
+            ("ROC AUC (tumor vs no tumor)", _fmt(metrics.get("roc_auc"))),
+            ("sensitivity", _fmt(metrics.get("sensitivity"))),
+            ("specificity", _fmt(metrics.get("specificity"))),
+            ("expected calibration error (15 bins)", _fmt(metrics.get("ece"))),
+        ]),
+        *_confusion(metrics),
+        "",
+        "## Training",
+        "",
+        f"{len(history)} epochs; the weights of the epoch with the lowest validation loss are kept"
+        + (f" (best validation loss {min(h['val_loss'] for h in history):.3f})." if history else "."),
+        "",
+        "Reproduce:",
+        "",
+        "```",
+        info.get("command", "n/a"),
+        "```",
+        "",
+        "## Limitations",
+        "",
+        "- One 2-D slice at a time; no use of neighbouring slices or other sequences.",
+        "- Public web-gathered training data of mixed provenance and known label noise; "
+        "performance on a given scanner or protocol is unknown until measured there.",
+        "- Grad-CAM shows roughly where the evidence lies; it is not a segmentation.",
+        "",
+    ]
+    return "\n".join(lines)

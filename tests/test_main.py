@@ -1,0 +1,87 @@
+"""The command line contract of DESIGN.md, run as a user runs it (a real subprocess)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CONTRACT_KEYS = {"file", "label", "tumor", "tumor_probability", "threshold", "probabilities",
+                 "cam_peak", "cam_box", "warnings", "model"}
+
+
+def run_cli(*args, timeout=300, **extra_env):
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), **extra_env}
+    return subprocess.run([sys.executable, "-m", "mri_core", *map(str, args)], capture_output=True,
+                          text=True, timeout=timeout, cwd=PROJECT_ROOT, env=env)
+
+
+def test_predict_json_answers_every_file_in_order_and_flags_the_corrupt_one(tiny_model_dir, kaggle_dir, tmp_path):
+    good = [kaggle_dir / "yes" / "Y1.jpg", sorted((kaggle_dir / "no").iterdir())[0]]
+    corrupt = tmp_path / "broken.png"
+    corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    files = [good[0], corrupt, good[1]]
+    heatmaps = tmp_path / "maps"
+    done = run_cli("predict", *files, "--model", tiny_model_dir, "--json", "--save-heatmaps", heatmaps)
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]  # stdout holds only JSON lines
+    assert [line["file"] for line in lines] == [str(f) for f in files]
+    assert set(lines[1]) == {"file", "error"} and "broken.png" in lines[1]["error"]
+    for line in (lines[0], lines[2]):
+        assert set(line) == CONTRACT_KEYS
+        assert line["tumor"] == (line["tumor_probability"] >= line["threshold"])
+        assert line["model"] == "tiny@1"
+    saved = np.load(heatmaps / "Y1.npy")
+    height, width = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(good[0]).convert("L")).shape
+    assert saved.shape == (height, width) and saved.dtype == np.float32
+    x, y = lines[0]["cam_peak"]
+    assert saved[y, x] == pytest.approx(saved.max())
+
+
+def test_predict_all_good_exits_zero_and_cam_none_gives_nulls(tiny_model_dir, tumor_image_path):
+    done = run_cli("predict", tumor_image_path, "--model", tiny_model_dir, "--cam", "none", "--json")
+    assert done.returncode == 0, done.stderr
+    [line] = [json.loads(x) for x in done.stdout.splitlines()]
+    assert line["cam_peak"] is None and line["cam_box"] is None
+
+
+def test_same_stems_get_numbered_heatmaps(tiny_model_dir, kaggle_dir, tmp_path):
+    one, two = tmp_path / "a", tmp_path / "b"
+    one.mkdir(), two.mkdir()
+    source = (kaggle_dir / "yes" / "Y1.jpg").read_bytes()
+    (one / "scan.jpg").write_bytes(source)
+    (two / "scan.jpg").write_bytes(source)
+    done = run_cli("predict", one / "scan.jpg", two / "scan.jpg", "--model", tiny_model_dir, "--json",
+                   "--save-heatmaps", tmp_path / "maps")
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["scan.npy", "scan_1.npy"]
+
+
+def test_bad_arguments_exit_two_with_a_message(tumor_image_path):
+    done = run_cli("predict", tumor_image_path, "--model", "no-such-model", "--json")
+    assert done.returncode == 2 and "No model 'no-such-model'" in done.stderr and done.stdout == ""
+    assert run_cli("predict", "--cam", "bogus", tumor_image_path).returncode == 2
+
+
+def test_train_prints_the_package_path_last_and_evaluate_prints_metrics(small_kaggle, tmp_path):
+    home = str(tmp_path / "home")
+    done = run_cli("train", small_kaggle, "--epochs", "1", "--image-size", "64", "--name", "cli-model", "--activate",
+                   MRI_HOME=home)
+    assert done.returncode == 0, done.stderr
+    package = Path(done.stdout.strip().splitlines()[-1])
+    assert (package / "model.keras").is_file() and package.parent.name == "cli-model"
+    assert "epoch 1/1" in done.stderr
+    evaluated = run_cli("evaluate", small_kaggle, "--json", MRI_HOME=home)  # the activated model
+    assert evaluated.returncode == 0, evaluated.stderr
+    metrics = json.loads(evaluated.stdout)
+    assert metrics["n"] == 60 and {"accuracy", "roc_auc", "sensitivity", "specificity", "confusion_matrix", "ece"} <= set(metrics)
+
+
+def test_training_on_a_bad_data_set_says_why(tmp_path):
+    (tmp_path / "yes").mkdir()
+    done = run_cli("train", tmp_path, "--epochs", "1")
+    assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr

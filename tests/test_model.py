@@ -1,0 +1,75 @@
+"""Model packages: loading, validation of model.json, safe mode, calibration."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from mri_core.errors import ModelInvalid
+from mri_core.model import apply_temperature, load_model
+
+
+def _copy(tiny_model_dir, tmp_path):
+    target = tmp_path / "pkg"
+    shutil.copytree(tiny_model_dir, target)
+    return target
+
+
+def _edit_info(folder, **changes):
+    info = json.loads((folder / "model.json").read_text())
+    info.update(changes)
+    for key, value in changes.items():
+        if value is None:
+            info.pop(key)
+    (folder / "model.json").write_text(json.dumps(info))
+
+
+def test_a_package_loads_with_everything_from_model_json(tiny_model):
+    assert tiny_model.ref == "tiny@1"
+    assert tiny_model.class_names == ["notumor", "tumor"]
+    assert 0 < tiny_model.threshold < 1 and tiny_model.temperature > 0
+    assert tiny_model.keras_model.input_shape[1:] == (64, 64, 1)
+
+
+@pytest.mark.parametrize("changes, fragment", [
+    ({"class_names": None}, "lacks class_names"),
+    ({"architecture": "transformer"}, "unknown architecture"),
+    ({"class_names": ["glioma", "meningioma", "notumor", "pituitary"], "no_tumor_classes": ["notumor"]}, "2 outputs"),
+    ({"gradcam_layer": "conv9"}, "Grad-CAM layer"),
+    ({"threshold": 1.5}, "out of range"),
+])
+def test_inconsistent_model_json_is_refused(tiny_model_dir, tmp_path, changes, fragment):
+    folder = _copy(tiny_model_dir, tmp_path)
+    _edit_info(folder, **changes)
+    with pytest.raises(ModelInvalid, match=fragment):
+        load_model(folder)
+
+
+def test_a_corrupt_model_file_is_refused_clearly(tiny_model_dir, tmp_path):
+    folder = _copy(tiny_model_dir, tmp_path)
+    (folder / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(ModelInvalid, match="could not be loaded safely"):
+        load_model(folder)
+
+
+def test_a_lambda_layer_is_refused_by_safe_mode(tiny_model_dir, tmp_path):
+    import keras
+
+    inputs = keras.Input((64, 64, 1))
+    x = keras.layers.Lambda(lambda t: t * 2.0)(inputs)
+    x = keras.layers.Conv2D(2, 3, name="conv2")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    outputs = keras.layers.Activation("softmax")(keras.layers.Dense(2, name="logits")(x))
+    folder = _copy(tiny_model_dir, tmp_path)
+    keras.Model(inputs, outputs).save(folder / "model.keras")
+    with pytest.raises(ModelInvalid, match="Lambda"):
+        load_model(folder)
+
+
+def test_temperature_keeps_the_ranking_and_softens():
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8]], np.float32)
+    softened = apply_temperature(probabilities, 2.0)
+    assert (softened.argmax(1) == probabilities.argmax(1)).all()
+    assert softened[0, 0] < 0.9 and softened[0, 0] == pytest.approx(0.75, abs=1e-3)  # 3:1 = sqrt(9:1)
+    np.testing.assert_allclose(apply_temperature(probabilities, 1.0), probabilities, atol=1e-6)

@@ -1,0 +1,81 @@
+"""Training: events, history, calibration, cancel, and the saved package."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mri_core import registry
+from mri_core.errors import SettingsInvalid, TrainingCancelled
+from mri_core.model import load_model
+from mri_core.train import DataReady, EpochEnd, StepEnd, TrainSettings, fit_temperature, train, train_and_save
+
+FAST = dict(arch="paper", epochs=2, image_size=64, batch_size=16)
+
+
+def test_training_emits_events_and_saves_a_loadable_package(small_kaggle):
+    events = []
+    entry = train_and_save([small_kaggle], TrainSettings(**FAST, name="clinic"), on_event=events.append)
+    assert isinstance(events[0], DataReady) and events[0].class_names == ("notumor", "tumor")
+    epochs = [e for e in events if isinstance(e, EpochEnd)]
+    assert [e.epoch for e in epochs] == [1, 2]
+    assert all(0 <= e.accuracy <= 1 and 0 <= e.val_accuracy <= 1 and e.loss > 0 for e in epochs)
+    assert epochs[-1].eta_s == 0 and epochs[0].eta_s > 0
+    assert any(isinstance(e, StepEnd) for e in events)
+
+    info = json.loads((entry.path / "model.json").read_text())
+    assert entry.ref == "clinic@1"
+    assert [h["epoch"] for h in info["history"]] == [1, 2]
+    assert info["class_names"] == ["notumor", "tumor"] and info["no_tumor_classes"] == ["notumor"]
+    assert info["data"]["counts_per_class"] == {"notumor": 30, "tumor": 30}
+    assert sum(info["data"]["split_sizes"].values()) == 60
+    assert info["test_metrics"]["n"] == info["data"]["split_sizes"]["test"]
+    assert info["command"].startswith("python -m mri_core train")
+    model = load_model(entry)
+    assert model.ref == "clinic@1" and model.image_size == 64
+    assert registry.active().path != entry.path  # not activated unless asked
+
+
+def test_cancel_mid_training_saves_nothing(small_kaggle):
+    steps = []
+
+    def stop_after_two_steps():
+        return len(steps) >= 2
+
+    with pytest.raises(TrainingCancelled):
+        train_and_save([small_kaggle], TrainSettings(**FAST, name="cancelled"),
+                       on_event=lambda e: isinstance(e, StepEnd) and steps.append(e),
+                       should_stop=stop_after_two_steps)
+    assert not [e for e in registry.list_models() if e.name == "cancelled"]
+
+
+def test_same_seed_gives_the_same_history(small_kaggle):
+    settings = TrainSettings(**{**FAST, "epochs": 1})
+    first, second = train([small_kaggle], settings), train([small_kaggle], settings)
+    assert first.info["history"][0]["loss"] == pytest.approx(second.info["history"][0]["loss"], rel=1e-4)
+
+
+def test_naive_and_grouped_splits_are_recorded(small_kaggle):
+    result = train([small_kaggle], TrainSettings(**{**FAST, "epochs": 1, "split": "naive"}))
+    assert result.info["data"]["split"] == "naive"
+    assert result.info["data"]["test_leakage"] >= 0
+
+
+def test_temperature_softens_overconfident_predictions():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    correct = rng.random(400) < 0.7  # right 70% of the time but always 99% sure
+    predicted = np.where(correct, labels, 1 - labels)
+    probabilities = np.full((400, 2), 0.01, np.float32)
+    probabilities[np.arange(400), predicted] = 0.99
+    assert fit_temperature(probabilities, labels) > 2.0
+
+
+@pytest.mark.parametrize("change, fragment", [
+    (dict(epochs=0), "Epochs"), (dict(arch="vgg"), "architecture"), (dict(batch_size=0), "Batch size"),
+    (dict(learning_rate=5.0), "Learning rate"), (dict(image_size=4), "Image size"),
+    (dict(strategy="tpu"), "strategy"), (dict(name="../x"), "not allowed"),
+])
+def test_bad_settings_are_refused(change, fragment):
+    with pytest.raises(SettingsInvalid, match=fragment):
+        TrainSettings(**change).check()
