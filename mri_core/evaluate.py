@@ -1,0 +1,157 @@
+"""The tumor decision, and the metrics of a model on labelled slices.
+
+`decide` turns class probabilities into what a reader is told (label, tumor, tumor
+probability) so that the label and the tumor flag never contradict each other; the reading
+pipeline and the metrics both use it. `compute_metrics` returns a plain-JSON dict (the
+`evaluate --json` line and a package's `test_metrics`). Imports only numpy at module level
+(scikit-learn is imported when metrics are computed). Never imports streamlit.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .errors import DatasetInvalid, ModelInvalid, SettingsInvalid
+
+ECE_BINS = 15
+# DESIGN.md's folder names that mean "no tumor", for true classes a model does not have
+# (e.g. Kaggle `no/` against a model whose no-tumor class is `notumor`).
+NO_TUMOR_NAMES = frozenset({"notumor", "no"})
+METRIC_DECIMALS = 6
+
+
+def _class_indices(class_names: Sequence[str], no_tumor_classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """-> (indices of no-tumor classes, indices of tumor classes) into class_names."""
+    class_names = list(class_names)
+    unknown = [c for c in no_tumor_classes if c not in class_names]
+    if unknown:
+        raise ModelInvalid(
+            f"No-tumor class(es) {', '.join(map(repr, unknown))} are not among the model's classes "
+            f"({', '.join(class_names)}); fix no_tumor_classes in its model.json."
+        )
+    is_no_tumor = np.array([c in no_tumor_classes for c in class_names])
+    if is_no_tumor.all():
+        raise ModelInvalid(
+            f"Every class of the model ({', '.join(class_names)}) means no tumor, so it cannot "
+            "find one; fix no_tumor_classes in its model.json or retrain with tumor images."
+        )
+    return np.flatnonzero(is_no_tumor), np.flatnonzero(~is_no_tumor)
+
+
+def decide(probabilities: np.ndarray, class_names: Sequence[str], no_tumor_classes: Sequence[str],
+           threshold: float):
+    """(N, C) probabilities -> (labels list[str], tumor (N,) bool, tumor_probability (N,) float64).
+
+    tumor_probability = 1 - sum(p[no-tumor classes]); tumor = tumor_probability >= threshold;
+    label = the most likely tumor class when tumor, else the most likely no-tumor class.
+    A single (C,) row gives (label str, tumor bool, tumor_probability float).
+    """
+    rows = np.asarray(probabilities, dtype=np.float64)
+    single = rows.ndim == 1
+    rows = np.atleast_2d(rows)
+    if rows.ndim != 2 or rows.shape[1] != len(class_names):
+        raise ValueError(
+            f"Expected probabilities of shape (N, {len(class_names)}) for classes "
+            f"{', '.join(class_names)}; got {np.shape(probabilities)}."
+        )
+    if not 0.0 <= threshold <= 1.0:
+        raise SettingsInvalid(f"The decision threshold must be between 0 and 1, got {threshold}.")
+    no_tumor_idx, tumor_idx = _class_indices(class_names, no_tumor_classes)
+    tumor_probability = np.clip(1.0 - rows[:, no_tumor_idx].sum(axis=1), 0.0, 1.0)
+    tumor = tumor_probability >= threshold
+    best_tumor = tumor_idx[rows[:, tumor_idx].argmax(axis=1)]
+    # Without a no-tumor class tumor_probability is 1, so `tumor` holds and this is never used.
+    best_no_tumor = no_tumor_idx[rows[:, no_tumor_idx].argmax(axis=1)] if len(no_tumor_idx) else best_tumor
+    labels = [class_names[i] for i in np.where(tumor, best_tumor, best_no_tumor)]
+    if single:
+        return labels[0], bool(tumor[0]), float(tumor_probability[0])
+    return labels, tumor, tumor_probability
+
+
+def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, n_bins: int = ECE_BINS) -> float:
+    """ECE: sum over equal-width confidence bins of |bin| / n * |accuracy - mean confidence|.
+
+    (N,) confidences in [0, 1], (N,) bool. Bins are (lo, hi], the first also holds 0
+    (Guo et al. 2017). Works on top-class confidence or on a binary probability's max(p, 1-p).
+    """
+    confidences = np.asarray(confidences, dtype=np.float64).reshape(-1)
+    correct = np.asarray(correct, dtype=np.float64).reshape(-1)
+    if len(confidences) == 0 or len(confidences) != len(correct):
+        raise ValueError(f"Expected equally many confidences and outcomes (at least one), got "
+                         f"{len(confidences)} and {len(correct)}.")
+    bins = np.clip(np.ceil(confidences * n_bins).astype(int) - 1, 0, n_bins - 1)
+    counts = np.bincount(bins, minlength=n_bins)
+    gaps = np.abs(np.bincount(bins, correct, n_bins) - np.bincount(bins, confidences, n_bins))
+    # per bin |sum(correct) - sum(confidence)| / n == |bin| / n * |accuracy - confidence|
+    return float(gaps[counts > 0].sum() / len(confidences))
+
+
+def _metric(value) -> float | None:
+    return None if value is None or not np.isfinite(value) else round(float(value), METRIC_DECIMALS)
+
+
+def _ratio(numerator: float, denominator: float) -> float | None:
+    return _metric(numerator / denominator) if denominator else None
+
+
+def compute_metrics(true_classes: Sequence[str], probabilities: np.ndarray, class_names: Sequence[str],
+                    no_tumor_classes: Sequence[str], threshold: float) -> dict:
+    """True class names (N,) and probabilities (N, C) -> plain-JSON metrics.
+
+    A reported label is right when it equals the true class; a true class the model does not
+    have (`tumor`/`yes` of unknown type, `no`, a type a binary model does not name) is judged
+    on tumor vs no tumor only. `confusion_matrix` rows are true classes, columns reported
+    labels, both in `labels` order (the model's classes, then any other true classes).
+    Sensitivity, specificity and ROC AUC are tumor vs no tumor (None where undefined).
+    `ece` is on the top-class confidence; `ece_tumor` on the binary tumor probability.
+    """
+    from sklearn.metrics import confusion_matrix, roc_auc_score
+
+    class_names = list(class_names)
+    true_classes = [str(c) for c in true_classes]
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    if len(true_classes) == 0:
+        raise DatasetInvalid("There are no images to evaluate; point evaluation at folders with images.")
+    if probabilities.shape != (len(true_classes), len(class_names)):
+        raise ValueError(f"Expected probabilities of shape ({len(true_classes)}, {len(class_names)}), "
+                         f"got {probabilities.shape}.")
+    labels, tumor, tumor_probability = decide(probabilities, class_names, no_tumor_classes, threshold)
+    true_tumor = np.array([not (c in no_tumor_classes or c in NO_TUMOR_NAMES) for c in true_classes])
+
+    def is_right(true_class: str, reported: str) -> bool:
+        if true_class in class_names:
+            return true_class == reported
+        return (reported not in no_tumor_classes) == (true_class not in NO_TUMOR_NAMES)
+
+    correct = np.array([is_right(t, r) for t, r in zip(true_classes, labels)])
+    top_classes = [class_names[i] for i in probabilities.argmax(axis=1)]
+    top_correct = np.array([is_right(t, r) for t, r in zip(true_classes, top_classes)])
+    others = sorted(set(true_classes) - set(class_names))
+    matrix_labels = class_names + others
+    matrix = confusion_matrix(true_classes, labels, labels=matrix_labels)
+
+    true_array, label_array = np.array(true_classes), np.array(labels)
+    per_class = {
+        name: {
+            "precision": _ratio(correct[label_array == name].sum(), (label_array == name).sum()),
+            "recall": _ratio(correct[true_array == name].sum(), (true_array == name).sum()),
+            "support": int((true_array == name).sum()),
+        }
+        for name in matrix_labels
+    }
+    both_kinds = 0 < true_tumor.sum() < len(true_tumor)
+    tumor_confidence = np.maximum(tumor_probability, 1.0 - tumor_probability)
+    return {
+        "n": len(true_classes),
+        "accuracy": _metric(correct.mean()),
+        "roc_auc": _metric(roc_auc_score(true_tumor, tumor_probability)) if both_kinds else None,
+        "sensitivity": _ratio((tumor & true_tumor).sum(), true_tumor.sum()),
+        "specificity": _ratio((~tumor & ~true_tumor).sum(), (~true_tumor).sum()),
+        "confusion_matrix": {"labels": matrix_labels, "matrix": matrix.astype(int).tolist()},
+        "per_class": per_class,
+        "ece": _metric(expected_calibration_error(probabilities.max(axis=1), top_correct)),
+        "ece_tumor": _metric(expected_calibration_error(tumor_confidence, (tumor_probability >= 0.5) == true_tumor)),
+        "threshold": _metric(threshold),
+    }
