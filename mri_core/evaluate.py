@@ -155,3 +155,24 @@ def compute_metrics(true_classes: Sequence[str], probabilities: np.ndarray, clas
         "ece_tumor": _metric(expected_calibration_error(tumor_confidence, (tumor_probability >= 0.5) == true_tumor)),
         "threshold": _metric(threshold),
     }
+
+
+def evaluate_dirs(scan_model, data_dirs: Sequence[str], manifest: str | None = None, part: str = "test") -> dict:
+    """Metrics of a loaded model on folder-per-class data (or one part of a split manifest)."""
+    from . import datasets
+    from .model import predict_arrays
+    from .pipeline import prepare_paths
+
+    dataset = datasets.discover(data_dirs)
+    records = dataset.records
+    if manifest:
+        split = datasets.apply_manifest(dataset, datasets.read_manifest(manifest))
+        records = [r for r in records if split.get(r.sha256) == part]
+    if not records:
+        raise DatasetInvalid(f"No images to evaluate in {', '.join(map(str, data_dirs))}"
+                             + (f" in the {part} part of {manifest}" if manifest else "") + ".")
+    images = prepare_paths([r.path for r in records], scan_model.image_size)
+    probabilities = scan_model.calibrate(predict_arrays(scan_model.keras_model, images))
+    metrics = compute_metrics([r.class_name for r in records], probabilities, scan_model.class_names,
+                              scan_model.no_tumor_classes, scan_model.threshold)
+    return {**metrics, "skipped": len(dataset.skipped), "model": scan_model.ref}

@@ -50,7 +50,12 @@ class GradCam:
     towards zero for confident predictions and mix in the other classes.
     """
 
-    def __init__(self, model: keras.Model, layer_name: str):
+    def __init__(self, model: keras.Model, layer_name: str, default_classes=None):
+        """`default_classes`: class indices a missing target chooses from (None: all).
+
+        The pipeline passes the tumor classes, so by default a map shows the evidence for
+        the most likely tumor class, whatever the verdict, in one pass.
+        """
         image_shape = tuple(model.input_shape[1:])  # (S, S, 1)
         self.layer_name = layer_name
         self.image_shape = image_shape
@@ -60,6 +65,9 @@ class GradCam:
             [_layer_output(model, layer_name), _layer_output(model, LOGITS_LAYER), model.outputs[0]],
         )
         self.n_classes = int(model.outputs[0].shape[-1])
+        allowed = np.zeros(self.n_classes, np.float32)
+        allowed[list(range(self.n_classes)) if default_classes is None else list(default_classes)] = 1.0
+        self._default_mask = tf.constant(allowed)
         # A fixed signature traces once for every batch size.
         self._compute = tf.function(
             self._compute_cams,
@@ -74,7 +82,9 @@ class GradCam:
             # Watching the input records every op, so frozen (non-trainable) weights work too.
             tape.watch(images)
             conv_maps, logits, probabilities = self._cam_model(images, training=False)
-            top_classes = tf.argmax(probabilities, axis=-1, output_type=tf.int32)
+            # probabilities >= 0, so masked-out classes (set to -1) never win the argmax
+            candidates = probabilities * self._default_mask - (1.0 - self._default_mask)
+            top_classes = tf.argmax(candidates, axis=-1, output_type=tf.int32)
             targets = tf.where(target_classes == TOP_CLASS, top_classes, target_classes)
             # Images are independent at inference, so one summed score gives per-image gradients.
             scores = tf.gather(logits, targets, axis=1, batch_dims=1)  # (N,)
@@ -92,7 +102,8 @@ class GradCam:
                  ) -> tuple[np.ndarray, np.ndarray]:
         """(N, S, S, 1) float32 -> (probabilities (N, C) float32, cams (N, h, w) float32 in [0, 1]).
 
-        `target_classes` (N,) class indices; None = each image's top class.
+        `target_classes` (N,) class indices; None = each image's top class among
+        `default_classes`.
         """
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:

@@ -71,6 +71,15 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     return (scaled / scaled.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
+def predict_arrays(keras_model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
+    """uint8 (N,S,S,1) prepared images (x255) -> raw softmax probabilities (N, C)."""
+    outputs = [
+        np.asarray(keras_model(images[i:i + batch_size].astype(np.float32) / 255.0, training=False))
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(outputs) if outputs else np.zeros((0, keras_model.output_shape[-1]), np.float32)
+
+
 def validate_info(info: dict, where: Path) -> None:
     """Raise ModelInvalid naming what is missing or inconsistent in model.json."""
     missing = [key for key in REQUIRED_KEYS if key not in info]
@@ -113,4 +122,5 @@ def load_model(ref: str | Path | ModelEntry) -> ScanModel:
         raise ModelInvalid(f"{entry.path}: the Grad-CAM layer {info['gradcam_layer']!r} is not in the network.") from exc
     from .explain import GradCam
 
-    return ScanModel(keras_model, info, entry.path, GradCam(keras_model, info["gradcam_layer"]))
+    tumor_classes = [i for i, c in enumerate(info["class_names"]) if c not in info["no_tumor_classes"]]
+    return ScanModel(keras_model, info, entry.path, GradCam(keras_model, info["gradcam_layer"], tumor_classes))

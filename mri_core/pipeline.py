@@ -44,15 +44,11 @@ def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") ->
     if not slices:
         return []
     batch, prepared = preprocess.prepare_batch([s.pixels for s in slices], scan_model.image_size)
-    tumor_classes = [i for i, c in enumerate(scan_model.class_names) if c not in scan_model.no_tumor_classes]
     if cam == "none":
         raw = np.asarray(scan_model.keras_model(batch, training=False))
         cams = None
     else:
-        # explain the evidence for tumor: the most likely tumor class of each image
-        first_pass, _ = scan_model.gradcam(batch, None)
-        targets = np.asarray(tumor_classes)[first_pass[:, tumor_classes].argmax(axis=1)].astype(np.int32)
-        raw, cams = scan_model.gradcam(batch, targets)
+        raw, cams = scan_model.gradcam(batch)  # evidence for the most likely tumor class
     probabilities = scan_model.calibrate(raw)
     labels, tumor, tumor_probability = decide(
         probabilities, scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)

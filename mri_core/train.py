@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from . import architectures, datasets, registry
+from .model import apply_temperature, predict_arrays
 from .errors import DatasetInvalid, SettingsInvalid, TrainingCancelled
 
 STRATEGIES = ("auto", "mirrored", "multiworker")
@@ -277,20 +278,9 @@ def _augmenter(arch: str, seed: int):
     return augment
 
 
-def predict_arrays(keras_model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """uint8 (N,S,S,1) prepared images -> softmax probabilities (N, C), without tracing per call."""
-    outputs = [
-        np.asarray(keras_model(images[i:i + batch_size].astype(np.float32) / 255.0, training=False))
-        for i in range(0, len(images), batch_size)
-    ]
-    return np.concatenate(outputs) if outputs else np.zeros((0, keras_model.output_shape[-1]), np.float32)
-
-
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
     """Temperature minimising validation negative log-likelihood (Guo et al. 2017)."""
     from scipy.optimize import minimize_scalar
-
-    from .model import apply_temperature
 
     def nll(log_t: float) -> float:
         scaled = apply_temperature(probabilities, float(np.exp(log_t)))
@@ -331,8 +321,6 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
     temperature = fit_temperature(predict_arrays(keras_model, val_x), val_y)
     threshold = 0.5
     test_x, test_y = data.arrays["test"]
-    from .model import apply_temperature
-
     test_probabilities = apply_temperature(predict_arrays(keras_model, test_x), temperature)
     metrics = compute_metrics([data.class_names[i] for i in test_y], test_probabilities,
                               data.class_names, no_tumor, threshold)
