@@ -57,20 +57,22 @@ except MriError as exc:
     st.error(str(exc))
     st.stop()
 
-image_column, result_column = st.columns([3, 2], gap="large")
+image_column, result_column = st.columns(2, gap="large")
 with result_column:
     verdict = ":red[Tumor]" if reading.tumor else ":green[No tumor]"
-    st.subheader(f"{verdict} — {reading.label}")
+    st.subheader(verdict)
+    st.markdown(f"Reported class: **{reading.label}**")
     probability_column, threshold_column = st.columns(2)
-    probability_column.metric("Tumor probability", f"{reading.tumor_probability:.1%}")
-    threshold_column.metric("Decision threshold", f"{reading.threshold:.1%}")
+    probability_column.metric("Tumor probability", f"{reading.tumor_probability:.1%}", border=True)
+    threshold_column.metric("Decision threshold", f"{reading.threshold:.1%}", border=True)
     classes = list(reading.probabilities)
     chart = go.Figure(go.Bar(
         x=[reading.probabilities[c] for c in classes], y=classes, orientation="h",
         marker_color=["#2e7d32" if c in entry.info["no_tumor_classes"] else "#c62828" for c in classes],
         text=[f"{reading.probabilities[c]:.1%}" for c in classes], textposition="auto"))
-    chart.update_layout(title="Class probabilities", xaxis={"range": [0, 1], "tickformat": ".0%"},
-                        height=80 + 40 * len(classes), margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    chart.update_layout(title="Class probabilities", xaxis={"range": [0, 1.001], "tickformat": ".0%"},
+                        yaxis={"autorange": "reversed"},
+                        height=90 + 36 * len(classes), margin={"l": 10, "r": 20, "t": 40, "b": 10})
     st.plotly_chart(chart, config={"displayModeBar": False})
     if reading.cam_peak is not None:
         x0, y0, x1, y1 = reading.cam_box
@@ -81,5 +83,5 @@ with result_column:
 with image_column:
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05)
     st.image(render.overlay(slice_.pixels, reading.heatmap, opacity, reading.cam_peak, reading.cam_box),
-             caption=f"{reading.source} · Grad-CAM: evidence for the most likely tumor class · {reading.model}", width="stretch")
+             caption=f"{reading.source} · heatmap: evidence for the most likely tumor class", width="stretch")
 st.caption(f"{NOTICE} The heatmap shows where the model looked, not the tumor's outline.")

@@ -50,8 +50,8 @@ def test_tumor_scan_shows_verdict_probability_and_heatmap(active_entry, tumor_im
     page = upload(start_page(active_entry), tumor_image_path.name, tumor_image_path.read_bytes())
     expected = pipeline.read_upload(load_model(active_entry), tumor_image_path.read_bytes(), tumor_image_path.name)[0]
 
-    verdict = page.subheader[0].value
-    assert ("No tumor" in verdict) != expected.tumor and expected.label in verdict
+    assert page.subheader[0].value == (":red[Tumor]" if expected.tumor else ":green[No tumor]")
+    assert f"Reported class: **{expected.label}**" in page_text(page)
     metrics = {m.label: m.value for m in page.metric}
     assert metrics["Tumor probability"] == f"{expected.tumor_probability:.1%}"
     assert metrics["Decision threshold"] == f"{expected.threshold:.1%}"

@@ -1,0 +1,67 @@
+"""The Diagnose page in a real browser: upload a scan, see the verdict and the heatmap.
+
+Also saves the README screenshot docs/screenshots/diagnose.png.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from mri_core import registry
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "diagnose.png"
+UPLOAD_INPUT = '[data-testid="stFileUploader"] input[type="file"]'
+VIEWPORT_WIDTH, MIN_VIEWPORT_HEIGHT = 1280, 1000
+VERDICT = re.compile(r"^(Tumor|No tumor)$")
+
+
+def wait_for_page_ready(page) -> None:
+    """The model is loaded and the page asks for a scan."""
+    page.get_by_text("Upload one axial brain MRI slice").wait_for()
+
+
+def save_full_page_screenshot(page, path: Path) -> None:
+    """Streamlit scrolls inside its main container, so grow the viewport to the content first."""
+    content_height = page.evaluate(
+        "() => Math.max(...Array.from(document.querySelectorAll('[data-testid=\"stMain\"], "
+        "[data-testid=\"stAppViewContainer\"]'), e => e.scrollHeight), document.body.scrollHeight)")
+    page.set_viewport_size({"width": VIEWPORT_WIDTH, "height": max(MIN_VIEWPORT_HEIGHT, content_height)})
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+
+
+def test_upload_shows_verdict_model_and_heatmap(page, tumor_image_path):
+    wait_for_page_ready(page)
+    page.locator(UPLOAD_INPUT).set_input_files(str(tumor_image_path))
+
+    page.get_by_text("Tumor probability").wait_for()
+    heatmap = page.locator('[data-testid="stImage"] img')
+    heatmap.wait_for()
+    page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=heatmap.element_handle())
+    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
+
+    verdict = page.get_by_role("heading", name=VERDICT)
+    assert verdict.count() == 1
+    assert "Reported class:" in page.locator("body").inner_text()
+    assert registry.default_shipped().ref in page.locator("body").inner_text()
+    assert "not a diagnosis" in page.locator("body").inner_text()
+
+    save_full_page_screenshot(page, SCREENSHOT)
+
+
+def test_corrupt_upload_shows_the_error_and_names_the_file(page, tumor_image_path):
+    wait_for_page_ready(page)
+    data = tumor_image_path.read_bytes()
+    page.locator(UPLOAD_INPUT).set_input_files(
+        files=[{"name": "broken_scan.jpg", "mimeType": "image/jpeg", "buffer": data[: len(data) // 3]}])
+
+    error = page.locator('[data-testid="stAlertContentError"]')
+    error.wait_for()
+    assert "broken_scan.jpg" in error.inner_text()
+    assert page.get_by_text("Tumor probability").count() == 0
