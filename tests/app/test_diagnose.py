@@ -72,3 +72,18 @@ def test_corrupt_upload_shows_the_file_name_and_the_page_keeps_working(active_en
 
     upload(page, tumor_image_path.name, data)
     assert not page.error and page.metric
+
+
+def test_damaged_active_model_shows_an_error_instead_of_a_traceback():
+    info = {"architecture": "default", "input": {"size": 128, "channels": 1},
+            "class_names": ["notumor", "glioma"], "no_tumor_classes": ["notumor"],
+            "threshold": 0.5, "temperature": 1.0, "gradcam_layer": "last_conv"}
+    damaged = registry.save_package(
+        "damaged", info, lambda folder: (folder / registry.MODEL_FILE).write_bytes(b"not a Keras file"))
+    registry.activate(damaged.ref)
+
+    page = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S)
+    page.run()
+    assert not page.exception, page.exception
+    assert len(page.error) == 1 and str(damaged.path) in page.error[0].value
+    assert not page.file_uploader
