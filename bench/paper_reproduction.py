@@ -41,14 +41,25 @@ def run(data: Path, seeds: list[int], epochs: int) -> dict:
                          "test_n": metrics["n"], "test_leakage": result.info["data"]["test_leakage"],
                          "roc_auc": metrics["roc_auc"], "seconds": round(time.monotonic() - started, 1)})
             print(runs[-1], file=sys.stderr)
+            figures = {"data": data.name, "epochs": epochs, "seeds": seeds, "summary": summarise(runs),
+                       "runs": runs, "complete": len(runs) == 2 * len(seeds),
+                       "command": f"python bench/paper_reproduction.py --epochs {epochs}"}
+            update_results("paper_reproduction", figures)  # after every run: a stopped job keeps its figures
+    return figures
+
+
+def summarise(runs: list[dict]) -> dict:
     summary = {}
     for split in ("naive", "grouped"):
-        accuracies = [r["test_accuracy"] for r in runs if r["split"] == split]
-        leakage = [r["test_leakage"] for r in runs if r["split"] == split]
-        summary[split] = {"accuracy_mean": float(np.mean(accuracies)), "accuracy_sd": float(np.std(accuracies, ddof=1)),
-                          "test_leakage_mean": float(np.mean(leakage)), "test_n_mean": float(np.mean([r["test_n"] for r in runs if r["split"] == split]))}
-    return {"data": data.name, "epochs": epochs, "seeds": seeds, "summary": summary, "runs": runs,
-            "command": f"python bench/paper_reproduction.py --epochs {epochs}"}
+        mine = [r for r in runs if r["split"] == split]
+        if not mine:
+            continue
+        accuracies = [r["test_accuracy"] for r in mine]
+        summary[split] = {"runs": len(mine), "accuracy_mean": float(np.mean(accuracies)),
+                          "accuracy_sd": float(np.std(accuracies, ddof=1)) if len(mine) > 1 else 0.0,
+                          "test_leakage_mean": float(np.mean([r["test_leakage"] for r in mine])),
+                          "test_n_mean": float(np.mean([r["test_n"] for r in mine]))}
+    return summary
 
 
 def main() -> None:
@@ -57,7 +68,7 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--epochs", type=int, default=30)
     args = parser.parse_args()
-    figures = update_results("paper_reproduction", run(args.data, args.seeds, args.epochs))
+    figures = run(args.data, args.seeds, args.epochs)
     for split, s in figures["summary"].items():
         print(f"{split:8s} test accuracy {s['accuracy_mean']:.3f} ± {s['accuracy_sd']:.3f}  "
               f"test images with a near-duplicate in train: {s['test_leakage_mean']:.1f} of {s['test_n_mean']:.0f}")

@@ -105,11 +105,44 @@ Event = DataReady | StepEnd | EpochEnd
 
 @dataclass
 class TrainingData:
-    """Prepared images (uint8, (N,S,S,1)) and class indices per split, plus provenance."""
+    """Prepared images (uint8, (N,S,S,1)) and labels per split, plus provenance.
+
+    A label is a class index, or `len(class_names)` (`any_tumor_label`) for an image known
+    to show a tumor of unknown type (a `yes/` folder next to typed folders): its loss is on
+    the summed probability of the tumor classes, so it still teaches "tumor".
+    """
 
     class_names: list[str]
     arrays: dict[str, tuple[np.ndarray, np.ndarray]]  # split -> (images, labels)
     summary: dict
+    true_names: dict[str, list[str]] = field(default_factory=dict)  # split -> true class per image
+
+    @property
+    def any_tumor_label(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def tumor_mask(self) -> np.ndarray:
+        """(C,) 1.0 for tumor classes, 0.0 for no-tumor classes."""
+        return np.array([c not in datasets.NO_TUMOR_CLASSES for c in self.class_names], np.float32)
+
+
+def model_classes(found: Sequence[str]) -> list[str]:
+    """Classes the network outputs: `tumor` (unknown type) is folded into the types when typed."""
+    typed = any(c in datasets.TUMOR_TYPES for c in found)
+    return [c for c in found if not (typed and c == datasets.TUMOR_CLASS)]
+
+
+def target_probability(probabilities: np.ndarray, labels: np.ndarray, tumor_mask: np.ndarray) -> np.ndarray:
+    """Probability given to each image's label; for `any tumor` labels, the summed tumor classes."""
+    n_classes = probabilities.shape[1]
+    own = probabilities[np.arange(len(labels)), np.minimum(labels, n_classes - 1)]
+    return np.where(labels == n_classes, probabilities @ tumor_mask, own)
+
+
+def is_correct(probabilities: np.ndarray, labels: np.ndarray, tumor_mask: np.ndarray) -> np.ndarray:
+    predicted = probabilities.argmax(-1)
+    return np.where(labels == probabilities.shape[1], tumor_mask[predicted] == 1.0, predicted == labels)
 
 
 @dataclass
@@ -135,8 +168,8 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
         split = datasets.split_naive(dataset, settings.seed)
     else:
         split = datasets.split_groups(dataset, groups, settings.seed)
-    class_names = list(dataset.class_names)
-    arrays = {}
+    class_names = model_classes(dataset.class_names)
+    arrays, true_names = {}, {}
     for part in ("train", "val", "test"):
         records = [r for r in dataset.records if split.get(r.sha256) == part]
         if not records:
@@ -144,12 +177,14 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
                 f"The {part} split is empty ({len(dataset.records)} images in all); add more images per class."
             )
         images = prepare_paths([r.path for r in records], settings.image_size)
-        labels = np.array([class_names.index(r.class_name) for r in records], np.int32)
+        labels = np.array([class_names.index(r.class_name) if r.class_name in class_names else len(class_names)
+                           for r in records], np.int32)
         arrays[part] = (images, labels)
+        true_names[part] = [r.class_name for r in records]
     summary = {
         "roots": [str(Path(root)) for root in data_dirs],
         "kind": dataset.kind,
-        "counts_per_class": {c: int(sum(r.class_name == c for r in dataset.records)) for c in class_names},
+        "counts_per_class": {c: int(sum(r.class_name == c for r in dataset.records)) for c in dataset.class_names},
         "skipped": len(dataset.skipped),
         "split": settings.split if not settings.manifest else "manifest",
         "split_seed": settings.seed,
@@ -159,7 +194,7 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
         "manifest_hash": manifest_hash,
         "test_leakage": int(datasets.leakage_count(split, groups, dataset)),
     }
-    return TrainingData(class_names, arrays, summary)
+    return TrainingData(class_names, arrays, summary, true_names)
 
 
 # --- the loop ---------------------------------------------------------------------------
@@ -209,16 +244,23 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
     dist_train = strategy.experimental_distribute_dataset(train_ds)
     steps = int(np.ceil(len(train_y) / global_batch))
 
+    tumor_mask = tf.constant(data.tumor_mask)
+
     def replica_step(images, labels):
         with tf.GradientTape() as tape:
             probabilities = model(images, training=True)
-            per_example = keras.losses.sparse_categorical_crossentropy(labels, probabilities)
+            own = tf.gather(probabilities, tf.minimum(labels, n_classes - 1), axis=1, batch_dims=1)
+            any_tumor = tf.reduce_sum(probabilities * tumor_mask, axis=-1)
+            target = tf.where(labels == n_classes, any_tumor, own)
+            per_example = -tf.math.log(tf.clip_by_value(target, 1e-7, 1.0))
             loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        correct = tf.reduce_sum(tf.cast(tf.equal(tf.argmax(probabilities, -1, output_type=tf.int32), labels), tf.float32))
+        predicted = tf.argmax(probabilities, -1, output_type=tf.int32)
+        hit = tf.where(labels == n_classes, tf.gather(tumor_mask, predicted) > 0.5, tf.equal(predicted, labels))
+        correct = tf.reduce_sum(tf.cast(hit, tf.float32))
         return tf.reduce_sum(per_example), correct
 
     @tf.function
@@ -240,8 +282,8 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
             emit(StepEnd(epoch, step, steps))
         val_x, val_y = data.arrays["val"]
         val_probabilities = predict_arrays(model, val_x)
-        val_loss = float(np.mean(-np.log(np.clip(val_probabilities[np.arange(len(val_y)), val_y], 1e-7, 1.0))))
-        val_accuracy = float(np.mean(val_probabilities.argmax(-1) == val_y))
+        val_loss = float(np.mean(-np.log(np.clip(target_probability(val_probabilities, val_y, data.tumor_mask), 1e-7, 1.0))))
+        val_accuracy = float(np.mean(is_correct(val_probabilities, val_y, data.tumor_mask)))
         elapsed = time.monotonic() - started
         record = {
             "epoch": epoch,
@@ -278,13 +320,15 @@ def _augmenter(arch: str, seed: int):
     return augment
 
 
-def fit_temperature(probabilities: np.ndarray, labels: np.ndarray) -> float:
+def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, tumor_mask: np.ndarray | None = None) -> float:
     """Temperature minimising validation negative log-likelihood (Guo et al. 2017)."""
     from scipy.optimize import minimize_scalar
 
+    mask = np.ones(probabilities.shape[1], np.float32) if tumor_mask is None else tumor_mask
+
     def nll(log_t: float) -> float:
         scaled = apply_temperature(probabilities, float(np.exp(log_t)))
-        return float(-np.mean(np.log(np.clip(scaled[np.arange(len(labels)), labels], 1e-12, 1.0))))
+        return float(-np.mean(np.log(np.clip(target_probability(scaled, labels, mask), 1e-12, 1.0))))
 
     best = minimize_scalar(nll, bounds=(np.log(0.05), np.log(20.0)), method="bounded")
     return float(np.exp(best.x))
@@ -318,11 +362,11 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
         data.summary["skipped"], data.summary["duplicate_groups"]))
     keras_model, history = fit(data, settings, strategy, on_event, should_stop)
     val_x, val_y = data.arrays["val"]
-    temperature = fit_temperature(predict_arrays(keras_model, val_x), val_y)
+    temperature = fit_temperature(predict_arrays(keras_model, val_x), val_y, data.tumor_mask)
     threshold = 0.5
     test_x, test_y = data.arrays["test"]
     test_probabilities = apply_temperature(predict_arrays(keras_model, test_x), temperature)
-    metrics = compute_metrics([data.class_names[i] for i in test_y], test_probabilities,
+    metrics = compute_metrics(data.true_names["test"], test_probabilities,
                               data.class_names, no_tumor, threshold)
     info = {
         "format_version": 1,
@@ -332,7 +376,9 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
         "preprocessing": {"brain_crop": True, "square_pad": True, "normalise": "percentile 0.5-99.5 to [0, 1]"},
         "class_names": data.class_names,
         "no_tumor_classes": no_tumor,
-        "outputs": "softmax over class_names; tumor_probability = 1 - sum(p[no_tumor_classes])",
+        "outputs": "softmax over class_names; tumor_probability = 1 - sum(p[no_tumor_classes])"
+                   + ("; images of a tumor of unknown type were trained on the summed tumor classes"
+                      if datasets.TUMOR_CLASS in data.summary["counts_per_class"] and datasets.TUMOR_CLASS not in data.class_names else ""),
         "threshold": threshold,
         "temperature": temperature,
         "gradcam_layer": architectures.GRADCAM_LAYERS[settings.arch],

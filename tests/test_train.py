@@ -79,3 +79,29 @@ def test_temperature_softens_overconfident_predictions():
 def test_bad_settings_are_refused(change, fragment):
     with pytest.raises(SettingsInvalid, match=fragment):
         TrainSettings(**change).check()
+
+
+def test_tumor_of_unknown_type_teaches_tumor_through_the_summed_tumor_classes():
+    from mri_core.train import is_correct, model_classes, target_probability
+
+    classes = model_classes(["glioma", "meningioma", "notumor", "pituitary", "tumor"])
+    assert classes == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert model_classes(["notumor", "tumor"]) == ["notumor", "tumor"]  # a yes/no model keeps "tumor"
+    mask = np.array([1, 1, 0, 1], np.float32)
+    probabilities = np.array([[0.2, 0.3, 0.1, 0.4], [0.1, 0.1, 0.7, 0.1]], np.float32)
+    unknown_type = np.array([4, 4])
+    np.testing.assert_allclose(target_probability(probabilities, unknown_type, mask), [0.9, 0.3], atol=1e-6)
+    assert is_correct(probabilities, unknown_type, mask).tolist() == [True, False]
+    np.testing.assert_allclose(target_probability(probabilities, np.array([3, 2]), mask), [0.4, 0.7], atol=1e-6)
+
+
+def test_typed_folders_with_a_yes_folder_train_a_typed_model(typed_dir, kaggle_dir, tmp_path):
+    from conftest import link_subset
+
+    link_subset(typed_dir, tmp_path / "typed", per_class=12)
+    link_subset(kaggle_dir, tmp_path / "kaggle", per_class=12, classes={"yes"})
+    result = train([tmp_path / "typed", tmp_path / "kaggle"], TrainSettings(**{**FAST, "epochs": 1}))
+    assert result.info["class_names"] == ["glioma", "meningioma", "notumor", "pituitary"]
+    assert result.info["data"]["counts_per_class"]["tumor"] == 12
+    assert "unknown type" in result.info["outputs"]
+    assert result.info["test_metrics"]["n"] == result.info["data"]["split_sizes"]["test"]
