@@ -1,0 +1,167 @@
+"""Build the train/val/test split of the shipped models and measure near-duplicate grouping.
+
+    python bench/make_split.py [--data DIR] [--out PATH] [--seed N] [--results PATH] [--study]
+
+Discovers kaggle-brain-mri, brain-tumor-mri-224 and figshare-boxes under DIR (default
+../shared/data, or $MRI_DATA), groups near-duplicates across all three, splits whole groups
+70/15/15 stratified by (root, class) with the seed, and writes the manifest (hashes,
+relative paths and labels only: no pixels) to bench/splits/shipped.json. Figures (groups,
+how many Kaggle images the detector finds in brain-tumor-mri-224, split sizes, timings) go
+to bench/results_datasets.json. `--study` adds the threshold study that justifies
+`datasets.DUPLICATE_THRESHOLD`: for each candidate threshold, how many re-saved, resized
+and cropped copies of sampled real images still match their original, and how many pairs
+link images of different classes of one data set (distinct slices, so false links).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io as pyio
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+PROJECT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(PROJECT))
+
+from mri_core import datasets, io  # noqa: E402
+
+ROOT_NAMES = ("kaggle-brain-mri", "brain-tumor-mri-224", "figshare-boxes")
+DEFAULT_DATA = Path(os.environ.get("MRI_DATA", PROJECT.parent / "shared" / "data"))
+STUDY_THRESHOLDS = (0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98)
+STUDY_SAMPLE = 200
+
+
+def cross_root_matches(dataset, pairs, source: str, target: str) -> dict[str, int]:
+    """How many images of root `source` match at least one image of root `target`, per class."""
+    roots = np.array([r.root_name for r in dataset.records])
+    found = set()
+    for i, j in pairs:
+        if roots[i] == source and roots[j] == target:
+            found.add(int(i))
+        if roots[j] == source and roots[i] == target:
+            found.add(int(j))
+    per_class = {c: 0 for c in sorted({r.class_name for r in dataset.records if r.root_name == source})}
+    for i in found:
+        per_class[dataset.records[i].class_name] += 1
+    return {**per_class, "total": len(found)}
+
+
+def variants(image: Image.Image) -> dict[str, Image.Image]:
+    """A real slice re-saved the ways duplicates arise: resized, re-compressed, edge-cropped."""
+    width, height = image.size
+    cut_x, cut_y = int(0.04 * width), int(0.04 * height)
+    out = {
+        "resize_0.5": image.resize((width // 2, height // 2), Image.LANCZOS),
+        "resize_1.7": image.resize((int(width * 1.7), int(height * 1.7)), Image.BICUBIC),
+        "crop4_left": image.crop((cut_x, 0, width, height)),
+        "crop4_right": image.crop((0, 0, width - cut_x, height)),
+        "crop4_top": image.crop((0, cut_y, width, height)),
+        "crop4_bottom": image.crop((0, 0, width, height - cut_y)),
+    }
+    for quality in (30, 70):
+        buffer = pyio.BytesIO()
+        image.save(buffer, "JPEG", quality=quality)
+        out[f"jpeg_{quality}"] = Image.open(pyio.BytesIO(buffer.getvalue()))
+    return out
+
+
+def variant_correlations(record) -> dict[str, float]:
+    original = datasets.make_thumbnail(io.read_file(record.path)[0].pixels)
+    image = Image.open(record.path).convert("L")
+    out = {}
+    for name, variant in variants(image).items():
+        buffer = pyio.BytesIO()
+        variant.save(buffer, "PNG")
+        pixels = io.decode_image(buffer.getvalue(), name + ".png").pixels
+        out[name] = float(original @ datasets.make_thumbnail(pixels))
+    return out
+
+
+def threshold_study(dataset, thumbs: np.ndarray, seed: int) -> dict:
+    """Recall on synthetic copies vs false links between classes, per candidate threshold."""
+    rng = np.random.default_rng(seed)
+    sample = rng.choice(len(dataset.records), min(STUDY_SAMPLE, len(dataset.records)), replace=False)
+    with ThreadPoolExecutor(max_workers=datasets.DECODE_WORKERS) as pool:
+        copies = list(pool.map(lambda i: variant_correlations(dataset.records[i]), sample))
+    kinds = list(copies[0])
+    roots = np.array([r.root_name for r in dataset.records])
+    classes = np.array([r.class_name for r in dataset.records])
+    study = {"sample_images": len(sample), "copies_per_image": kinds, "thresholds": {}}
+    for threshold in STUDY_THRESHOLDS:
+        pairs = datasets.near_duplicate_pairs(thumbs, threshold)
+        i, j = pairs[:, 0], pairs[:, 1]
+        cross_class = (roots[i] == roots[j]) & (classes[i] != classes[j])
+        groups = datasets.group_near_duplicates(thumbs, threshold)
+        recall = {k: float(np.mean([c[k] >= threshold for c in copies])) for k in kinds}
+        study["thresholds"][str(threshold)] = {
+            "copy_recall": round(float(np.mean(list(recall.values()))), 4),
+            "copy_recall_per_kind": {k: round(v, 4) for k, v in recall.items()},
+            "cross_class_pairs_within_a_root": int(cross_class.sum()),
+            "groups": int(groups.max() + 1),
+            "largest_group": int(np.bincount(groups).max()),
+        }
+    study["worst_copy_correlation"] = {k: round(min(c[k] for c in copies), 4) for k in kinds}
+    return study
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "splits" / "shipped.json")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--results", type=Path, default=PROJECT / "bench" / "results_datasets.json")
+    parser.add_argument("--study", action="store_true", help="also run the threshold study")
+    args = parser.parse_args()
+
+    started = time.perf_counter()
+    dataset = datasets.discover([args.data / name for name in ROOT_NAMES])
+    discovered = time.perf_counter()
+    thumbs = datasets.thumbnails(dataset.records)  # cached by discover: no second decode
+    pairs = datasets.near_duplicate_pairs(dataset.records)
+    groups = datasets.groups_from_pairs(len(dataset.records), pairs)
+    grouped = time.perf_counter()
+    split = datasets.split_groups(dataset, groups, args.seed)
+    manifest = datasets.write_manifest(args.out, split, dataset, groups, args.seed)
+    naive = datasets.split_naive(dataset, args.seed)
+    sizes = np.bincount(groups)
+
+    figures = {
+        "data": list(ROOT_NAMES),
+        "images": len(dataset.records),
+        "skipped": [[str(p), why] for p, why in dataset.skipped],
+        "counts_per_root": dataset.counts_per_root,
+        "threshold": datasets.DUPLICATE_THRESHOLD,
+        "thumbnail_size": datasets.THUMB_SIZE,
+        "near_duplicate_pairs": int(len(pairs)),
+        "groups": int(len(sizes)),
+        "duplicate_groups": int((sizes > 1).sum()),
+        "images_in_duplicate_groups": int(sizes[sizes > 1].sum()),
+        "largest_group": int(sizes.max()),
+        "kaggle_found_in_brain_tumor_mri_224": cross_root_matches(dataset, pairs, ROOT_NAMES[0], ROOT_NAMES[1]),
+        "figshare_found_in_brain_tumor_mri_224": cross_root_matches(dataset, pairs, ROOT_NAMES[2], ROOT_NAMES[1]),
+        "seed": args.seed,
+        "split_sizes": datasets.split_counts(split, dataset),
+        "split_totals": {s: sum(v == s for v in split.values()) for s in datasets.SPLITS},
+        "test_leakage_grouped": datasets.leakage_count(split, groups, dataset),
+        "test_leakage_naive_split": datasets.leakage_count(naive, groups, dataset),
+        "manifest": str(args.out.relative_to(PROJECT) if args.out.is_relative_to(PROJECT) else args.out),
+        "manifest_hash": manifest["images_hash"],
+        "seconds_discover_and_thumbnails": round(discovered - started, 1),
+        "seconds_grouping": round(grouped - discovered, 1),
+        "cpu_count": os.cpu_count(),
+    }
+    if args.study:
+        figures["threshold_study"] = threshold_study(dataset, thumbs, args.seed)
+    args.results.write_text(json.dumps(figures, indent=1) + "\n")
+    print(json.dumps({k: v for k, v in figures.items() if k not in ("split_sizes", "threshold_study")}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
