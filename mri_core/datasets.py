@@ -67,8 +67,8 @@ THUMB_BLUR_SIGMA = 2.0  # at search size: noise and JPEG blocks do not move the 
 THUMB_HEAD_FRACTION = 0.2
 # The frame is the median of the head mask +- this many robust standard deviations
 # (IQR / 1.35) per axis. Quantiles, unlike a bounding box or mean and std, barely move
-# when a few % is cut off one edge: 4 % cut off a tight 224 px slice moves a box edge by
-# 4 % but the median by ~1 %; mean/std framing kept 85 % of such copies, this 99 %.
+# when a few % is cut off one edge (a 4 % cut moves a box edge by 4 %); measured on 200
+# real slices, mean/std framing matched 87 % of 4 %-bottom-cut copies, quartiles 98 %.
 THUMB_FRAME_SIGMAS = 2.0
 # Subtract a blur of this sigma (in thumbnail pixels): removes the head's outline and
 # brightness ramp, which every axial slice shares, so that what correlates is anatomy.
@@ -108,13 +108,13 @@ class ImageRecord:
 @dataclass(frozen=True)
 class Dataset:
     roots: tuple[Path, ...]
-    records: tuple[ImageRecord, ...]  # readable images only, sorted by (root, path)
+    records: tuple[ImageRecord, ...]  # readable images only: roots in given order, then by path
     class_names: tuple[str, ...]  # sorted
     skipped: tuple[tuple[Path, str], ...]  # (file, why) for files that could not be read
 
     @property
     def kind(self) -> str:
-        """"typed" when any class is a tumor type, "binary" when only notumor/tumor."""
+        """`typed` when any class is a tumor type, `binary` when only notumor/tumor."""
         return "typed" if any(c in TUMOR_TYPES for c in self.class_names) else "binary"
 
     @property
