@@ -25,6 +25,10 @@ from .model import apply_temperature, predict_arrays
 from .errors import DatasetInvalid, SettingsInvalid, TrainingCancelled
 
 STRATEGIES = ("auto", "mirrored", "multiworker")
+# `default` models operate at high sensitivity: the threshold is the highest one that still
+# finds this share of the validation tumors (the paper's model keeps its plain 0.5).
+TARGET_SENSITIVITY = 0.98
+THRESHOLD_RANGE = (0.02, 0.5)
 SPLITS = ("grouped", "naive")
 
 
@@ -230,19 +234,28 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
     n_classes = len(data.class_names)
     with strategy.scope():
         model = architectures.build(settings.arch, settings.image_size, n_classes)
-        optimizer = keras.optimizers.Adam(settings.learning_rate)
     global_batch = settings.batch_size * strategy.num_replicas_in_sync
     train_x, train_y = data.arrays["train"]
+    steps = int(np.ceil(len(train_y) / global_batch))
+    with strategy.scope():
+        learning_rate = settings.learning_rate
+        if settings.arch != "paper":  # the paper used a constant rate; ours decays to settle
+            learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps * settings.epochs, alpha=0.02)
+        optimizer = keras.optimizers.Adam(learning_rate)
     augment = _augmenter(settings.arch, settings.seed)
-    train_ds = (
+    batch_seeds = tf.data.Dataset.random(seed=settings.seed, rerandomize_each_iteration=True).batch(2)
+    batches = (
         tf.data.Dataset.from_tensor_slices((train_x, train_y))
         .shuffle(len(train_y), seed=settings.seed, reshuffle_each_iteration=True)
         .batch(global_batch)
-        .map(lambda x, y: (augment(tf.cast(x, tf.float32) / 255.0), y), num_parallel_calls=tf.data.AUTOTUNE)
+    )
+    train_ds = (
+        tf.data.Dataset.zip(batches, batch_seeds)
+        .map(lambda batch, seeds: (augment(tf.cast(batch[0], tf.float32) / 255.0, seeds), batch[1]),
+             num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(2)
     )
     dist_train = strategy.experimental_distribute_dataset(train_ds)
-    steps = int(np.ceil(len(train_y) / global_batch))
 
     tumor_mask = tf.constant(data.tumor_mask)
 
@@ -303,21 +316,45 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
 
 
 def _augmenter(arch: str, seed: int):
-    """The paper trained without augmentation; `default` gets flips and intensity jitter."""
+    """(images, seeds) -> images. The paper trained without augmentation; `default` gets
+    flips, small rotations and zoom, gamma, contrast and noise, so that it does not learn
+    one scanner's look. Random draws are seeded per batch: a run is repeatable."""
+    import keras
     import tensorflow as tf
 
     if arch == "paper":
-        return lambda images: images
-    generator = tf.random.Generator.from_seed(seed)
+        return lambda images, seeds: images
+    geometric = keras.Sequential([
+        keras.layers.RandomFlip("horizontal", seed=seed),
+        keras.layers.RandomRotation(0.04, fill_mode="constant", seed=seed + 1),
+        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="constant", seed=seed + 2),
+    ])
 
-    def augment(images):
-        flipped = tf.image.flip_left_right(images)
-        choose = generator.uniform([tf.shape(images)[0], 1, 1, 1]) < 0.5
-        images = tf.where(choose, flipped, images)
-        gamma = tf.exp(generator.uniform([tf.shape(images)[0], 1, 1, 1], -0.25, 0.25))
-        return tf.clip_by_value(tf.pow(images + 1e-6, gamma), 0.0, 1.0)
+    def augment(images, seeds):
+        images = geometric(images, training=True)
+        per_image = [tf.shape(images)[0], 1, 1, 1]
+        gamma = tf.exp(tf.random.stateless_uniform(per_image, seeds, -0.3, 0.3))
+        images = tf.pow(images + 1e-6, gamma)
+        contrast = tf.random.stateless_uniform(per_image, seeds + 1, 0.85, 1.15)
+        mean = tf.reduce_mean(images, axis=(1, 2, 3), keepdims=True)
+        images = (images - mean) * contrast + mean
+        noise_level = tf.random.stateless_uniform(per_image, seeds + 2, 0.0, 0.03)
+        images += tf.random.stateless_normal(tf.shape(images), seeds + 3) * noise_level
+        return tf.clip_by_value(images, 0.0, 1.0)
 
     return augment
+
+
+def choose_threshold(tumor_probability: np.ndarray, is_tumor: np.ndarray,
+                     target_sensitivity: float = TARGET_SENSITIVITY) -> float:
+    """The highest threshold whose sensitivity on these (validation) images meets the target."""
+    tumor_scores = np.sort(tumor_probability[is_tumor])
+    if not len(tumor_scores):
+        return 0.5
+    # at threshold t, sensitivity = share of tumor scores >= t; allow this many misses:
+    misses = int(np.floor((1.0 - target_sensitivity) * len(tumor_scores)))
+    threshold = float(tumor_scores[misses]) - 1e-6
+    return float(np.clip(threshold, *THRESHOLD_RANGE))
 
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, tumor_mask: np.ndarray | None = None) -> float:
@@ -362,8 +399,12 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
         data.summary["skipped"], data.summary["duplicate_groups"]))
     keras_model, history = fit(data, settings, strategy, on_event, should_stop)
     val_x, val_y = data.arrays["val"]
-    temperature = fit_temperature(predict_arrays(keras_model, val_x), val_y, data.tumor_mask)
+    val_raw = predict_arrays(keras_model, val_x)
+    temperature = fit_temperature(val_raw, val_y, data.tumor_mask)
     threshold = 0.5
+    if settings.arch != "paper":
+        val_tumor_probability = apply_temperature(val_raw, temperature) @ data.tumor_mask
+        threshold = choose_threshold(val_tumor_probability, np.array([c not in datasets.NO_TUMOR_CLASSES for c in data.true_names["val"]]))
     test_x, test_y = data.arrays["test"]
     test_probabilities = apply_temperature(predict_arrays(keras_model, test_x), temperature)
     metrics = compute_metrics(data.true_names["test"], test_probabilities,

@@ -105,3 +105,15 @@ def test_typed_folders_with_a_yes_folder_train_a_typed_model(typed_dir, kaggle_d
     assert result.info["data"]["counts_per_class"]["tumor"] == 12
     assert "unknown type" in result.info["outputs"]
     assert result.info["test_metrics"]["n"] == result.info["data"]["split_sizes"]["test"]
+
+
+def test_threshold_is_chosen_for_high_sensitivity_on_validation():
+    from mri_core.train import choose_threshold
+
+    rng = np.random.default_rng(0)
+    tumor_scores = rng.uniform(0.05, 1.0, 200)
+    scores = np.concatenate([tumor_scores, rng.uniform(0.0, 0.3, 100)])
+    is_tumor = np.arange(300) < 200
+    threshold = choose_threshold(scores, is_tumor, target_sensitivity=0.98)
+    assert np.mean(tumor_scores >= threshold) >= 0.98
+    assert np.mean(tumor_scores >= threshold + 0.01) < 0.98 or threshold == 0.5  # the highest such threshold
