@@ -35,10 +35,10 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model on folder-per-class data")
     train.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
     train.add_argument("--arch", default="paper", choices=["paper", "default"])
-    train.add_argument("--epochs", type=int, default=30)
-    train.add_argument("--image-size", type=int, default=128)
-    train.add_argument("--batch-size", type=int, default=16)
-    train.add_argument("--learning-rate", type=float, default=1e-3)
+    train.add_argument("--epochs", type=int, help="default: 30 (paper), 24 (default)")
+    train.add_argument("--image-size", type=int, help="default: 128")
+    train.add_argument("--batch-size", type=int, help="default: 16 (paper), 32 (default)")
+    train.add_argument("--learning-rate", type=float, help="default: 0.001 (paper), 0.002 (default)")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--name")
     train.add_argument("--activate", action="store_true", help="make the new model the active one")
@@ -128,11 +128,11 @@ class ProgressBar:
 
 
 def run_train(args) -> int:
-    from .train import TrainSettings, train_and_save
+    from .train import settings_for, train_and_save
 
-    settings = TrainSettings(arch=args.arch, epochs=args.epochs, image_size=args.image_size,
-                             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                             name=args.name, strategy=args.strategy, split=args.split, manifest=args.manifest)
+    settings = settings_for(args.arch, epochs=args.epochs, image_size=args.image_size,
+                            batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
+                            name=args.name, strategy=args.strategy, split=args.split, manifest=args.manifest)
     started = time.monotonic()
     entry = train_and_save(args.data_dirs, settings, on_event=ProgressBar(), activate=args.activate)
     if entry is None:

@@ -32,6 +32,21 @@ THRESHOLD_RANGE = (0.02, 0.5)
 SPLITS = ("grouped", "naive")
 
 
+# Per-architecture defaults for what the user leaves unset (CLI flags, Train page).
+ARCH_DEFAULTS = {
+    "paper": {"epochs": 30, "batch_size": 16, "learning_rate": 1e-3, "image_size": 128},
+    "default": {"epochs": 24, "batch_size": 32, "learning_rate": 2e-3, "image_size": 128},
+}
+
+
+def settings_for(arch: str = "paper", **given) -> "TrainSettings":
+    """TrainSettings for `arch`, with that architecture's defaults where `given` is None."""
+    if arch not in ARCH_DEFAULTS:
+        raise SettingsInvalid(f"Unknown architecture {arch!r}; choose {' or '.join(ARCH_DEFAULTS)}.")
+    chosen = {key: value for key, value in given.items() if value is not None}
+    return TrainSettings(arch=arch, **{**ARCH_DEFAULTS[arch], **chosen})
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """What the user may set; defaults are what the CLI and Train page start from."""

@@ -117,3 +117,13 @@ def test_threshold_is_chosen_for_high_sensitivity_on_validation():
     threshold = choose_threshold(scores, is_tumor, target_sensitivity=0.98)
     assert np.mean(tumor_scores >= threshold) >= 0.98
     assert np.mean(tumor_scores >= threshold + 0.01) < 0.98 or threshold == 0.5  # the highest such threshold
+
+
+def test_unset_settings_take_the_architecture_defaults():
+    from mri_core.train import ARCH_DEFAULTS, settings_for
+
+    assert settings_for("default").batch_size == ARCH_DEFAULTS["default"]["batch_size"]
+    assert settings_for("paper", epochs=None, batch_size=8).batch_size == 8
+    assert settings_for("paper").epochs == ARCH_DEFAULTS["paper"]["epochs"]
+    with pytest.raises(SettingsInvalid, match="Unknown architecture"):
+        settings_for("vgg")
