@@ -81,7 +81,7 @@ with result_column:
     for warning in reading.warnings:
         st.warning(f"Note: {warning.replace('_', ' ')}.")
 with image_column:
-    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.4, 0.05)
+    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05)
     st.image(render.overlay(slice_.pixels, reading.heatmap, opacity, reading.cam_peak, reading.cam_box),
              caption=f"{reading.source} · heatmap: evidence for the most likely tumor class", width="stretch")
 st.caption(f"{NOTICE} The heatmap shows where the model looked, not the tumor's outline.")

@@ -68,8 +68,9 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray | None, opacity: float = 0.4
             box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """Scan (H, W) [0, 1] + heatmap (H, W) [0, 1] or None -> (H, W, 3) uint8 RGB.
 
-    The heatmap is colour-mapped and blended over the grey scan with `opacity`
-    (0 = scan only, 1 = heatmap only); the box and the peak are drawn on top.
+    The heatmap is colour-mapped and blended over the grey scan with `opacity` times the
+    heatmap's own value (0 = scan only; at the peak, 1 = colour only), so cold areas keep
+    the plain scan; the box and the peak are drawn on top.
     """
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be between 0 and 1, got {opacity}.")
@@ -80,7 +81,9 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray | None, opacity: float = 0.4
                 f"Heatmap shape {np.shape(heatmap)} does not match the scan {rgb.shape[:2]}; "
                 "map it back to original pixels first (preprocess.heatmap_to_original)."
             )
-        rgb = cv2.addWeighted(heatmap_rgb(heatmap), opacity, rgb, 1.0 - opacity, 0.0)
+        # weight by evidence: where the map is ~0 the scan stays plain grey, not tinted blue
+        alpha = opacity * _check_pixels(heatmap)[:, :, None]  # (H, W, 1)
+        rgb = np.round(heatmap_rgb(heatmap) * alpha + rgb * (1.0 - alpha)).astype(np.uint8)
     if box is not None:
         draw_box(rgb, box)
     if peak is not None:

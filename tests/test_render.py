@@ -101,3 +101,11 @@ def test_to_png_round_trips(scan, heatmap):
     rgb = render.overlay(scan, heatmap, peak=(30, 40), box=(10, 10, 80, 90))
     decoded = np.asarray(Image.open(_io.BytesIO(render.to_png(rgb))))
     np.testing.assert_array_equal(decoded, rgb)
+
+
+def test_cold_areas_keep_the_plain_scan(scan, heatmap):
+    rgb = render.overlay(scan, heatmap, opacity=1.0)
+    cold = heatmap < 1e-3  # far from the blob: no evidence
+    grey = render.grey_rgb(scan)
+    assert cold.any()
+    assert np.abs(rgb[cold].astype(int) - grey[cold].astype(int)).max() <= 1
