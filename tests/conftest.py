@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+from subsets import link_subset
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA_ROOT = Path(os.environ.get("MRI_DATA", PROJECT_ROOT.parent / "shared" / "data"))
@@ -64,17 +65,6 @@ def no_tumor_image_path(kaggle_dir: Path) -> Path:
 def _isolated_registry(tmp_path_factory, monkeypatch):
     """Every test gets its own empty model registry: never touch the user's."""
     monkeypatch.setenv("MRI_HOME", str(tmp_path_factory.mktemp("mri_home")))
-
-
-def link_subset(source_root: Path, target_root: Path, per_class: int, classes=None) -> Path:
-    """A small folder-per-class data set of symlinks to real images (nothing copied)."""
-    for class_dir in sorted(p for p in source_root.iterdir() if p.is_dir()):
-        if classes and class_dir.name not in classes:
-            continue
-        (target_root / class_dir.name).mkdir(parents=True, exist_ok=True)
-        for image in sorted(class_dir.iterdir())[:per_class]:
-            (target_root / class_dir.name / image.name).symlink_to(image)
-    return target_root
 
 
 @pytest.fixture(scope="session")

@@ -96,7 +96,7 @@ def test_tumor_of_unknown_type_teaches_tumor_through_the_summed_tumor_classes():
 
 
 def test_typed_folders_with_a_yes_folder_train_a_typed_model(typed_dir, kaggle_dir, tmp_path):
-    from conftest import link_subset
+    from subsets import link_subset
 
     link_subset(typed_dir, tmp_path / "typed", per_class=12)
     link_subset(kaggle_dir, tmp_path / "kaggle", per_class=12, classes={"yes"})
