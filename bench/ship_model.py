@@ -1,8 +1,11 @@
 """Copy a trained package into assets/models/<name>/ as a shipped model, with its MODEL_CARD.md.
 
-    python bench/ship_model.py PACKAGE_DIR --name NAME [--default]
+    python bench/ship_model.py PACKAGE_DIR --name NAME [--default] [--evaluation bench/results.json]
+                               [--failure-modes FILE]
 
 `--default` also writes assets/models/DEFAULT so the app uses it when nothing is activated.
+`--evaluation` adds this model's figures from the `accuracy` section that bench/accuracy.py
+wrote; `--failure-modes` adds a Markdown list of known failure modes to the card.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import json
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -19,16 +23,24 @@ from mri_core import registry  # noqa: E402
 from mri_core.card import model_card  # noqa: E402
 
 
-def ship(package: Path, name: str, make_default: bool) -> Path:
+def find_evaluation(results: Path, ref: str) -> dict | None:
+    models = json.loads(results.read_text()).get("accuracy", {}).get("models", {})
+    return models.get(ref)
+
+
+def ship(package: Path, name: str, make_default: bool, evaluation: dict | None = None,
+         failure_modes: str | None = None) -> Path:
     info = registry.read_info(package)
+    staged = Path(shutil.copytree(package, Path(tempfile.mkdtemp()) / "package"))  # package may be target
     target = registry.SHIPPED_DIR / name
     if target.exists():
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    shutil.copy2(package / registry.MODEL_FILE, target / registry.MODEL_FILE)
+    shutil.copy2(staged / registry.MODEL_FILE, target / registry.MODEL_FILE)
+    shutil.rmtree(staged.parent)
     info = {**info, "name": name, "shipped": True}
     (target / registry.INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    (target / registry.CARD_FILE).write_text(model_card(info))
+    (target / registry.CARD_FILE).write_text(model_card(info, evaluation, failure_modes))
     if make_default:
         (registry.SHIPPED_DIR / "DEFAULT").write_text(name + "\n")
     return target
@@ -39,8 +51,15 @@ def main() -> None:
     parser.add_argument("package", type=Path)
     parser.add_argument("--name", required=True)
     parser.add_argument("--default", action="store_true")
+    parser.add_argument("--evaluation", type=Path, help="bench/results.json with an accuracy section")
+    parser.add_argument("--failure-modes", type=Path, help="Markdown file listing known failure modes")
     args = parser.parse_args()
-    print(ship(args.package, registry.check_model_name(args.name), args.default))
+    ref = f"{args.name}@{registry.read_info(args.package)['version']}"
+    evaluation = find_evaluation(args.evaluation, ref) if args.evaluation else None
+    if args.evaluation and evaluation is None:
+        sys.exit(f"{args.evaluation} has no accuracy figures for {ref}; run bench/accuracy.py --model {args.package} first")
+    failure_modes = args.failure_modes.read_text() if args.failure_modes else None
+    print(ship(args.package, registry.check_model_name(args.name), args.default, evaluation, failure_modes))
 
 
 if __name__ == "__main__":

@@ -33,8 +33,40 @@ def _confusion(metrics: dict) -> list[str]:
     return lines
 
 
-def model_card(info: dict) -> str:
-    """model.json content -> MODEL_CARD.md text."""
+def _rate(figure: dict | None) -> str:
+    if not figure or figure.get("rate") is None:
+        return "n/a"
+    return f"{figure['rate']:.3f} [{figure['low']:.3f}, {figure['high']:.3f}] (n={figure['n']})"
+
+
+def evaluation_section(evaluation: dict) -> list[str]:
+    """Figures of `bench/accuracy.py` for this model (95% confidence intervals)."""
+    auc = evaluation.get("roc_auc") or {}
+    ece = evaluation.get("ece") or {}
+    place = evaluation.get("localisation") or {}
+    rows = [
+        ("accuracy (all test images; unknown-type tumors judged tumor vs no tumor)", _rate(evaluation.get("accuracy"))),
+        ("ROC AUC, tumor vs no tumor", f"{auc.get('value', float('nan')):.4f} [{auc.get('low', float('nan')):.4f}, {auc.get('high', float('nan')):.4f}]" if auc else "n/a"),
+        ("sensitivity", _rate(evaluation.get("sensitivity"))),
+        ("specificity", _rate(evaluation.get("specificity"))),
+    ]
+    for source, figures in sorted((evaluation.get("per_source") or {}).items()):
+        rows.append((f"sensitivity, {source}", _rate(figures.get("sensitivity"))))
+        if figures.get("specificity"):
+            rows.append((f"specificity, {source}", _rate(figures.get("specificity"))))
+    if ece:
+        rows.append(("ECE (15 bins), before -> after temperature", f"{ece['before']:.3f} -> {ece['after']:.3f}"))
+    if place:
+        rows.append(("Grad-CAM pointing game (centre-of-brain baseline)",
+                     f"{_rate(place.get('pointing_game'))} ({place['pointing_game_centre']['rate']:.3f})"))
+        rows.append(("Grad-CAM mean IoU of cam_box (centre baseline)",
+                     f"{place['iou']['mean']:.3f} ({place['iou_centre']['mean']:.3f})"))
+    return ["", "## Evaluation on the committed test split", "",
+            "From `python bench/accuracy.py` (95% Wilson or bootstrap intervals):", "", *_table(rows)]
+
+
+def model_card(info: dict, evaluation: dict | None = None, failure_modes: str | None = None) -> str:
+    """model.json content (+ optional benchmark figures and known failure modes) -> MODEL_CARD.md text."""
     data, metrics = info.get("data", {}), info.get("test_metrics", {})
     history = info.get("history", [])
     sizes = data.get("split_sizes", {})
@@ -80,6 +112,8 @@ def model_card(info: dict) -> str:
             ("expected calibration error (15 bins)", _fmt(metrics.get("ece"))),
         ]),
         *_confusion(metrics),
+        *(evaluation_section(evaluation) if evaluation else []),
+        *(["", "## Known failure modes", "", failure_modes.strip()] if failure_modes else []),
         "",
         "## Training",
         "",

@@ -18,3 +18,19 @@ def test_card_tolerates_a_package_without_metrics(tiny_model):
     info = {k: v for k, v in tiny_model.info.items() if k not in ("test_metrics", "history", "data")}
     card = model_card(info)
     assert "| accuracy | n/a |" in card
+
+
+def test_card_adds_benchmark_figures_with_intervals_and_failure_modes(tiny_model):
+    rate = {"rate": 0.9, "low": 0.8, "high": 0.95, "n": 40, "successes": 36}
+    evaluation = {
+        "accuracy": rate, "sensitivity": rate, "specificity": rate,
+        "roc_auc": {"value": 0.97, "low": 0.95, "high": 0.99},
+        "per_source": {"kaggle-brain-mri": {"sensitivity": rate}},
+        "ece": {"before": 0.08, "after": 0.02},
+        "localisation": {"pointing_game": rate, "pointing_game_centre": {"rate": 0.2},
+                         "iou": {"mean": 0.3}, "iou_centre": {"mean": 0.1}},
+    }
+    card = model_card(tiny_model.info, evaluation, "- misses small tumors")
+    assert "| sensitivity, kaggle-brain-mri | 0.900 [0.800, 0.950] (n=40) |" in card
+    assert "0.080 -> 0.020" in card and "0.9700 [0.9500, 0.9900]" in card
+    assert "## Known failure modes" in card and "- misses small tumors" in card
