@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--split", default="grouped", choices=["grouped", "naive"],
                        help="grouped keeps near-duplicates on one side (default); naive splits per image as the paper did")
     train.add_argument("--manifest", help="follow this split manifest (e.g. bench/splits/shipped.json)")
+    train.add_argument("--source-balance", type=float, default=0.0,
+                       help="weight (source, class) strata by (median size / size) ** X; 0 (default) = off")
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on folder-per-class data")
     evaluate.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
@@ -132,7 +134,8 @@ def run_train(args) -> int:
 
     settings = settings_for(args.arch, epochs=args.epochs, image_size=args.image_size,
                             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
-                            name=args.name, strategy=args.strategy, split=args.split, manifest=args.manifest)
+                            name=args.name, strategy=args.strategy, split=args.split, manifest=args.manifest,
+                            source_balance=args.source_balance)
     started = time.monotonic()
     entry = train_and_save(args.data_dirs, settings, on_event=ProgressBar(), activate=args.activate)
     if entry is None:

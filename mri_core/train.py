@@ -61,6 +61,9 @@ class TrainSettings:
     strategy: str = "auto"
     split: str = "grouped"  # grouped: near-duplicates kept together; naive: per image (as the paper)
     manifest: str | None = None  # a committed split manifest to follow instead of splitting anew
+    # loss weight of each (source folder, class) stratum: (median stratum size / its size) ** this;
+    # 0 = every image counts the same. Raises the few tumors shown in a rare source's style.
+    source_balance: float = 0.0
 
     def check(self) -> "TrainSettings":
         if self.arch not in architectures.ARCHITECTURES:
@@ -77,6 +80,8 @@ class TrainSettings:
             raise SettingsInvalid(f"Unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}.")
         if self.split not in SPLITS:
             raise SettingsInvalid(f"Unknown split {self.split!r}; choose one of {', '.join(SPLITS)}.")
+        if not 0.0 <= self.source_balance <= 1.0:
+            raise SettingsInvalid(f"Source balance must be between 0 and 1, got {self.source_balance}.")
         if self.name is not None:
             registry.check_model_name(self.name)
         return self
@@ -135,6 +140,7 @@ class TrainingData:
     arrays: dict[str, tuple[np.ndarray, np.ndarray]]  # split -> (images, labels)
     summary: dict
     true_names: dict[str, list[str]] = field(default_factory=dict)  # split -> true class per image
+    train_weights: np.ndarray | None = None  # per training image loss weight (mean 1)
 
     @property
     def any_tumor_label(self) -> int:
@@ -200,6 +206,8 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
                            for r in records], np.int32)
         arrays[part] = (images, labels)
         true_names[part] = [r.class_name for r in records]
+        if part == "train":
+            train_weights = stratum_weights([(r.root_name, r.class_name) for r in records], settings.source_balance)
     summary = {
         "roots": [str(Path(root)) for root in data_dirs],
         "kind": dataset.kind,
@@ -213,7 +221,16 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
         "manifest_hash": manifest_hash,
         "test_leakage": int(datasets.leakage_count(split, groups, dataset)),
     }
-    return TrainingData(class_names, arrays, summary, true_names)
+    summary["source_balance"] = settings.source_balance
+    return TrainingData(class_names, arrays, summary, true_names, train_weights)
+
+
+def stratum_weights(strata: Sequence[tuple[str, str]], exponent: float) -> np.ndarray:
+    """Per-image weights (mean 1): (median stratum size / own stratum size) ** exponent."""
+    names, index = np.unique(np.array([f"{root}/{name}" for root, name in strata]), return_inverse=True)
+    sizes = np.bincount(index).astype(np.float64)
+    weights = (np.median(sizes) / sizes[index]) ** exponent
+    return (weights / weights.mean()).astype(np.float32)
 
 
 # --- the loop ---------------------------------------------------------------------------
@@ -251,6 +268,7 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
         model = architectures.build(settings.arch, settings.image_size, n_classes)
     global_batch = settings.batch_size * strategy.num_replicas_in_sync
     train_x, train_y = data.arrays["train"]
+    train_w = data.train_weights if data.train_weights is not None else np.ones(len(train_y), np.float32)
     steps = int(np.ceil(len(train_y) / global_batch))
     with strategy.scope():
         learning_rate = settings.learning_rate
@@ -260,13 +278,13 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
     augment = _augmenter(settings.arch, settings.seed)
     batch_seeds = tf.data.Dataset.random(seed=settings.seed, rerandomize_each_iteration=True).batch(2)
     batches = (
-        tf.data.Dataset.from_tensor_slices((train_x, train_y))
+        tf.data.Dataset.from_tensor_slices((train_x, train_y, train_w))
         .shuffle(len(train_y), seed=settings.seed, reshuffle_each_iteration=True)
         .batch(global_batch)
     )
     train_ds = (
         tf.data.Dataset.zip(batches, batch_seeds)
-        .map(lambda batch, seeds: (augment(tf.cast(batch[0], tf.float32) / 255.0, seeds), batch[1]),
+        .map(lambda batch, seeds: (augment(tf.cast(batch[0], tf.float32) / 255.0, seeds), batch[1], batch[2]),
              num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(2)
     )
@@ -274,14 +292,14 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
 
     tumor_mask = tf.constant(data.tumor_mask)
 
-    def replica_step(images, labels):
+    def replica_step(images, labels, weights):
         with tf.GradientTape() as tape:
             probabilities = model(images, training=True)
             own = tf.gather(probabilities, tf.minimum(labels, n_classes - 1), axis=1, batch_dims=1)
             any_tumor = tf.reduce_sum(probabilities * tumor_mask, axis=-1)
             target = tf.where(labels == n_classes, any_tumor, own)
             per_example = -tf.math.log(tf.clip_by_value(target, 1e-7, 1.0))
-            loss = tf.nn.compute_average_loss(per_example, global_batch_size=global_batch)
+            loss = tf.nn.compute_average_loss(per_example * weights, global_batch_size=global_batch)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
         grads = tape.gradient(loss, model.trainable_variables)
@@ -292,8 +310,8 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
         return tf.reduce_sum(per_example), correct
 
     @tf.function
-    def train_step(images, labels):
-        loss_sum, correct = strategy.run(replica_step, args=(images, labels))
+    def train_step(images, labels, weights):
+        loss_sum, correct = strategy.run(replica_step, args=(images, labels, weights))
         return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None),
                 strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
 
@@ -301,10 +319,10 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
     started = time.monotonic()
     for epoch in range(1, settings.epochs + 1):
         loss_total, correct_total = 0.0, 0.0
-        for step, (images, labels) in enumerate(dist_train, start=1):
+        for step, (images, labels, weights) in enumerate(dist_train, start=1):
             if stop():
                 raise TrainingCancelled("Training was cancelled; no model was saved.")
-            loss_sum, correct = train_step(images, labels)
+            loss_sum, correct = train_step(images, labels, weights)
             loss_total += float(loss_sum)
             correct_total += float(correct)
             emit(StepEnd(epoch, step, steps))
@@ -395,6 +413,8 @@ def reproduce_command(data_dirs: Sequence[str | Path], settings: TrainSettings) 
              "--seed", str(settings.seed), "--split", settings.split]
     if settings.manifest:
         parts += ["--manifest", str(settings.manifest)]
+    if settings.source_balance:
+        parts += ["--source-balance", str(settings.source_balance)]
     if settings.name:
         parts += ["--name", settings.name]
     return shlex.join(parts)

@@ -127,3 +127,15 @@ def test_unset_settings_take_the_architecture_defaults():
     assert settings_for("paper").epochs == ARCH_DEFAULTS["paper"]["epochs"]
     with pytest.raises(SettingsInvalid, match="Unknown architecture"):
         settings_for("vgg")
+
+
+def test_source_balance_raises_rare_strata_and_keeps_the_mean_weight():
+    from mri_core.train import stratum_weights
+
+    strata = [("big", "notumor")] * 90 + [("rare", "tumor")] * 10
+    assert np.allclose(stratum_weights(strata, 0.0), 1.0)
+    weights = stratum_weights(strata, 0.5)
+    assert weights.mean() == pytest.approx(1.0)
+    assert weights[-1] / weights[0] == pytest.approx(3.0)  # sqrt(90 / 10)
+    with pytest.raises(SettingsInvalid, match="Source balance"):
+        TrainSettings(source_balance=2.0).check()
