@@ -209,3 +209,28 @@ def _fsync_tree(folder: Path) -> None:
         if file.is_file():
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
+
+
+def delete(ref: str | os.PathLike) -> ModelEntry:
+    """Delete a trained package for good and return its entry; never a shipped or the active one.
+
+    The version folder is first renamed to a `.partial-` name inside the models folder (one
+    atomic step that `list_models` skips), then removed, so a crash mid-delete never leaves a
+    half package that lists or loads.
+    """
+    entry = resolve(ref)
+    if entry.shipped:
+        raise SettingsInvalid(f"{entry.ref} is shipped with the app and cannot be deleted; only models you trained can be.")
+    root = models_dir()
+    if root.resolve() not in entry.path.resolve().parents:
+        raise ModelNotFound(f"{entry.path} is not in the model registry ({root}); only trained models listed there can be deleted.")
+    try:
+        current = active().path.resolve()
+    except (ModelNotFound, ModelInvalid):
+        current = None  # nothing is active, so nothing needs protecting
+    if current == entry.path.resolve():
+        raise SettingsInvalid(f"{entry.ref} is the active model; activate another model first, then delete it.")
+    doomed = Path(tempfile.mkdtemp(dir=root, prefix=f"{_TEMP_PREFIX}delete-"))
+    os.rename(entry.path, doomed / entry.path.name)  # same file system: atomic
+    shutil.rmtree(doomed, ignore_errors=True)
+    return entry

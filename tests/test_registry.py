@@ -87,3 +87,61 @@ def test_folder_without_model_json_is_not_a_package(tmp_path):
 def test_bad_model_names_are_refused(name):
     with pytest.raises(SettingsInvalid, match="not allowed"):
         registry.save_package(name, {}, _fake_weights)
+
+
+def test_delete_removes_a_trained_model_and_leaves_no_partial_folder():
+    keep = registry.save_package("clinic", {}, _fake_weights)
+    doomed = registry.save_package("clinic", {}, _fake_weights)
+    assert registry.delete(doomed.ref).path == doomed.path
+    assert not doomed.path.exists()
+    assert [e.ref for e in registry.list_models() if not e.shipped] == [keep.ref]
+    assert not [p for p in registry.models_dir().iterdir() if p.name.startswith(".partial-")]
+    with pytest.raises(ModelNotFound, match="clinic@2"):
+        registry.resolve(doomed.ref)
+
+
+def test_delete_refuses_the_active_model_until_another_is_activated():
+    first = registry.save_package("clinic", {}, _fake_weights)
+    second = registry.save_package("clinic", {}, _fake_weights)
+    registry.activate(first.ref)
+    with pytest.raises(SettingsInvalid, match="active model; activate another"):
+        registry.delete(first.ref)
+    assert first.path.is_dir()
+    registry.activate(second.ref)
+    registry.delete(first.ref)
+    assert not first.path.exists() and registry.active().ref == second.ref
+
+
+def test_delete_refuses_shipped_models():
+    shipped = [e for e in registry.list_models() if e.shipped]
+    if not shipped:
+        pytest.skip("no shipped model in assets/models yet")
+    for entry in shipped:
+        with pytest.raises(SettingsInvalid, match="shipped with the app"):
+            registry.delete(entry.ref)
+        assert (entry.path / registry.MODEL_FILE).is_file()
+
+
+def test_delete_refuses_a_package_outside_the_registry(tmp_path):
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    _fake_weights(outside)
+    (outside / "model.json").write_text(json.dumps({"name": "stray", "version": 1}))
+    with pytest.raises(ModelNotFound, match="not in the model registry"):
+        registry.delete(outside)
+    assert (outside / "model.json").is_file()
+
+
+def test_delete_of_an_unknown_model_names_the_known_ones():
+    registry.save_package("known", {}, _fake_weights)
+    with pytest.raises(ModelNotFound, match="known@1"):
+        registry.delete("nope@3")
+
+
+def test_a_delete_interrupted_after_its_rename_lists_nothing():
+    # what a crash between delete's rename and its rmtree leaves behind
+    leftover = registry.models_dir() / ".partial-delete-x" / "v1"
+    leftover.mkdir(parents=True)
+    _fake_weights(leftover)
+    (leftover / "model.json").write_text(json.dumps({"name": "ghost", "version": 1}))
+    assert "ghost" not in {e.name for e in registry.list_models()}
