@@ -1,0 +1,138 @@
+"""The Models page (pages/2_Models.py), run headless with AppTest on the shipped packages and a really trained one."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mri_core import registry
+from mri_core.train import TrainSettings, train_and_save
+
+ROOT = Path(__file__).resolve().parents[2]
+PAGE, DIAGNOSE = ROOT / "pages" / "2_Models.py", ROOT / "app.py"
+# the Diagnose check imports TensorFlow and loads a model: slow on 2 cores, but bounded
+RUN_TIMEOUT_S = 180
+
+
+@pytest.fixture(scope="session")
+def trained_package(small_kaggle: Path, tmp_path_factory) -> Path:
+    """A real `paper` package: 1 epoch at 64 px on 60 Kaggle slices, trained once per session."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MRI_HOME", str(tmp_path_factory.mktemp("training_home")))
+        entry = train_and_save([small_kaggle], TrainSettings(arch="paper", epochs=1, image_size=64, name="clinic"))
+    return entry.path
+
+
+@pytest.fixture
+def trained(trained_package: Path) -> registry.ModelEntry:
+    """The trained package, saved into this test's own empty registry as clinic@1."""
+    return registry.save_package("clinic", registry.read_info(trained_package), lambda folder: shutil.copy(
+        trained_package / registry.MODEL_FILE, folder / registry.MODEL_FILE))
+
+
+def run_page(page: AppTest | None = None) -> AppTest:
+    page = page or AppTest.from_file(str(PAGE), default_timeout=RUN_TIMEOUT_S)
+    page.run()
+    assert not page.exception, page.exception
+    return page
+
+
+def table_rows(page: AppTest) -> dict[str, dict]:
+    """The model table as {name@version: row}."""
+    return {row["Model"]: row for row in page.dataframe[0].value.to_dict("records")}
+
+
+def choose(page: AppTest, ref: str) -> AppTest:
+    page.selectbox(key="manage_ref").set_value(ref)
+    return run_page(page)
+
+
+def button(page: AppTest, label: str):
+    matches = [b for b in page.button if b.label == label]
+    return matches[0] if matches else None
+
+
+def test_page_lists_every_shipped_model_and_marks_the_active_one():
+    shipped = [e for e in registry.list_models() if e.shipped]
+    if not shipped:
+        pytest.skip("no shipped model in assets/models yet")
+    page = run_page()
+    rows = table_rows(page)
+    active = registry.active()
+
+    assert {e.ref for e in shipped} <= set(rows)
+    assert [ref for ref, row in rows.items() if row["Active"]] == [active.ref]
+    for entry in shipped:
+        row, metrics = rows[entry.ref], entry.info["test_metrics"]
+        assert row["Source"] == "shipped" and row["Architecture"] == entry.info["architecture"]
+        assert row["Test accuracy"] == f"{metrics['accuracy']:.1%}" and row["ROC AUC"] == f"{metrics['roc_auc']:.1%}"
+        assert all(f"{name} {count}" in row["Images per class"]
+                   for name, count in entry.info["data"]["counts_per_class"].items())
+    assert active.ref in page.caption[0].value
+    assert button(page, "Make active").disabled, "the active model is already active"
+    assert page.get("download_button")[0].proto.url.endswith(".zip")
+    assert not page.error
+
+
+def test_activating_a_trained_model_makes_the_diagnose_page_use_it(trained):
+    page = choose(run_page(), trained.ref)
+    assert table_rows(page)[trained.ref]["Source"] == "trained"
+
+    button(page, "Make active").click()
+    run_page(page)
+
+    assert registry.active().ref == trained.ref
+    assert trained.ref in page.success[0].value
+    assert [ref for ref, row in table_rows(page).items() if row["Active"]] == [trained.ref]
+    diagnose = AppTest.from_file(str(DIAGNOSE), default_timeout=RUN_TIMEOUT_S)
+    diagnose.run()
+    assert not diagnose.exception and not diagnose.error
+    assert any(f"Model **{trained.ref}**" in m.value for m in diagnose.markdown)
+
+
+def test_deleting_a_trained_model_asks_for_confirmation_then_removes_it(trained):
+    page = choose(run_page(), trained.ref)
+    assert button(page, "Delete").disabled, "nothing is deleted before the user confirms"
+
+    page.checkbox(key=f"confirm-{trained.ref}").check()
+    run_page(page)
+    button(page, "Delete").click()
+    run_page(page)
+
+    assert not trained.path.exists()
+    assert trained.ref not in table_rows(page)
+    assert f"{trained.ref} was deleted" in page.success[0].value
+    assert page.selectbox(key="manage_ref").value == registry.active().ref
+
+
+def test_shipped_and_active_models_cannot_be_deleted(trained):
+    shipped = [e for e in registry.list_models() if e.shipped]
+    page = run_page()
+    for entry in shipped:
+        choose(page, entry.ref)
+        assert button(page, "Delete") is None and not page.checkbox
+        assert "cannot be deleted" in page.info[0].value
+
+    registry.activate(trained.ref)
+    page = choose(run_page(), trained.ref)
+    assert button(page, "Delete") is None and "make another model active" in page.info[0].value
+    assert trained.path.is_dir() and all((e.path / registry.MODEL_FILE).is_file() for e in shipped)
+
+
+def test_comparing_two_models_shows_their_metrics_confusion_matrices_and_curves(trained):
+    page = run_page()
+    page.selectbox(key="compare_a").set_value(trained.ref)
+    page.selectbox(key="compare_b").set_value(registry.active().ref)
+    run_page(page)
+
+    table = page.table[0].value
+    assert list(table.columns[1:]) == [f"A · {trained.ref}", f"B · {registry.active().ref}"]
+    facts = dict(zip(table.iloc[:, 0], table.iloc[:, 1]))
+    assert facts["Test accuracy"] == f"{trained.info['test_metrics']['accuracy']:.1%}"
+    assert facts["Epochs"] == "1" and facts["Image size"] == "64"
+    specs = [chart.proto.spec for chart in page.get("plotly_chart")]
+    assert len(specs) == 6, "a confusion matrix, a loss and an accuracy chart per model"
+    assert all(trained.ref in spec for spec in specs[:3]) and "Confusion matrix" in specs[0]
