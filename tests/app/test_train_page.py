@@ -1,0 +1,138 @@
+"""The Train page (pages/1_Train.py), run headless with AppTest on real data folders."""
+
+from __future__ import annotations
+
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from mri_core import jobs, registry
+from mri_core.train import settings_for
+
+PAGE = Path(__file__).resolve().parents[2] / "pages" / "1_Train.py"
+RUN_TIMEOUT_S = 180  # the first run imports TensorFlow: slow on 2 shared cores, but bounded
+JOB_TIMEOUT_S = 300
+
+
+@pytest.fixture(autouse=True)
+def _no_leftover_job():
+    yield
+    job = jobs.current_job()
+    if job is not None:
+        job.cancel()
+        job.wait(JOB_TIMEOUT_S)
+
+
+def start_page() -> AppTest:
+    page = AppTest.from_file(str(PAGE), default_timeout=RUN_TIMEOUT_S)
+    page.run()
+    assert not page.exception, page.exception
+    return page
+
+
+def give_folders(page: AppTest, *folders: Path) -> AppTest:
+    page.text_area[0].set_value("\n".join(str(f) for f in folders))
+    page.run()
+    assert not page.exception, page.exception
+    return page
+
+
+def page_text(page: AppTest) -> str:
+    parts = [e.value for kind in ("title", "subheader", "markdown", "caption", "info", "error", "warning", "success")
+             for e in getattr(page, kind)]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_page_renders_and_asks_for_data():
+    page = start_page()
+    assert page.title[0].value == "Train"
+    assert "Give the data first" in page.info[0].value
+    assert not page.error
+
+
+def test_missing_folder_shows_the_dataset_message(tmp_path):
+    page = give_folders(start_page(), tmp_path / "missing")
+    assert "does not exist" in page.error[0].value
+    assert not [b for b in page.button if b.label == "Start training"]
+
+
+def test_one_class_folder_says_a_second_class_is_needed(small_kaggle, tmp_path):
+    (tmp_path / "yes").mkdir()
+    for image in sorted((small_kaggle / "yes").iterdir())[:6]:
+        (tmp_path / "yes" / image.name).symlink_to(image.resolve())
+    page = give_folders(start_page(), tmp_path)
+    assert "Only one class" in page.error[0].value
+
+
+def test_valid_folder_shows_the_summary_and_settings_with_defaults(small_kaggle):
+    page = give_folders(start_page(), small_kaggle)
+    assert not page.error
+    assert "**60 readable images** in 2 classes" in page_text(page)
+    assert "tumor / no tumor" in page_text(page)
+    table = page.dataframe[0].value
+    assert list(table["notumor"]) == [30] and list(table["tumor"]) == [30]
+    assert page.selectbox[0].value == "paper"
+    assert page.number_input(key="epochs-paper").value == 30
+    assert [b for b in page.button if b.label == "Start training"]
+
+
+def test_uploaded_zip_is_checked_and_summarized(small_kaggle, tmp_path):
+    zip_path = tmp_path / "upload.zip"
+    with zipfile.ZipFile(zip_path, "w") as archive:
+        for image in sorted(small_kaggle.glob("*/*"))[:40]:
+            archive.writestr(f"mydata/{image.parent.name}/{image.name}", image.read_bytes())
+    page = start_page()
+    page.radio[0].set_value("Upload a zip")
+    page.run()
+    page.file_uploader[0].set_value(("upload.zip", zip_path.read_bytes(), "application/zip"))
+    page.run()
+    assert not page.exception, page.exception
+    assert not page.error
+    assert "**40 readable images** in 2 classes" in page_text(page)
+
+
+def test_training_from_the_page_saves_and_activates_a_model(small_kaggle):
+    page = give_folders(start_page(), small_kaggle)
+    page.number_input(key="epochs-paper").set_value(1)
+    page.number_input(key="size-paper").set_value(64)
+    page.text_input[0].set_value("page-test")
+    [start] = [b for b in page.button if b.label == "Start training"]
+    start.click()
+    page.run()
+    assert not page.exception, page.exception
+
+    job = jobs.current_job()
+    assert job is not None and job.settings.epochs == 1 and job.settings.image_size == 64
+    assert job.wait(JOB_TIMEOUT_S)
+    page = start_page()  # a reload reattaches to the (now finished) job
+    assert "Saved model **page-test@1**" in page_text(page), page_text(page)
+    assert page.get("plotly_chart"), "curves and confusion matrix are drawn"
+    [activate] = [b for b in page.button if b.label == "Activate page-test@1"]
+    activate.click()
+    page.run()
+    assert registry.active().ref == "page-test@1"
+    assert "is the active model" in page_text(page)
+
+
+def test_reload_during_training_shows_progress_and_cancel_stops_it(small_kaggle):
+    job = jobs.start_job([small_kaggle], settings_for("paper", epochs=200, image_size=64))
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while job.snapshot().step is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+    page = start_page()  # a second tab: it finds the running job, offers no new start
+    assert page.get("progress"), "a progress bar is shown"
+    assert "Epoch " in page.get("progress")[0].proto.text
+    assert not [b for b in page.button if b.label == "Start training"]
+    [cancel] = [b for b in page.button if b.label == "Cancel training"]
+    cancel.click()
+    page.run()
+    assert job.cancel_requested
+    assert job.wait(JOB_TIMEOUT_S)
+    page = start_page()
+    assert "no model was saved" in page.warning[0].value
+    assert not [e for e in registry.list_models() if not e.shipped]
