@@ -26,14 +26,18 @@ def images_per_class(entry: registry.ModelEntry) -> str:
     return ", ".join(f"{name} {count}" for name, count in counts.items()) or "–"
 
 
+def created_at(entry: registry.ModelEntry) -> str:
+    created = str(entry.info.get("created", "–"))  # ISO 8601, seconds, UTC offset
+    return created[:16].replace("T", " ") + (" UTC" if created.endswith("+00:00") else "")
+
+
 def summary_row(entry: registry.ModelEntry, active_ref: str | None) -> dict:
     metrics = entry.info.get("test_metrics", {})
-    return {"Active": "✅" if entry.ref == active_ref else "", "Model": entry.ref,
-            "Architecture": entry.info.get("architecture", "–"), "Created": entry.info.get("created", "–"),
-            "Source": "shipped" if entry.shipped else "trained",
+    return {"Active": "active" if entry.ref == active_ref else "", "Model": entry.ref,
+            "Source": "shipped" if entry.shipped else "trained", "Architecture": entry.info.get("architecture", "–"),
+            **{label: percent(metrics.get(key)) for label, key in METRICS[:4]},
             "Classes": ", ".join(entry.info.get("class_names", [])) or "–",
-            "Images per class": images_per_class(entry),
-            **{label: percent(metrics.get(key)) for label, key in METRICS[:4]}}
+            "Images per class": images_per_class(entry), "Created": created_at(entry)}
 
 
 def compare_rows(left: registry.ModelEntry, right: registry.ModelEntry) -> list[dict]:
@@ -66,8 +70,9 @@ def curve_chart(entry: registry.ModelEntry, title: str, train_key: str, val_key:
     if not history:
         return None
     epochs = [row.get("epoch", number) for number, row in enumerate(history, start=1)]
-    chart = go.Figure([go.Scatter(x=epochs, y=[row.get(key) for row in history], name=name, mode="lines+markers")
-                       for name, key in (("train", train_key), ("validation", val_key))])
+    chart = go.Figure([go.Scatter(x=epochs, y=[row.get(key) for row in history], name=name, mode="lines+markers",
+                                  line={"dash": dash})
+                       for name, key, dash in (("train", train_key, "solid"), ("validation", val_key, "dash"))])
     chart.update_layout(title=f"{title} · {entry.ref}", xaxis_title="epoch", height=300,
                         margin={"l": 10, "r": 10, "t": 40, "b": 10})
     return chart
@@ -95,6 +100,8 @@ def delete_model(ref: str, fallback_ref: str) -> None:
         flash("success", f"{ref} was deleted.")
     except MriError as exc:
         flash("error", str(exc))
+    except OSError as exc:  # e.g. a read-only registry folder
+        flash("error", f"{ref} could not be deleted ({exc}); check that {registry.models_dir()} is writable.")
 
 
 st.set_page_config(page_title="Models - Brain MRI screening", layout="wide")
@@ -114,7 +121,7 @@ if not entries:
 refs = list(entries)
 
 st.dataframe([summary_row(entry, active_ref) for entry in entries.values()], hide_index=True)
-st.caption(f"Active model: **{active_ref}** (✅). Metrics are on each model's own held-out test split.")
+st.caption(f"Active model: **{active_ref}**, the one the Diagnose page uses. Metrics are on each model's own held-out test split.")
 
 st.subheader("Manage a model")
 st.session_state.setdefault("manage_ref", active_ref if active_ref in entries else refs[0])
