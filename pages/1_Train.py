@@ -8,6 +8,7 @@ page only draws the job's snapshot: progress, loss and accuracy curves, the test
 from __future__ import annotations
 
 import shutil
+from collections import Counter
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -36,13 +37,19 @@ def summarize_zip(upload_id: str, _data: bytes) -> dict:
 
 
 def describe(dataset: datasets.Dataset) -> dict:
-    """The summary the page shows: kind, images per root and class, skipped files."""
+    """The summary the page shows: kind, images per root and class, skipped files,
+    near-duplicate groups and the split sizes (grouped split, seed 0)."""
+    groups = datasets.group_near_duplicates(dataset.records).tolist()
+    split = datasets.split_groups(dataset, groups, seed=0)
+    sides = Counter(split[r.sha256] for r in dataset.records)
     return {
         "kind": dataset.kind,
         "classes": list(dataset.class_names),
         "per_root": dataset.counts_per_root,
         "total": len(dataset.records),
         "skipped": [(path.name, why) for path, why in dataset.skipped],
+        "duplicate_groups": sum(n > 1 for n in Counter(groups).values()),
+        "split_sizes": {side: sides.get(side, 0) for side in datasets.SPLITS},
     }
 
 
@@ -53,6 +60,10 @@ def show_summary(summary: dict) -> None:
     rows = [{"root": root, **{c: counts.get(c, 0) for c in summary["classes"]}}
             for root, counts in summary["per_root"].items()]
     st.dataframe(rows, hide_index=True)
+    sizes = summary["split_sizes"]
+    st.markdown(f"{summary['duplicate_groups']} groups of near-duplicate images, each kept on one side of "
+                f"the split. Split (seed 0): **{sizes['train']} train · {sizes['val']} validation · "
+                f"{sizes['test']} test** images.")
     if summary["skipped"]:
         with st.expander(f"{len(summary['skipped'])} unreadable files will be skipped"):
             st.dataframe([{"file": name, "why": why} for name, why in summary["skipped"]], hide_index=True)

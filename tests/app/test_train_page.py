@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mri_core import jobs, registry
+from mri_core import datasets, jobs, registry
 from mri_core.train import settings_for
 
 PAGE = Path(__file__).resolve().parents[2] / "pages" / "1_Train.py"
@@ -72,6 +72,12 @@ def test_valid_folder_shows_the_summary_and_settings_with_defaults(small_kaggle)
     assert not page.error
     assert "**60 readable images** in 2 classes" in page_text(page)
     assert "tumor / no tumor" in page_text(page)
+    assert "groups of near-duplicate images" in page_text(page)
+    dataset = datasets.discover([small_kaggle])
+    split = datasets.split_groups(dataset, datasets.group_near_duplicates(dataset.records), seed=0)
+    train, val, test = (sum(split[r.sha256] == side for r in dataset.records) for side in datasets.SPLITS)
+    assert train + val + test == 60
+    assert f"Split (seed 0): **{train} train · {val} validation · {test} test**" in page_text(page)
     table = page.dataframe[0].value
     assert list(table["notumor"]) == [30] and list(table["tumor"]) == [30]
     assert page.selectbox[0].value == "paper"
