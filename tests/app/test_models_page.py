@@ -136,3 +136,16 @@ def test_comparing_two_models_shows_their_metrics_confusion_matrices_and_curves(
     specs = [chart.proto.spec for chart in page.get("plotly_chart")]
     assert len(specs) == 6, "a confusion matrix, a loss and an accuracy chart per model"
     assert all(trained.ref in spec for spec in specs[:3]) and "Confusion matrix" in specs[0]
+
+
+def test_a_package_without_metrics_or_history_is_listed_and_compared_without_errors():
+    bare = registry.save_package("imported", {"architecture": "default"},
+                                 lambda folder: (folder / registry.MODEL_FILE).write_bytes(b"weights"))
+    page = run_page()
+    page.selectbox(key="compare_a").set_value(bare.ref)
+    run_page(page)
+
+    assert table_rows(page)[bare.ref]["Test accuracy"] == "–"
+    infos = " ".join(info.value for info in page.info)
+    assert f"{bare.ref} has no test confusion matrix" in infos and f"{bare.ref} has no training history" in infos
+    assert not page.error
