@@ -95,8 +95,8 @@ def start_from_zip(data: bytes, settings) -> None:
         raise
 
 
-def curves(history) -> tuple[go.Figure, go.Figure]:
-    """Per-epoch loss and accuracy, train and validation."""
+def curves(history, total_epochs: int) -> tuple[go.Figure, go.Figure]:
+    """Per-epoch loss and accuracy, train and validation, on an axis of all planned epochs."""
     epochs = [e.epoch for e in history]
     figures = []
     for title, train_values, val_values, axis in (
@@ -105,7 +105,8 @@ def curves(history) -> tuple[go.Figure, go.Figure]:
     ):
         figure = go.Figure([go.Scatter(x=epochs, y=train_values, name="train", mode="lines+markers"),
                             go.Scatter(x=epochs, y=val_values, name="validation", mode="lines+markers")])
-        figure.update_layout(title=title, xaxis_title="epoch", yaxis=axis, height=320,
+        figure.update_layout(title=title, yaxis=axis, height=320,
+                             xaxis={"title": "epoch", "range": [0.8, max(total_epochs, 2) + 0.2], "tickformat": "d"},
                              margin={"l": 10, "r": 10, "t": 40, "b": 10})
         figures.append(figure)
     return figures[0], figures[1]
@@ -130,7 +131,7 @@ def show_progress(snap: jobs.JobSnapshot) -> None:
 def show_curves(snap: jobs.JobSnapshot) -> None:
     if not snap.history:
         return
-    loss_figure, accuracy_figure = curves(snap.history)
+    loss_figure, accuracy_figure = curves(snap.history, snap.settings.epochs)
     loss_column, accuracy_column = st.columns(2)
     loss_column.plotly_chart(loss_figure, config={"displayModeBar": False})
     accuracy_column.plotly_chart(accuracy_figure, config={"displayModeBar": False})
