@@ -91,12 +91,9 @@ def activate_model(ref: str) -> None:
         flash("error", str(exc))
 
 
-def delete_model(ref: str, fallback_ref: str) -> None:
+def delete_model(ref: str) -> None:
     try:
         registry.delete(ref)
-        for key in ("manage_ref", "compare_a", "compare_b"):  # the deleted one is no longer an option
-            if st.session_state.get(key) == ref:
-                st.session_state[key] = fallback_ref
         flash("success", f"{ref} was deleted.")
     except MriError as exc:
         flash("error", str(exc))
@@ -119,6 +116,9 @@ if not entries:
     st.info("No models yet: train one on the Train page or with `python -m mri_core train`.")
     st.stop()
 refs = list(entries)
+for key in ("manage_ref", "compare_a", "compare_b"):
+    if st.session_state.get(key, refs[0]) not in entries:  # deleted here or elsewhere: choose anew
+        del st.session_state[key]
 
 st.dataframe([summary_row(entry, active_ref) for entry in entries.values()], hide_index=True)
 st.caption(f"Active model: **{active_ref}**, the one the Diagnose page uses. Metrics are on each model's own held-out test split.")
@@ -141,7 +141,7 @@ elif is_active:
     st.info(f"{chosen.ref} is the active model: make another model active before deleting it.")
 else:
     confirmed = st.checkbox(f"I understand that {chosen.ref} will be deleted for good.", key=f"confirm-{chosen.ref}")
-    st.button("Delete", type="primary", disabled=not confirmed, on_click=delete_model, args=(chosen.ref, active_ref))
+    st.button("Delete", type="primary", disabled=not confirmed, on_click=delete_model, args=(chosen.ref,))
 
 st.subheader("Compare two models")
 st.session_state.setdefault("compare_a", st.session_state["manage_ref"])

@@ -149,3 +149,16 @@ def test_a_package_without_metrics_or_history_is_listed_and_compared_without_err
     infos = " ".join(info.value for info in page.info)
     assert f"{bare.ref} has no test confusion matrix" in infos and f"{bare.ref} has no training history" in infos
     assert not page.error
+
+
+def test_a_model_deleted_elsewhere_while_selected_does_not_break_the_page(trained):
+    page = choose(run_page(), trained.ref)
+    page.selectbox(key="compare_b").set_value(trained.ref)
+    run_page(page)
+
+    registry.delete(trained.ref)  # say, from another browser tab
+    run_page(page)
+
+    assert trained.ref not in table_rows(page)
+    assert page.selectbox(key="manage_ref").value == registry.active().ref
+    assert trained.ref not in page.selectbox(key="compare_b").value
