@@ -13,12 +13,13 @@ from typing import Sequence
 
 import numpy as np
 
+from .datasets import FOLDER_CLASSES, NO_TUMOR_CLASS
 from .errors import DatasetInvalid, ModelInvalid, SettingsInvalid
 
 ECE_BINS = 15
 # DESIGN.md's folder names that mean "no tumor", for true classes a model does not have
 # (e.g. Kaggle `no/` against a model whose no-tumor class is `notumor`).
-NO_TUMOR_NAMES = frozenset({"notumor", "no"})
+NO_TUMOR_NAMES = frozenset({NO_TUMOR_CLASS} | {f for f, c in FOLDER_CLASSES.items() if c == NO_TUMOR_CLASS})
 METRIC_DECIMALS = 6
 
 
