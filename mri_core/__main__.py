@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--split", default="grouped", choices=["grouped", "naive"],
                        help="grouped keeps near-duplicates on one side (default); naive splits per image as the paper did")
     train.add_argument("--manifest", help="follow this split manifest (e.g. bench/splits/shipped.json)")
+    train.add_argument("--checkpoint", metavar="DIR",
+                       help="save the state after every epoch here; if DIR holds a checkpoint, resume from it")
     train.add_argument("--source-balance", type=float, default=0.0,
                        help="weight (source, class) strata by (median size / size) ** X; 0 (default) = off")
 
@@ -137,7 +139,8 @@ def run_train(args) -> int:
                             name=args.name, strategy=args.strategy, split=args.split, manifest=args.manifest,
                             source_balance=args.source_balance)
     started = time.monotonic()
-    entry = train_and_save(args.data_dirs, settings, on_event=ProgressBar(), activate=args.activate)
+    entry = train_and_save(args.data_dirs, settings, on_event=ProgressBar(), activate=args.activate,
+                           checkpoint_dir=args.checkpoint)
     if entry is None:
         print("worker finished; the chief saves the model", file=sys.stderr)
         return 0

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import architectures, datasets, registry
+from . import architectures, checkpoint, datasets, registry
 from .model import apply_temperature, predict_arrays
 from .errors import DatasetInvalid, SettingsInvalid, TrainingCancelled
 
@@ -252,10 +252,21 @@ def is_chief(strategy) -> bool:
     return resolver.task_type in (None, "chief") or (resolver.task_type == "worker" and resolver.task_id == 0)
 
 
+def checkpoint_fingerprint(data: TrainingData, settings: TrainSettings) -> dict:
+    """What must match for a checkpoint to be resumed (the number of epochs may grow)."""
+    kept = {k: v for k, v in asdict(settings).items() if k not in ("epochs", "name", "strategy")}
+    return {**kept, "class_names": data.class_names, "split_sizes": data.summary["split_sizes"]}
+
+
 def fit(data: TrainingData, settings: TrainSettings, strategy=None,
         on_event: Callable[[Event], None] | None = None,
-        should_stop: Callable[[], bool] | None = None):
-    """Train a fresh `settings.arch` model on data; returns (keras_model, history list)."""
+        should_stop: Callable[[], bool] | None = None,
+        checkpoint_dir: str | Path | None = None):
+    """Train a `settings.arch` model on data; returns (keras_model, history list).
+
+    With `checkpoint_dir`, the state after every completed epoch is saved there, and a
+    checkpoint already there is resumed: training continues with the next epoch.
+    """
     import keras
     import tensorflow as tf
 
@@ -316,8 +327,17 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
                 strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
 
     history, best_loss, best_weights = [], np.inf, None
-    started = time.monotonic()
-    for epoch in range(1, settings.epochs + 1):
+    fingerprint = checkpoint_fingerprint(data, settings)
+    resumed = checkpoint.load(checkpoint_dir, fingerprint)
+    if resumed:
+        model.set_weights(resumed.weights)
+        with strategy.scope():
+            optimizer.build(model.trainable_variables)
+        for variable, value in zip(optimizer.variables, resumed.optimizer):
+            variable.assign(value)
+        history, best_loss, best_weights = resumed.history, resumed.best_loss, resumed.best_weights
+    started = time.monotonic() - (history[-1]["elapsed_s"] if history else 0.0)
+    for epoch in range(len(history) + 1, settings.epochs + 1):
         loss_total, correct_total = 0.0, 0.0
         for step, (images, labels, weights) in enumerate(dist_train, start=1):
             if stop():
@@ -342,6 +362,11 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
         history.append(record)
         if val_loss < best_loss:  # keep the weights of the best validation epoch
             best_loss, best_weights = val_loss, [w.copy() for w in model.get_weights()]
+        if checkpoint_dir is not None:
+            checkpoint.save(checkpoint_dir, checkpoint.CheckpointState(
+                epoch, model.get_weights(), [np.asarray(v) for v in optimizer.variables],
+                best_weights if best_weights is not None else model.get_weights(),
+                float(best_loss), history), fingerprint)
         emit(EpochEnd(epoch, settings.epochs, record["loss"], record["accuracy"], val_loss, val_accuracy,
                       elapsed, elapsed / epoch * (settings.epochs - epoch)))
     model.set_weights(best_weights)
@@ -422,7 +447,8 @@ def reproduce_command(data_dirs: Sequence[str | Path], settings: TrainSettings) 
 
 def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
           on_event: Callable[[Event], None] | None = None,
-          should_stop: Callable[[], bool] | None = None, strategy=None) -> TrainResult:
+          should_stop: Callable[[], bool] | None = None, strategy=None,
+          checkpoint_dir: str | Path | None = None) -> TrainResult:
     """Train, calibrate and test a model; returns it with its full model.json content."""
     from .evaluate import compute_metrics
 
@@ -432,7 +458,7 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
     (on_event or (lambda e: None))(DataReady(
         *(len(data.arrays[p][1]) for p in ("train", "val", "test")), tuple(data.class_names),
         data.summary["skipped"], data.summary["duplicate_groups"]))
-    keras_model, history = fit(data, settings, strategy, on_event, should_stop)
+    keras_model, history = fit(data, settings, strategy, on_event, should_stop, checkpoint_dir)
     val_x, val_y = data.arrays["val"]
     val_raw = predict_arrays(keras_model, val_x)
     temperature = fit_temperature(val_raw, val_y, data.tumor_mask)
@@ -480,13 +506,19 @@ def save_result(result: TrainResult, name: str) -> registry.ModelEntry:
 def train_and_save(data_dirs: Sequence[str | Path], settings: TrainSettings,
                    on_event: Callable[[Event], None] | None = None,
                    should_stop: Callable[[], bool] | None = None,
-                   activate: bool = False) -> registry.ModelEntry | None:
-    """Train and save a package (chief only under multi-worker); optionally activate it."""
+                   activate: bool = False,
+                   checkpoint_dir: str | Path | None = None) -> registry.ModelEntry | None:
+    """Train and save a package (chief only under multi-worker); optionally activate it.
+
+    With `checkpoint_dir`, an interrupted run resumes from its last completed epoch; the
+    checkpoint is removed once the package is saved.
+    """
     strategy = make_strategy(settings.check().strategy)
-    result = train(data_dirs, settings, on_event, should_stop, strategy)
+    result = train(data_dirs, settings, on_event, should_stop, strategy, checkpoint_dir)
     if not is_chief(strategy):
         return None
     entry = save_result(result, default_name(settings, data_dirs))
+    checkpoint.clear(checkpoint_dir)
     if activate:
         registry.activate(entry.path)
     return entry

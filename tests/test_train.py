@@ -139,3 +139,25 @@ def test_source_balance_raises_rare_strata_and_keeps_the_mean_weight():
     assert weights[-1] / weights[0] == pytest.approx(3.0)  # sqrt(90 / 10)
     with pytest.raises(SettingsInvalid, match="Source balance"):
         TrainSettings(source_balance=2.0).check()
+
+
+def test_a_stopped_run_resumes_from_its_last_completed_epoch(small_kaggle, tmp_path):
+    settings = TrainSettings(**{**FAST, "epochs": 3})
+    first_events = []
+
+    def stop_in_epoch_two():
+        return any(isinstance(e, StepEnd) and e.epoch == 2 for e in first_events)
+
+    with pytest.raises(TrainingCancelled):
+        train([small_kaggle], settings, on_event=first_events.append, should_stop=stop_in_epoch_two,
+              checkpoint_dir=tmp_path / "ck")
+    first_epoch = [e for e in first_events if isinstance(e, EpochEnd)]
+    assert [e.epoch for e in first_epoch] == [1]
+
+    resumed_events = []
+    entry = train_and_save([small_kaggle], settings, on_event=resumed_events.append, checkpoint_dir=tmp_path / "ck")
+    assert [e.epoch for e in resumed_events if isinstance(e, EpochEnd)] == [2, 3]  # epoch 1 not redone
+    history = json.loads((entry.path / "model.json").read_text())["history"]
+    assert [h["epoch"] for h in history] == [1, 2, 3]
+    assert history[0]["loss"] == pytest.approx(first_epoch[0].loss)
+    assert not (tmp_path / "ck").exists()  # removed once the package is saved
