@@ -10,20 +10,36 @@ the job's lock, never the live lists. Never imports streamlit.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import registry
+from . import checkpoint, registry
 from .errors import MriError, SettingsInvalid, TrainingCancelled
 from .train import DataReady, EpochEnd, Event, StepEnd, TrainSettings, train_and_save
 
 log = logging.getLogger(__name__)
 
 RUNNING, FINISHED, CANCELLED, FAILED = "running", "finished", "cancelled", "failed"
+JOB_FILE = "job.json"  # next to the checkpoint: what to train, so a restarted server can resume
+
+
+def checkpoint_dir() -> Path:
+    """Where the resumable job of this registry folder keeps its last completed epoch."""
+    return Path(registry.mri_home()) / "checkpoints" / "current"
+
+
+@dataclass(frozen=True)
+class InterruptedJob:
+    """A job whose process stopped (crash, restart) after `epochs_done` epochs."""
+
+    data_dirs: tuple[str, ...]
+    settings: TrainSettings
+    epochs_done: int
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,7 @@ class TrainingJob:
     data_dirs: tuple[str, ...]
     settings: TrainSettings
     cleanup: Callable[[], None] | None = None  # runs when the job ends (removes an upload's temp folder)
+    checkpoint_dir: Path | None = None  # resumable jobs save every completed epoch here
     status: str = RUNNING
     data: DataReady | None = None
     history: list[EpochEnd] = field(default_factory=list)
@@ -111,12 +128,15 @@ class TrainingJob:
     def _run(self) -> None:
         status, error, result = FAILED, None, None
         try:
-            result = train_and_save(list(self.data_dirs), self.settings, self._record, self._stop.is_set)
+            result = train_and_save(list(self.data_dirs), self.settings, self._record, self._stop.is_set,
+                                    checkpoint_dir=self.checkpoint_dir)
             status = FINISHED
         except TrainingCancelled as exc:
             status, error = CANCELLED, str(exc)
+            checkpoint.clear(self.checkpoint_dir)  # cancelled on purpose: nothing to resume
         except MriError as exc:
             error = str(exc)
+            checkpoint.clear(self.checkpoint_dir)  # bad data or settings: resuming would fail again
         except Exception as exc:  # a bug or an exhausted machine: say so, keep the app alive
             log.exception("training job failed")
             error = f"Training failed unexpectedly ({type(exc).__name__}: {exc}); see the server log."
@@ -147,8 +167,13 @@ def current_job() -> TrainingJob | None:
 
 
 def start_job(data_dirs: Sequence[str | Path], settings: TrainSettings,
-              cleanup: Callable[[], None] | None = None) -> TrainingJob:
-    """Start training in the background; SettingsInvalid when settings are bad or a job runs."""
+              cleanup: Callable[[], None] | None = None, resumable: bool = True,
+              resume: bool = False) -> TrainingJob:
+    """Start training in the background; SettingsInvalid when settings are bad or a job runs.
+
+    A resumable job (server folders, not a temporary upload) checkpoints every epoch, so a
+    server restart does not lose it; `resume` continues the interrupted one.
+    """
     settings.check()
     with _jobs_lock:
         key = _home_key()
@@ -158,9 +183,47 @@ def start_job(data_dirs: Sequence[str | Path], settings: TrainSettings,
                 "A training job is already running for this model registry; wait for it to finish "
                 "or cancel it on the Train page before starting another."
             )
-        job = TrainingJob(tuple(str(d) for d in data_dirs), settings, cleanup)
+        folder = checkpoint_dir()
+        if not resume:
+            checkpoint.clear(folder)  # a new job replaces an interrupted one
+        if resumable:
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / JOB_FILE).write_text(json.dumps(
+                {"data_dirs": [str(d) for d in data_dirs], "settings": asdict(settings)}), encoding="utf-8")
+        job = TrainingJob(tuple(str(d) for d in data_dirs), settings, cleanup, folder if resumable else None)
         _jobs[key] = job
         return job.start()
+
+
+def interrupted_job() -> InterruptedJob | None:
+    """The job a stopped server left behind (no job of ours runs), or None."""
+    job = current_job()
+    if job is not None and job.snapshot().running:
+        return None
+    folder = checkpoint_dir()
+    if not (folder / JOB_FILE).is_file():
+        return None
+    try:
+        record = json.loads((folder / JOB_FILE).read_text(encoding="utf-8"))
+        state = folder / checkpoint.STATE_FILE
+        done = json.loads(state.read_text(encoding="utf-8"))["epoch"] if state.is_file() else 0
+        return InterruptedJob(tuple(record["data_dirs"]), TrainSettings(**record["settings"]), int(done))
+    except (OSError, ValueError, KeyError, TypeError):
+        log.warning("unreadable interrupted training job in %s; ignoring it", folder)
+        return None
+
+
+def resume_interrupted() -> TrainingJob:
+    """Continue the interrupted job from its last completed epoch."""
+    interrupted = interrupted_job()
+    if interrupted is None:
+        raise SettingsInvalid("There is no interrupted training to resume.")
+    return start_job(interrupted.data_dirs, interrupted.settings, resume=True)
+
+
+def discard_interrupted() -> None:
+    """Forget an interrupted job and its checkpoint."""
+    checkpoint.clear(checkpoint_dir())
 
 
 def dismiss_job() -> None:

@@ -89,7 +89,8 @@ def start_from_zip(data: bytes, settings) -> None:
     folder = archive.make_temp_folder()
     try:
         root = archive.extract_zip(data, folder)
-        jobs.start_job([root], settings, cleanup=lambda: shutil.rmtree(folder, ignore_errors=True))
+        jobs.start_job([root], settings, cleanup=lambda: shutil.rmtree(folder, ignore_errors=True),
+                       resumable=False)  # the upload's temp folder does not outlive the job
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
@@ -199,6 +200,23 @@ if job is not None:
         jobs.dismiss_job()
         st.rerun()
     st.stop()
+
+interrupted = jobs.interrupted_job()
+if interrupted is not None:
+    st.warning(f"A training run stopped before it finished (server restart or crash) after "
+               f"{interrupted.epochs_done} of {interrupted.settings.epochs} epochs "
+               f"({interrupted.settings.arch} on {', '.join(interrupted.data_dirs)}).")
+    resume_column, discard_column = st.columns(2)
+    if resume_column.button("Resume from the last completed epoch", type="primary"):
+        try:
+            jobs.resume_interrupted()
+        except MriError as exc:
+            st.error(str(exc))
+            st.stop()
+        st.rerun()
+    if discard_column.button("Discard it"):
+        jobs.discard_interrupted()
+        st.rerun()
 
 source = st.radio("Training data", [SERVER, UPLOAD], horizontal=True)
 summary, folders, upload = None, [], None

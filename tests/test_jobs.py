@@ -83,3 +83,42 @@ def test_bad_settings_are_refused_before_any_job_starts(small_kaggle):
     with pytest.raises(SettingsInvalid, match="Epochs"):
         jobs.start_job([small_kaggle], settings_for("paper", epochs=0))
     assert jobs.current_job() is None
+
+
+def test_a_job_killed_mid_training_is_resumed_from_its_last_epoch(small_kaggle, tmp_path):
+    """A real crash: the server process is SIGKILLed after epoch 1; a new process resumes."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from mri_core import checkpoint
+
+    home = os.environ["MRI_HOME"]
+    script = (
+        "import sys; from mri_core import jobs; from mri_core.train import settings_for; "
+        f"jobs.start_job([{str(small_kaggle)!r}], settings_for('paper', epochs=40, image_size=64, name='crashy')).wait()"
+    )
+    server = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "MRI_HOME": home},
+                              cwd=registry.PROJECT_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    state = jobs.checkpoint_dir() / checkpoint.STATE_FILE
+    try:
+        wait_for(lambda: state.is_file() or server.poll() is not None)
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait()
+    interrupted = jobs.interrupted_job()
+    assert interrupted is not None and interrupted.epochs_done >= 1
+    assert interrupted.settings.name == "crashy" and interrupted.data_dirs == (str(small_kaggle),)
+    done_before = json.loads(state.read_text())["epoch"]
+
+    job = jobs.resume_interrupted()
+    first_new_epoch = []
+    wait_for(lambda: job.snapshot().history or not job.snapshot().running)
+    first_new_epoch = job.snapshot().history[0].epoch if job.snapshot().history else None
+    job.cancel()  # no need to run all 40 epochs: resuming is what is tested
+    job.wait(JOB_TIMEOUT_S)
+    assert first_new_epoch == done_before + 1
+    assert jobs.interrupted_job() is None and not jobs.checkpoint_dir().exists()  # cancel discards it
+    assert "crashy" not in {e.name for e in registry.list_models()}
