@@ -1,0 +1,170 @@
+"""Train, Models and Diagnose pages together in a real browser.
+
+Trains the `paper` architecture for 2 epochs at 64 px on 60 real Kaggle slices from the Train
+page, watches the progress and curves, activates the model, finds it marked active on the
+Models page and reads a tumor scan with it on the Diagnose page. Saves the README screenshots
+docs/screenshots/train.png and docs/screenshots/models.png.
+
+The server (and its model registry) is shared by the session's e2e tests, so the model gets a
+unique name and the shipped default is made active again at the end.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from mri_core import registry
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+UPLOAD_INPUT = '[data-testid="stFileUploader"] input[type="file"]'
+CHART = '[data-testid="stPlotlyChart"]'
+PLOT = f"{CHART} .main-svg"
+VIEWPORT = {"width": 1280, "height": 1000}
+SNAPSHOT_JS = """() => {
+    const text = selector => { const e = document.querySelector(selector); return e ? e.innerText : null; };
+    return {saved: Array.from(document.querySelectorAll('[data-testid="stAlertContentSuccess"]'))
+                        .some(e => e.innerText.startsWith("Saved model ")),
+            error: text('[data-testid="stAlertContentError"]'),
+            progress: text('[data-testid="stProgress"]'),
+            charts: document.querySelectorAll('[data-testid="stPlotlyChart"]').length};
+}"""
+TRAINING_TIMEOUT_S = 180  # 2 epochs at 64 px on 60 images, on a busy 2-core machine
+EPOCH_TEXT = re.compile(r"Epoch (\d) of 2 · batch \d+ of \d+")
+PROGRESS_TEXT = re.compile(r"Reading, checking and splitting the data|Training on \d+ images|Epoch \d of 2")
+
+
+def save_full_page_screenshot(page, path: Path) -> None:
+    """Streamlit scrolls inside its main container, so grow the viewport to the content first."""
+    content_height = page.evaluate(
+        "() => Math.max(...Array.from(document.querySelectorAll('[data-testid=\"stMain\"], "
+        "[data-testid=\"stAppViewContainer\"]'), e => e.scrollHeight), document.body.scrollHeight)")
+    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], content_height)})
+    page.locator(PLOT).first.wait_for()
+    page.wait_for_timeout(500)  # let plotly finish laying out after the resize
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(VIEWPORT)
+
+
+def commit_number(page, label: str, value: int) -> None:
+    field = page.get_by_label(label, exact=True)
+    field.fill(str(value))
+    field.press("Enter")
+    page.wait_for_function("([el, v]) => el.value === v", arg=[field.element_handle(), str(value)])
+
+
+def body_text(page) -> str:
+    return page.locator("body").inner_text()
+
+
+def watch_training(page) -> tuple[float, list[str], set[int], int]:
+    """Poll the running view until the result shows.
+
+    Returns (seconds until the result, progress bar texts seen, epoch numbers seen in them,
+    most curve charts seen while training ran). Epochs of this tiny run can be shorter than
+    the page's refresh interval, so which ones show is up to timing.
+    """
+    started = time.monotonic()
+    texts, epochs_seen, charts_while_running = [], set(), 0
+    while True:
+        # One atomic read: the fragment redraws every 2 s, so elements come and go between calls.
+        state = page.evaluate(SNAPSHOT_JS)
+        if state["saved"]:
+            break
+        if state["error"]:
+            pytest.fail(f"training failed in the browser: {state['error']}")
+        elapsed = time.monotonic() - started
+        if elapsed > TRAINING_TIMEOUT_S:
+            pytest.fail(f"no result after {elapsed:.0f} s; the page shows:\n{body_text(page)[-2000:]}")
+        if state["progress"] is not None:
+            texts.append(state["progress"])
+            epochs_seen.update(int(n) for n in EPOCH_TEXT.findall(state["progress"]))
+            charts_while_running = max(charts_while_running, state["charts"])
+        page.wait_for_timeout(300)
+    return time.monotonic() - started, texts, epochs_seen, charts_while_running
+
+
+def test_train_activate_list_and_diagnose_with_the_new_model(page, app_url, small_kaggle, tumor_image_path):
+    name = f"e2e-{uuid.uuid4().hex[:8]}"
+    ref = f"{name}@1"
+
+    # Train page: data, summary, settings.
+    page.goto(f"{app_url}/Train")
+    folders = page.get_by_label("Data folders on the server, one per line")
+    folders.fill(str(small_kaggle))
+    folders.press("Control+Enter")
+    page.get_by_text(re.compile(r"^\d+ readable images in 2 classes; this trains a tumor / no tumor model")).wait_for()
+    page.get_by_text(re.compile(r"Split \(seed 0\): \d+ train · \d+ validation · \d+ test images")).wait_for()
+    page.get_by_role("button", name="Start training").wait_for()
+
+    assert page.get_by_role("combobox", name="Architecture").input_value() == "paper"
+    commit_number(page, "Epochs", 2)
+    commit_number(page, "Image size (px)", 64)
+    name_field = page.get_by_label("Model name (optional)")
+    name_field.fill(name)
+    name_field.press("Enter")
+    page.wait_for_timeout(500)  # let the rerun with the name settle before starting
+    assert page.get_by_label("Epochs", exact=True).input_value() == "2"
+    assert page.get_by_label("Image size (px)", exact=True).input_value() == "64"
+
+    # Training: progress bar with the epoch, curves, then the result.
+    page.get_by_role("button", name="Start training").click()
+    seconds, texts, epochs_seen, charts_while_running = watch_training(page)
+    print(f"\n2-epoch paper training at 64 px on {small_kaggle} in the browser: {seconds:.1f} s "
+          f"(from Start to the result); progress showed epochs {sorted(epochs_seen)}, "
+          f"{charts_while_running} curve charts while running; progress texts {sorted(set(texts))}")
+    assert texts, "no progress bar while training ran"
+    assert all(PROGRESS_TEXT.search(text) for text in texts), texts
+
+    result = page.get_by_text(re.compile(r"^Saved model ")).inner_text()
+    assert ref in result
+    for label in ("Test accuracy", "Sensitivity", "Specificity", "ROC AUC"):
+        page.get_by_test_id("stMetric").filter(has_text=label).wait_for()
+    page.get_by_text(re.compile(r"^Confusion matrix on \d+ test images")).wait_for()
+    page.locator(PLOT).first.wait_for()
+    charts = page.locator(CHART)
+    assert charts.count() == 3  # confusion matrix, loss and accuracy curves
+    for curve in (charts.nth(1), charts.nth(2)):  # train and validation, one marker per epoch each
+        assert curve.locator(".scatterlayer .trace").count() == 2
+        assert curve.locator(".scatterlayer .point").count() == 4
+    save_full_page_screenshot(page, SCREENSHOTS / "train.png")
+
+    page.get_by_role("button", name=f"Activate {ref}").click()
+    page.get_by_text(f"{ref} is the active model").wait_for()
+
+    # Models page: listed and marked active.
+    page.goto(f"{app_url}/Models")
+    page.get_by_text(re.compile(r"^Active model: ")).wait_for()
+    assert page.get_by_text(re.compile(r"^Active model: ")).inner_text().startswith(f"Active model: {ref}")
+    assert page.get_by_role("combobox", name="Model", exact=True).input_value() == ref  # starts on the active one
+    assert page.get_by_role("button", name="Make active").is_disabled()
+    page.get_by_text(f"{ref} is the active model: make another model active").wait_for()
+    compare_table = page.locator('[data-testid="stTable"]').inner_text()
+    assert f"A · {ref}" in compare_table
+    assert "paper" in compare_table
+    page.locator(PLOT).first.wait_for()
+    save_full_page_screenshot(page, SCREENSHOTS / "models.png")
+
+    # Diagnose page: reads a real tumor scan with the new model.
+    page.goto(app_url)
+    page.get_by_text("Upload one axial brain MRI slice").wait_for()
+    page.locator(UPLOAD_INPUT).set_input_files(str(tumor_image_path))
+    page.get_by_text("Tumor probability").wait_for()
+    page.get_by_role("heading", name=re.compile(r"^(Tumor|No tumor)$")).wait_for()
+    assert f"Model {ref} · paper" in body_text(page)
+
+    # Leave the shared server as the other e2e tests expect it: the shipped default active.
+    shipped = registry.default_shipped().ref
+    page.goto(f"{app_url}/Models")
+    page.get_by_text(re.compile(r"^Active model: ")).wait_for()
+    page.get_by_role("combobox", name="Model", exact=True).click()
+    page.get_by_role("option", name=shipped, exact=True).click()
+    page.get_by_role("button", name="Make active").click()
+    page.get_by_text(f"{shipped} is now the active model").wait_for()
