@@ -107,7 +107,7 @@ def curves(history, total_epochs: int) -> tuple[go.Figure, go.Figure]:
         figure = go.Figure([go.Scatter(x=epochs, y=train_values, name="train", mode="lines+markers"),
                             go.Scatter(x=epochs, y=val_values, name="validation", mode="lines+markers")])
         figure.update_layout(title=title, yaxis=axis, height=320,
-                             xaxis={"title": "epoch", "range": [0.8, max(total_epochs, 2) + 0.2], "tickformat": "d"},
+                             xaxis={"title": "epoch", "range": [0.8, max(total_epochs, 2) + 0.2], "tickformat": "d", "dtick": 1 if total_epochs <= 20 else None},
                              margin={"l": 10, "r": 10, "t": 40, "b": 10})
         figures.append(figure)
     return figures[0], figures[1]
