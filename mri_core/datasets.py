@@ -576,12 +576,13 @@ def write_manifest(
     dataset: Dataset,
     groups: np.ndarray,
     seed: int,
-    fractions: Sequence[float] = DEFAULT_FRACTIONS,
-    method: str = "grouped",
-    threshold: float = DUPLICATE_THRESHOLD,
+    **options,
 ) -> dict:
-    """Write the split as a JSON manifest (atomically); returns the manifest dict."""
-    manifest = build_manifest(split, dataset, groups, seed, fractions, method, threshold)
+    """Write the split as a JSON manifest (atomically); returns the manifest dict.
+
+    `options` are build_manifest's (fractions, method, threshold).
+    """
+    manifest = build_manifest(split, dataset, groups, seed, **options)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = path.with_name(path.name + ".tmp")

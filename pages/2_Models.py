@@ -83,22 +83,18 @@ def flash(kind: str, message: str) -> None:
     st.session_state["flash"] = (kind, message)
 
 
-def activate_model(ref: str) -> None:
-    try:
-        registry.activate(ref)
-        flash("success", f"{ref} is now the active model: the Diagnose page reads scans with it.")
-    except MriError as exc:
-        flash("error", str(exc))
+ACTIVATED = "{ref} is now the active model: the Diagnose page reads scans with it."
 
 
-def delete_model(ref: str) -> None:
+def run_action(action, ref: str, done: str) -> None:
+    """Button callback: `action(ref)`, then a success or error message on the next run."""
     try:
-        registry.delete(ref)
-        flash("success", f"{ref} was deleted.")
+        action(ref)
+        flash("success", done.format(ref=ref))
     except MriError as exc:
         flash("error", str(exc))
     except OSError as exc:  # e.g. a read-only registry folder
-        flash("error", f"{ref} could not be deleted ({exc}); check that {registry.models_dir()} is writable.")
+        flash("error", f"{ref} could not be changed ({exc}); check that {registry.models_dir()} is writable.")
 
 
 st.set_page_config(page_title="Models - Brain MRI screening", layout="wide")
@@ -128,7 +124,8 @@ st.session_state.setdefault("manage_ref", active_ref if active_ref in entries el
 chosen = entries[st.selectbox("Model", refs, key="manage_ref")]
 is_active = chosen.ref == active_ref
 activate_column, download_column = st.columns(2)
-activate_column.button("Make active", on_click=activate_model, args=(chosen.ref,), disabled=is_active,
+activate_column.button("Make active", disabled=is_active, on_click=run_action,
+                       args=(registry.activate, chosen.ref, ACTIVATED),
                        help="This model is already active." if is_active else "The Diagnose page will use it.")
 try:
     download_column.download_button("Download as zip", packaging.zip_package(chosen),
@@ -141,7 +138,8 @@ elif is_active:
     st.info(f"{chosen.ref} is the active model: make another model active before deleting it.")
 else:
     confirmed = st.checkbox(f"I understand that {chosen.ref} will be deleted for good.", key=f"confirm-{chosen.ref}")
-    st.button("Delete", type="primary", disabled=not confirmed, on_click=delete_model, args=(chosen.ref,))
+    st.button("Delete", type="primary", disabled=not confirmed, on_click=run_action,
+              args=(registry.delete, chosen.ref, "{ref} was deleted."))
 
 st.subheader("Compare two models")
 st.session_state.setdefault("compare_a", st.session_state["manage_ref"])

@@ -92,3 +92,15 @@ def tiny_model(tiny_model_dir: Path):
     from mri_core.model import load_model
 
     return load_model(tiny_model_dir)
+
+
+@pytest.fixture
+def no_leftover_job():
+    """Cancel and wait for any training job a test left running (jobs are process-wide)."""
+    yield
+    from mri_core import jobs
+
+    job = jobs.current_job()
+    if job is not None:
+        job.cancel()
+        job.wait(300)

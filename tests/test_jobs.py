@@ -20,13 +20,7 @@ def wait_for(condition, timeout: float = JOB_TIMEOUT_S) -> None:
         time.sleep(0.05)
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_job():
-    yield
-    job = jobs.current_job()
-    if job is not None:
-        job.cancel()
-        job.wait(JOB_TIMEOUT_S)
+pytestmark = pytest.mark.usefixtures("no_leftover_job")
 
 
 def test_job_trains_in_the_background_and_saves_a_package(small_kaggle):

@@ -17,13 +17,7 @@ RUN_TIMEOUT_S = 180  # the first run imports TensorFlow: slow on 2 shared cores,
 JOB_TIMEOUT_S = 300
 
 
-@pytest.fixture(autouse=True)
-def _no_leftover_job():
-    yield
-    job = jobs.current_job()
-    if job is not None:
-        job.cancel()
-        job.wait(JOB_TIMEOUT_S)
+pytestmark = pytest.mark.usefixtures("no_leftover_job")
 
 
 def start_page() -> AppTest:
