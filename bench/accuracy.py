@@ -18,7 +18,6 @@ every model that belongs in the table at once) and prints a Markdown table to st
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import sys
 import time
@@ -40,7 +39,6 @@ PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = PROJECT / "bench" / "splits" / "shipped.json"
 DEFAULT_DATA = PROJECT.parent / "shared" / "data"
 BOXED_ROOT = "figshare-boxes"
-BOXES_FILE = "boxes.csv"
 KAGGLE_ROOT = "kaggle-brain-mri"
 GRADCAM_BATCH = 32
 PREPARE_WORKERS = 2
@@ -73,14 +71,6 @@ def prepare_records(records, image_size: int) -> tuple[np.ndarray, np.ndarray, n
     with ThreadPoolExecutor(max_workers=PREPARE_WORKERS) as pool:
         images, crop_boxes, shapes = zip(*pool.map(prepare_one, records))
     return np.stack(images), np.array(crop_boxes), np.array(shapes)
-
-
-def read_boxes(boxed_root: Path) -> dict[str, tuple[tuple[int, int, int, int], tuple[int, int]]]:
-    """boxes.csv -> relative path -> (inclusive tumor box (x0, y0, x1, y1), (H, W) it refers to)."""
-    with open(boxed_root / BOXES_FILE, newline="") as handle:
-        return {row["file"]: ((int(row["x_min"]), int(row["y_min"]), int(row["x_max"]), int(row["y_max"])),
-                              (int(row["height"]), int(row["width"])))
-                for row in csv.DictReader(handle)}
 
 
 # --- one model ---------------------------------------------------------------------------
@@ -209,7 +199,7 @@ def audit_model(package: str, records, data: Path, prepared_cache: dict) -> tupl
     figures["source_probe"] = probe_figures(scan_model, records, images)
     log(f"{scan_model.ref}: Grad-CAM localisation ...")
     figures["localisation"] = localisation_figures(
-        scan_model, records, images, crop_boxes, shapes, read_boxes(data / BOXED_ROOT), rng)
+        scan_model, records, images, crop_boxes, shapes, datasets.read_boxes(data / BOXED_ROOT), rng)
     return scan_model.ref, figures
 
 

@@ -48,8 +48,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--manifest", help="follow this split manifest (e.g. bench/splits/shipped.json)")
     train.add_argument("--checkpoint", metavar="DIR",
                        help="save the state after every epoch here; if DIR holds a checkpoint, resume from it")
-    train.add_argument("--source-balance", type=float, default=0.0,
-                       help="weight (source, class) strata by (median size / size) ** X; 0 (default) = off")
+    train.add_argument("--source-balance", type=float,
+                       help="weight (source, class) strata by (median size / size) ** X; 0 = off "
+                            "(default: 0 for paper, 0.5 for default)")
+    train.add_argument("--box-weight", type=float,
+                       help="weight of the loss that keeps the class evidence inside tumor boxes "
+                            "(a data folder's boxes.csv); default: 0 for paper, 0.5 for default")
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on folder-per-class data")
     evaluate.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
@@ -137,7 +141,7 @@ def run_train(args) -> int:
     settings = settings_for(args.arch, epochs=args.epochs, image_size=args.image_size,
                             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                             name=args.name, strategy=args.strategy, split=args.split, manifest=args.manifest,
-                            source_balance=args.source_balance)
+                            source_balance=args.source_balance, box_weight=args.box_weight)
     started = time.monotonic()
     entry = train_and_save(args.data_dirs, settings, on_event=ProgressBar(), activate=args.activate,
                            checkpoint_dir=args.checkpoint)

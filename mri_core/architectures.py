@@ -58,14 +58,25 @@ def _residual_block(x, filters: int, stride: int, name: str):
 
 
 def build_default(image_size: int, n_classes: int) -> keras.Model:
-    """A compact residual, depthwise-separable CNN with batch norm and global pooling."""
+    """A compact residual, depthwise-separable CNN with batch norm and global pooling.
+
+    The backbone runs down to 1/16 of the input; its deepest features are then upsampled
+    and merged with the 1/8-scale features, so the Grad-CAM layer (`last_conv`) sees
+    16x16 cells at 128 px: tumors here cover ~2% of the brain crop, too little for an 8x8 map.
+    """
     inputs = keras.Input((image_size, image_size, 1), name="image")
     x = layers.Conv2D(24, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
     x = layers.BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     # downsample early: full-resolution separable convs dominate the cost on a 2-core CPU
+    scales = []
     for i, (filters, stride) in enumerate([(32, 2), (64, 2), (128, 2), (160, 1)]):
         x = _residual_block(x, filters, stride, f"block{i + 1}")
+        scales.append(x)
+    fine = scales[1]  # 1/8 of the input
+    x = layers.UpSampling2D(2, interpolation="bilinear", name="top_down_up")(x)
+    x = layers.Concatenate(name="top_down_merge")([x, fine])
+    x = _conv_bn_relu(x, 160, 1, "merge")
     x = layers.Conv2D(192, 1, use_bias=False, name="head_conv")(x)
     x = layers.BatchNormalization(name="head_bn")(x)
     x = layers.ReLU(name="last_conv")(x)

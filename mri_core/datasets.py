@@ -13,6 +13,7 @@ Never imports streamlit.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import logging
@@ -52,6 +53,7 @@ MIN_IMAGES_PER_CLASS = 5
 # Operating-system clutter that is not an image and not worth reporting.
 IGNORED_NAMES = {"thumbs.db", "desktop.ini", "__macosx"}
 DECODE_WORKERS = 2
+BOXES_FILE = "boxes.csv"  # optional, in a data root: tumor boxes per image (file,width,height,x_min,y_min,x_max,y_max)
 
 SPLITS = ("train", "val", "test")
 DEFAULT_FRACTIONS = (0.7, 0.15, 0.15)
@@ -598,6 +600,32 @@ def _format_manifest(manifest: Mapping) -> str:
     lines = [f" {json.dumps(sha)}: {json.dumps(entry, separators=(', ', ': '))}"
              for sha, entry in manifest["images"].items()]
     return text + ',\n "images": {\n' + ",\n".join(lines) + "\n }\n}\n"
+
+
+def read_boxes(root: str | os.PathLike) -> dict[str, tuple[tuple[int, int, int, int], tuple[int, int]]]:
+    """A root's boxes.csv -> {relative path: (inclusive tumor box (x0, y0, x1, y1), (H, W) it refers to)}.
+
+    Empty when the root has no boxes.csv; DatasetInvalid names a malformed row.
+    """
+    path = Path(root) / BOXES_FILE
+    if not path.is_file():
+        return {}
+    boxes = {}
+    with open(path, newline="", encoding="utf-8") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                box = tuple(int(row[k]) for k in ("x_min", "y_min", "x_max", "y_max"))
+                shape = (int(row["height"]), int(row["width"]))
+                name = row["file"]
+            except (KeyError, TypeError, ValueError):
+                raise DatasetInvalid(
+                    f"{path}, line {line}: expected file,width,height,x_min,y_min,x_max,y_max "
+                    "with whole-pixel numbers; fix or remove that row."
+                ) from None
+            if box[0] > box[2] or box[1] > box[3]:
+                raise DatasetInvalid(f"{path}, line {line}: the box {box} has x_min > x_max or y_min > y_max.")
+            boxes[name] = (box, shape)
+    return boxes
 
 
 def read_manifest(path: str | os.PathLike) -> dict:

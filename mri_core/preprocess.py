@@ -151,6 +151,17 @@ def to_original_xy(xy_model: tuple[float, float], prepared: Prepared) -> tuple[i
     return int(np.clip(col, 0, width - 1)), int(np.clip(row, 0, height - 1))
 
 
+def box_to_model(box: tuple[int, int, int, int], crop_box: tuple[int, int, int, int],
+                 image_size: int) -> tuple[int, int, int, int]:
+    """Inclusive box in original pixels -> inclusive box in model-input pixels (clipped to it)."""
+    x0, y0, x1, _ = crop_box
+    scale = image_size / (x1 - x0 + 1)
+    left, top = int(np.floor((box[0] - x0) * scale)), int(np.floor((box[1] - y0) * scale))
+    right, bottom = int(np.ceil((box[2] + 1 - x0) * scale)) - 1, int(np.ceil((box[3] + 1 - y0) * scale)) - 1
+    clip = lambda v: int(np.clip(v, 0, image_size - 1))  # noqa: E731
+    return clip(left), clip(top), clip(right), clip(bottom)
+
+
 def heatmap_to_original(cam: np.ndarray, prepared: Prepared) -> np.ndarray:
     """(h, w) map over the model input -> float32 (H, W) over the original, 0 outside the box."""
     cam = np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)

@@ -29,13 +29,16 @@ STRATEGIES = ("auto", "mirrored", "multiworker")
 # finds this share of the validation tumors (the paper's model keeps its plain 0.5).
 TARGET_SENSITIVITY = 0.98
 THRESHOLD_RANGE = (0.02, 0.5)
+MIN_SOURCE_TUMORS = 10  # a source with fewer validation tumors cannot set the threshold
 SPLITS = ("grouped", "naive")
 
 
 # Per-architecture defaults for what the user leaves unset (CLI flags, Train page).
 ARCH_DEFAULTS = {
-    "paper": {"epochs": 30, "batch_size": 16, "learning_rate": 1e-3, "image_size": 128},
-    "default": {"epochs": 24, "batch_size": 32, "learning_rate": 2e-3, "image_size": 128},
+    "paper": {"epochs": 30, "batch_size": 16, "learning_rate": 1e-3, "image_size": 128,
+              "source_balance": 0.0, "box_weight": 0.0},
+    "default": {"epochs": 24, "batch_size": 32, "learning_rate": 2e-3, "image_size": 128,
+                "source_balance": 0.5, "box_weight": 0.5},
 }
 
 
@@ -64,6 +67,9 @@ class TrainSettings:
     # loss weight of each (source folder, class) stratum: (median stratum size / its size) ** this;
     # 0 = every image counts the same. Raises the few tumors shown in a rare source's style.
     source_balance: float = 0.0
+    # weight of the box loss: on images with a tumor box (a root's boxes.csv), the class
+    # evidence map (the Grad-CAM layer x the logits' weights) is pushed inside the box.
+    box_weight: float = 0.0
 
     def check(self) -> "TrainSettings":
         if self.arch not in architectures.ARCHITECTURES:
@@ -82,6 +88,8 @@ class TrainSettings:
             raise SettingsInvalid(f"Unknown split {self.split!r}; choose one of {', '.join(SPLITS)}.")
         if not 0.0 <= self.source_balance <= 1.0:
             raise SettingsInvalid(f"Source balance must be between 0 and 1, got {self.source_balance}.")
+        if not 0.0 <= self.box_weight <= 10.0:
+            raise SettingsInvalid(f"Box weight must be between 0 and 10, got {self.box_weight}.")
         if self.name is not None:
             registry.check_model_name(self.name)
         return self
@@ -141,6 +149,9 @@ class TrainingData:
     summary: dict
     true_names: dict[str, list[str]] = field(default_factory=dict)  # split -> true class per image
     train_weights: np.ndarray | None = None  # per training image loss weight (mean 1)
+    train_masks: np.ndarray | None = None  # (N, S, S, 1) uint8 1 inside the tumor box; None: no boxes
+    train_has_box: np.ndarray | None = None  # (N,) float32 1.0 where the image has a box
+    val_sources: list[str] = field(default_factory=list)  # root name per validation image
 
     @property
     def any_tumor_label(self) -> int:
@@ -208,6 +219,9 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
         true_names[part] = [r.class_name for r in records]
         if part == "train":
             train_weights = stratum_weights([(r.root_name, r.class_name) for r in records], settings.source_balance)
+            train_masks, train_has_box = box_masks(records, settings.image_size) if settings.box_weight else (None, None)
+        if part == "val":
+            val_sources = [r.root_name for r in records]
     summary = {
         "roots": [str(Path(root)) for root in data_dirs],
         "kind": dataset.kind,
@@ -222,7 +236,42 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
         "test_leakage": int(datasets.leakage_count(split, groups, dataset)),
     }
     summary["source_balance"] = settings.source_balance
-    return TrainingData(class_names, arrays, summary, true_names, train_weights)
+    summary["boxed_train_images"] = int(train_has_box.sum()) if train_has_box is not None else 0
+    return TrainingData(class_names, arrays, summary, true_names, train_weights,
+                        train_masks, train_has_box, val_sources)
+
+
+def box_masks(records: Sequence[datasets.ImageRecord], image_size: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Tumor boxes of the records whose root has a boxes.csv -> ((N, S, S, 1) uint8 masks, (N,) flags).
+
+    (None, None) when no record has a box. A box whose stated image size differs from the
+    file's is not used (it would land in the wrong place).
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from . import io, preprocess
+
+    boxes_by_root = {root: datasets.read_boxes(root) for root in {r.root for r in records}}
+    boxed = [(i, boxes_by_root[r.root][r.relative_path]) for i, r in enumerate(records)
+             if r.relative_path in boxes_by_root[r.root]]
+    if not boxed:
+        return None, None
+    masks = np.zeros((len(records), image_size, image_size, 1), np.uint8)
+    has_box = np.zeros(len(records), np.float32)
+
+    def fill(item):
+        i, (box, shape) = item
+        pixels = io.read_file(records[i].path)[0].pixels
+        if tuple(pixels.shape[:2]) != shape:
+            return
+        crop = preprocess.prepare(pixels, image_size).crop_box  # the same crop as the model input's
+        x0, y0, x1, y1 = preprocess.box_to_model(box, crop, image_size)
+        masks[i, y0:y1 + 1, x0:x1 + 1] = 1
+        has_box[i] = 1.0
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        list(pool.map(fill, boxed))
+    return masks, has_box
 
 
 def stratum_weights(strata: Sequence[tuple[str, str]], exponent: float) -> np.ndarray:
@@ -286,31 +335,47 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
         if settings.arch != "paper":  # the paper used a constant rate; ours decays to settle
             learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, steps * settings.epochs, alpha=0.02)
         optimizer = keras.optimizers.Adam(learning_rate)
+    use_boxes = settings.box_weight > 0 and data.train_masks is not None
+    # without boxes a (N, 1, 1, 1) stand-in keeps one pipeline and one step for both cases
+    train_m = data.train_masks if use_boxes else np.zeros((len(train_y), 1, 1, 1), np.uint8)
+    train_b = data.train_has_box if use_boxes else np.zeros(len(train_y), np.float32)
     augment = _augmenter(settings.arch, settings.seed)
     batch_seeds = tf.data.Dataset.random(seed=settings.seed, rerandomize_each_iteration=True).batch(2)
     batches = (
-        tf.data.Dataset.from_tensor_slices((train_x, train_y, train_w))
+        tf.data.Dataset.from_tensor_slices((train_x, train_y, train_w, train_m, train_b))
         .shuffle(len(train_y), seed=settings.seed, reshuffle_each_iteration=True)
         .batch(global_batch)
     )
+
+    def augment_batch(batch, seeds):
+        images, masks = augment(tf.cast(batch[0], tf.float32) / 255.0, tf.cast(batch[3], tf.float32), seeds)
+        return images, batch[1], batch[2], masks, batch[4]
+
     train_ds = (
         tf.data.Dataset.zip(batches, batch_seeds)
-        .map(lambda batch, seeds: (augment(tf.cast(batch[0], tf.float32) / 255.0, seeds), batch[1], batch[2]),
-             num_parallel_calls=tf.data.AUTOTUNE)
+        .map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(2)
     )
     dist_train = strategy.experimental_distribute_dataset(train_ds)
 
     tumor_mask = tf.constant(data.tumor_mask)
+    cam_layer = architectures.GRADCAM_LAYERS[settings.arch]
+    # images -> (probabilities, Grad-CAM layer maps (N, h, w, K)); shares the model's weights
+    step_model = keras.Model(model.inputs, [model.outputs[0], model.get_layer(cam_layer).output])
+    logits_kernel = model.get_layer("logits").kernel  # (K, C)
 
-    def replica_step(images, labels, weights):
+    def replica_step(images, labels, weights, masks, has_box):
         with tf.GradientTape() as tape:
-            probabilities = model(images, training=True)
+            probabilities, maps = step_model(images, training=True)
             own = tf.gather(probabilities, tf.minimum(labels, n_classes - 1), axis=1, batch_dims=1)
             any_tumor = tf.reduce_sum(probabilities * tumor_mask, axis=-1)
             target = tf.where(labels == n_classes, any_tumor, own)
             per_example = -tf.math.log(tf.clip_by_value(target, 1e-7, 1.0))
             loss = tf.nn.compute_average_loss(per_example * weights, global_batch_size=global_batch)
+            boxed = tf.zeros_like(per_example)
+            if use_boxes:
+                boxed = box_loss(maps, logits_kernel, labels, masks, has_box)
+                loss += settings.box_weight * tf.nn.compute_average_loss(boxed, global_batch_size=global_batch)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
         grads = tape.gradient(loss, model.trainable_variables)
@@ -318,13 +383,12 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
         predicted = tf.argmax(probabilities, -1, output_type=tf.int32)
         hit = tf.where(labels == n_classes, tf.gather(tumor_mask, predicted) > 0.5, tf.equal(predicted, labels))
         correct = tf.reduce_sum(tf.cast(hit, tf.float32))
-        return tf.reduce_sum(per_example), correct
+        return tf.reduce_sum(per_example), correct, tf.reduce_sum(boxed)
 
     @tf.function
-    def train_step(images, labels, weights):
-        loss_sum, correct = strategy.run(replica_step, args=(images, labels, weights))
-        return (strategy.reduce(tf.distribute.ReduceOp.SUM, loss_sum, axis=None),
-                strategy.reduce(tf.distribute.ReduceOp.SUM, correct, axis=None))
+    def train_step(images, labels, weights, masks, has_box):
+        sums = strategy.run(replica_step, args=(images, labels, weights, masks, has_box))
+        return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in sums)
 
     history, best_loss, best_weights = [], np.inf, None
     fingerprint = checkpoint_fingerprint(data, settings)
@@ -338,13 +402,14 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
         history, best_loss, best_weights = resumed.history, resumed.best_loss, resumed.best_weights
     started = time.monotonic() - (history[-1]["elapsed_s"] if history else 0.0)
     for epoch in range(len(history) + 1, settings.epochs + 1):
-        loss_total, correct_total = 0.0, 0.0
-        for step, (images, labels, weights) in enumerate(dist_train, start=1):
+        loss_total, correct_total, box_total = 0.0, 0.0, 0.0
+        for step, batch in enumerate(dist_train, start=1):
             if stop():
                 raise TrainingCancelled("Training was cancelled; no model was saved.")
-            loss_sum, correct = train_step(images, labels, weights)
+            loss_sum, correct, box_sum = train_step(*batch)
             loss_total += float(loss_sum)
             correct_total += float(correct)
+            box_total += float(box_sum)
             emit(StepEnd(epoch, step, steps))
         val_x, val_y = data.arrays["val"]
         val_probabilities = predict_arrays(model, val_x)
@@ -359,6 +424,8 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
             "val_accuracy": val_accuracy,
             "elapsed_s": round(elapsed, 2),
         }
+        if use_boxes:
+            record["box_loss"] = box_total / max(float(train_b.sum()), 1.0)
         history.append(record)
         if val_loss < best_loss:  # keep the weights of the best validation epoch
             best_loss, best_weights = val_loss, [w.copy() for w in model.get_weights()]
@@ -373,24 +440,60 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
     return model, history
 
 
+def box_loss(maps, logits_kernel, labels, masks, has_box):
+    """Per image: -log(share of its true class's spatial evidence softmax that lies inside its box).
+
+    maps (N, h, w, K) Grad-CAM layer output; logits_kernel (K, C); labels (N,) int32 (C =
+    tumor of unknown type: no loss); masks (N, S, S, 1) float 1 inside the box; has_box (N,)
+    float. With global average pooling before `logits`, the class evidence map sum_k A_k w_kc
+    is exactly what Grad-CAM on the logit shows, so this teaches the heatmap to land on the tumor.
+    Returns (N,) float32, 0 where an image has no usable box.
+    """
+    import tensorflow as tf
+
+    n_classes = logits_kernel.shape[-1]
+    evidence = tf.einsum("nhwk,kc->nhwc", maps, logits_kernel)
+    own = tf.gather(evidence, tf.minimum(labels, n_classes - 1), axis=3, batch_dims=1)  # (N, h, w)
+    n, cells = tf.shape(own)[0], tf.shape(own)[1] * tf.shape(own)[2]
+    log_share = tf.nn.log_softmax(tf.reshape(own, [n, cells]), axis=-1)
+    inside = tf.image.resize(masks, tf.shape(own)[1:3], method="area")  # share of each cell in the box
+    inside = tf.reshape(inside, [n, cells])
+    usable = (has_box * tf.cast(tf.reduce_max(inside, axis=-1) > 0, tf.float32)
+              * tf.cast(labels < n_classes, tf.float32))
+    per_example = -tf.reduce_logsumexp(log_share + tf.math.log(inside + 1e-6), axis=-1)
+    return per_example * usable
+
+
 def _augmenter(arch: str, seed: int):
-    """(images, seeds) -> images. The paper trained without augmentation; `default` gets
-    flips, small rotations and zoom, gamma, contrast and noise, so that it does not learn
-    one scanner's look. Random draws are seeded per batch: a run is repeatable."""
+    """(images, masks, seeds) -> (images, masks). The paper trained without augmentation;
+    `default` gets flips, small rotations and zoom (applied to the tumor-box masks alike),
+    blur, gamma, contrast and noise, so that it does not learn one scanner's look. Random
+    draws are seeded per batch: a run is repeatable."""
     import keras
     import tensorflow as tf
 
     if arch == "paper":
-        return lambda images, seeds: images
+        return lambda images, masks, seeds: (images, masks)
     geometric = keras.Sequential([
         keras.layers.RandomFlip("horizontal", seed=seed),
         keras.layers.RandomRotation(0.04, fill_mode="constant", seed=seed + 1),
         keras.layers.RandomZoom((-0.1, 0.1), fill_mode="constant", seed=seed + 2),
     ])
 
-    def augment(images, seeds):
-        images = geometric(images, training=True)
+    @tf.autograph.experimental.do_not_convert  # plain tensor code; its one `if` is on static shapes
+    def augment(images, masks, seeds):
+        if masks.shape[1] == images.shape[1]:  # real masks: move them with the image
+            both = geometric(tf.concat([images, masks], axis=-1), training=True)
+            images, masks = both[..., :1], tf.round(both[..., 1:])
+        else:
+            images = geometric(images, training=True)
         per_image = [tf.shape(images)[0], 1, 1, 1]
+        # blur: blend with a down-and-up sampled copy (lower scanner resolution, web JPEGs)
+        side = tf.shape(images)[1]
+        low = tf.cast(tf.cast(side, tf.float32) * tf.random.stateless_uniform([], seeds + 4, 0.35, 0.8), tf.int32)
+        blurred = tf.image.resize(tf.image.resize(images, [low, low], method="area"), [side, side], method="bilinear")
+        amount = tf.random.stateless_uniform(per_image, seeds + 5, 0.0, 1.0)
+        images = images + (blurred - images) * amount
         gamma = tf.exp(tf.random.stateless_uniform(per_image, seeds, -0.3, 0.3))
         images = tf.pow(images + 1e-6, gamma)
         contrast = tf.random.stateless_uniform(per_image, seeds + 1, 0.85, 1.15)
@@ -398,7 +501,7 @@ def _augmenter(arch: str, seed: int):
         images = (images - mean) * contrast + mean
         noise_level = tf.random.stateless_uniform(per_image, seeds + 2, 0.0, 0.03)
         images += tf.random.stateless_normal(tf.shape(images), seeds + 3) * noise_level
-        return tf.clip_by_value(images, 0.0, 1.0)
+        return tf.clip_by_value(images, 0.0, 1.0), masks
 
     return augment
 
@@ -413,6 +516,20 @@ def choose_threshold(tumor_probability: np.ndarray, is_tumor: np.ndarray,
     misses = int(np.floor((1.0 - target_sensitivity) * len(tumor_scores)))
     threshold = float(tumor_scores[misses]) - 1e-6
     return float(np.clip(threshold, *THRESHOLD_RANGE))
+
+
+def choose_threshold_per_source(tumor_probability: np.ndarray, is_tumor: np.ndarray, sources: Sequence[str],
+                                target_sensitivity: float = TARGET_SENSITIVITY) -> float:
+    """The highest threshold that meets the target sensitivity within every source (data root)
+    holding at least MIN_SOURCE_TUMORS validation tumors: a style seen rarely among the tumors
+    must not be traded away for the common ones."""
+    sources = np.asarray(sources)
+    thresholds = [choose_threshold(tumor_probability, is_tumor, target_sensitivity)]
+    for source in np.unique(sources):
+        inside = sources == source
+        if (is_tumor & inside).sum() >= MIN_SOURCE_TUMORS:
+            thresholds.append(choose_threshold(tumor_probability[inside], is_tumor[inside], target_sensitivity))
+    return float(min(thresholds))
 
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, tumor_mask: np.ndarray | None = None) -> float:
@@ -438,8 +555,7 @@ def reproduce_command(data_dirs: Sequence[str | Path], settings: TrainSettings) 
              "--seed", str(settings.seed), "--split", settings.split]
     if settings.manifest:
         parts += ["--manifest", str(settings.manifest)]
-    if settings.source_balance:
-        parts += ["--source-balance", str(settings.source_balance)]
+    parts += ["--source-balance", str(settings.source_balance), "--box-weight", str(settings.box_weight)]
     if settings.name:
         parts += ["--name", settings.name]
     return shlex.join(parts)
@@ -465,7 +581,8 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
     threshold = 0.5
     if settings.arch != "paper":
         val_tumor_probability = apply_temperature(val_raw, temperature) @ data.tumor_mask
-        threshold = choose_threshold(val_tumor_probability, np.array([c not in datasets.NO_TUMOR_CLASSES for c in data.true_names["val"]]))
+        val_is_tumor = np.array([c not in datasets.NO_TUMOR_CLASSES for c in data.true_names["val"]])
+        threshold = choose_threshold_per_source(val_tumor_probability, val_is_tumor, data.val_sources)
     test_x, test_y = data.arrays["test"]
     test_probabilities = apply_temperature(predict_arrays(keras_model, test_x), temperature)
     metrics = compute_metrics(data.true_names["test"], test_probabilities,

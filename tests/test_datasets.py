@@ -22,6 +22,7 @@ from mri_core.datasets import (
     leakage_count,
     manifest_hash,
     matches_per_record,
+    read_boxes,
     read_manifest,
     split_groups,
     split_naive,
@@ -360,3 +361,18 @@ def test_shipped_manifest_covers_the_kaggle_set_with_its_labels(kaggle):
     sides = {side: sum(e["split"] == side for e in manifest["images"].values()) for side in datasets.SPLITS}
     total = sum(sides.values())
     assert abs(sides["test"] / total - 0.15) < 0.02 and abs(sides["train"] / total - 0.7) < 0.02
+
+
+def test_tumor_boxes_are_read_per_relative_path(figshare_dir):
+    boxes = read_boxes(figshare_dir)
+    assert len(boxes) > 2000
+    name, ((x0, y0, x1, y1), (height, width)) = next(iter(boxes.items()))
+    assert (figshare_dir / name).is_file()
+    assert 0 <= x0 <= x1 < width and 0 <= y0 <= y1 < height
+
+
+def test_a_root_without_boxes_has_none_and_a_bad_row_is_named(tmp_path, kaggle_dir):
+    assert read_boxes(kaggle_dir) == {}
+    (tmp_path / "boxes.csv").write_text("file,width,height,x_min,y_min,x_max,y_max\na.png,512,512,10,ten,40,50\n")
+    with pytest.raises(DatasetInvalid, match="line 2"):
+        read_boxes(tmp_path)

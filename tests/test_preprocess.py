@@ -12,6 +12,7 @@ from mri_core.errors import NotASlice, SettingsInvalid
 from mri_core.io import read_file
 from mri_core.preprocess import (
     Prepared,
+    box_to_model,
     brain_crop_box,
     heatmap_to_original,
     prepare,
@@ -220,6 +221,19 @@ def test_one_hot_heatmap_peaks_at_the_right_original_pixel(tumor_pixels, grid):
         assert abs(peak_x - expected_x) <= 1 and abs(peak_y - expected_y) <= 1
         if grid is None:
             assert (peak_x, peak_y) == to_original_xy((col, row), prepared)
+
+
+def test_a_box_drawn_on_the_original_covers_the_same_pixels_of_the_model_input(tumor_pixels):
+    """Tumor boxes train the heatmap: a box must land where its pixels went in the model input."""
+    half = 6
+    centre = (95, 120)
+    prepared, found = bright_square_position(tumor_pixels, 128, centre, half)
+    x0, y0, x1, y1 = box_to_model((centre[0] - half, centre[1] - half, centre[0] + half, centre[1] + half),
+                                  prepared.crop_box, 128)
+    assert x0 <= found[0] <= x1 and y0 <= found[1] <= y1
+    side = (prepared.crop_box[2] - prepared.crop_box[0] + 1) / 128  # original pixels per model pixel
+    assert abs((x1 - x0 + 1) - (2 * half + 1) / side) <= 2  # the same size, up to rounding outwards
+    assert box_to_model((-500, -500, 10_000, 10_000), prepared.crop_box, 128) == (0, 0, 127, 127)
 
 
 def test_heatmap_of_a_shrunk_crop_keeps_a_one_pixel_peak():

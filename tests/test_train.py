@@ -161,3 +161,61 @@ def test_a_stopped_run_resumes_from_its_last_completed_epoch(small_kaggle, tmp_p
     assert [h["epoch"] for h in history] == [1, 2, 3]
     assert history[0]["loss"] == pytest.approx(first_epoch[0].loss)
     assert not (tmp_path / "ck").exists()  # removed once the package is saved
+
+
+# --- tumor boxes and the operating point ---------------------------------------------------
+
+def _box_loss_of(evidence_at: tuple[int, int], box: tuple[int, int, int, int], label: int = 0,
+                 has_box: float = 1.0) -> float:
+    """Box loss of one 8x8 map whose class-0 evidence peaks at one cell, box in 32 px input."""
+    import tensorflow as tf
+
+    from mri_core.train import box_loss
+
+    maps = np.zeros((1, 8, 8, 2), np.float32)
+    maps[0, evidence_at[1], evidence_at[0], 0] = 8.0  # feature 0 feeds class 0
+    kernel = tf.constant([[1.0, 0.0], [0.0, 1.0]])
+    masks = np.zeros((1, 32, 32, 1), np.float32)
+    x0, y0, x1, y1 = box
+    masks[0, y0:y1 + 1, x0:x1 + 1] = 1.0
+    return float(box_loss(tf.constant(maps), kernel, tf.constant([label]), tf.constant(masks),
+                          tf.constant([has_box]))[0])
+
+
+def test_box_loss_is_low_when_the_evidence_lies_in_the_tumor_box_and_high_outside():
+    box = (8, 8, 15, 15)  # model pixels: cells (2..3, 2..3) of the 8x8 map
+    inside, outside = _box_loss_of((2, 3), box), _box_loss_of((6, 6), box)
+    assert inside < 1.0 < outside
+    assert _box_loss_of((6, 6), box, has_box=0.0) == 0.0  # images without a box add nothing
+    assert _box_loss_of((6, 6), box, label=2) == 0.0  # a tumor of unknown type has no class map
+
+
+def test_threshold_keeps_the_target_sensitivity_within_every_source():
+    from mri_core.train import choose_threshold, choose_threshold_per_source
+
+    rng = np.random.default_rng(0)
+    common = rng.uniform(0.6, 1.0, 200)  # tumors of the common style score high
+    rare = rng.uniform(0.1, 1.0, 20)  # tumors in a rare style score lower
+    healthy = rng.uniform(0.0, 0.05, 100)
+    scores = np.concatenate([common, rare, healthy])
+    is_tumor = np.r_[np.ones(220, bool), np.zeros(100, bool)]
+    sources = ["common"] * 200 + ["rare"] * 20 + ["common"] * 100
+    pooled = choose_threshold(scores, is_tumor)
+    per_source = choose_threshold_per_source(scores, is_tumor, sources)
+    assert per_source < pooled
+    assert (rare >= per_source).all() and (common >= per_source).all()
+    few = ["common"] * 215 + ["few"] * 5 + ["common"] * 100  # 5 tumors cannot set it
+    assert choose_threshold_per_source(scores, is_tumor, few) >= per_source
+
+
+def test_boxed_images_train_the_heatmap_and_the_run_records_it(tmp_path, figshare_dir, kaggle_dir):
+    from subsets import link_subset
+
+    boxed = link_subset(figshare_dir, tmp_path / "figshare-boxes", per_class=8)
+    (boxed / "boxes.csv").symlink_to(figshare_dir / "boxes.csv")
+    healthy = link_subset(kaggle_dir, tmp_path / "kaggle", per_class=12, classes=["no"])
+    settings = TrainSettings(arch="default", epochs=2, image_size=64, batch_size=8, box_weight=0.5)
+    result = train([boxed, healthy], settings)
+    assert result.info["data"]["boxed_train_images"] > 10
+    assert all(h["box_loss"] > 0 for h in result.info["history"])
+    assert "--box-weight 0.5" in result.info["command"]
