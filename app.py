@@ -1,4 +1,4 @@
-"""Diagnose: upload one brain MRI slice, get tumor / no tumor with its probability and a heatmap.
+"""Diagnose: upload a brain MRI slice, DICOM series or NIfTI volume, get tumor / no tumor with its probability and a heatmap.
 
 The Streamlit entry page. A thin script: widgets, one call into `mri_core`, rendering.
 No image math, no TensorFlow, no file formats here (TensorFlow loads lazily on first read).
@@ -11,8 +11,9 @@ import streamlit as st
 
 from mri_core import io, registry, render
 from mri_core.errors import MriError
+from mri_core.volume import available_planes, middle_index, plane_count
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"]
+UPLOAD_TYPES = None  # any name: DICOM files from a PACS often have no extension; the bytes decide
 NOTICE = "Decision support, not a diagnosis: a radiologist must review every scan."
 
 
@@ -24,13 +25,35 @@ def load_scan_model(package_path: str, version: int):
     return load_model(package_path)
 
 
-@st.cache_data(show_spinner="Reading the scan ...", max_entries=8, ttl=3600)
-def read_scan(package_path: str, version: int, data: bytes, name: str):
-    """Uploaded bytes -> (Slice, Reading) with a Grad-CAM heatmap; MriError for a bad file."""
+def uploaded_volumes(uploads) -> list:
+    """The uploads as volumes, read once per set of files and kept in this session only (in memory)."""
+    key = tuple(u.file_id for u in uploads)
+    if st.session_state.get("volumes_key") != key:
+        st.session_state.volumes = io.read_volumes([(u.name, u.getvalue()) for u in uploads])
+        st.session_state.volumes_key, st.session_state.scans = key, {}
+    return st.session_state.volumes
+
+
+@st.cache_data(show_spinner="Reading the scan ...", max_entries=16, ttl=3600)
+def read_scan(package_path: str, version: int, scan_key: tuple, _volume, index: int, plane: str):
+    """Slice `index` of `plane` -> (Slice, Reading) with a Grad-CAM heatmap; `scan_key` names the volume."""
     from mri_core import pipeline
 
-    slice_ = io.decode_image(data, name)
+    [slice_] = io.volume_slices(_volume, index, plane)
     return slice_, pipeline.read_slices(load_scan_model(package_path, version), [slice_], cam="gradcam")[0]
+
+
+def scan_all_slices(package_path: str, version: int, scan_key: tuple, volume, plane: str, slider_key: str):
+    """Button callback: tumor probability of every slice in batches, then jump to the most suspicious."""
+    from mri_core import pipeline
+
+    try:
+        readings = pipeline.read_volume(load_scan_model(package_path, version), volume, "all", plane, cam="none")
+    except MriError as exc:
+        st.session_state.scans[scan_key] = str(exc)
+        return
+    st.session_state.scans[scan_key] = [r.tumor_probability for r in readings]
+    st.session_state[slider_key] = pipeline.most_suspicious_slice(readings)
 
 
 st.set_page_config(page_title="Diagnose - Brain MRI screening", layout="wide")
@@ -47,12 +70,48 @@ st.markdown(f"Model **{entry.ref}** · {entry.info.get('architecture', '?')} · 
             f"{', '.join(entry.info['class_names'])}"
             + (f" · test accuracy {accuracy:.1%}" if accuracy is not None else ""))
 
-upload = st.file_uploader("Brain MRI slice (PNG, JPEG, BMP or TIFF)", type=UPLOAD_TYPES)
-if upload is None:
-    st.info("Upload one axial brain MRI slice to read it.")
+uploads = st.file_uploader("Brain MRI: a slice (PNG, JPEG, BMP, TIFF), DICOM files or a zip of a series, "
+                           "or a NIfTI volume (.nii, .nii.gz)", type=UPLOAD_TYPES, accept_multiple_files=True)
+if not uploads:
+    st.info("Upload one axial brain MRI slice to read it, or the files of a DICOM series (several files or a "
+            "zip) or a NIfTI volume to pick a slice.")
     st.stop()
 try:
-    slice_, reading = read_scan(str(entry.path), entry.version, upload.getvalue(), upload.name)
+    volumes = uploaded_volumes(uploads)
+except MriError as exc:
+    st.error(str(exc))
+    st.stop()
+series = 0
+if len(volumes) > 1:
+    series = st.selectbox("Series", range(len(volumes)), format_func=lambda i: volumes[i].label)
+volume = volumes[series]
+planes = available_planes(volume)
+plane = st.radio("Plane", planes, horizontal=True) if len(planes) > 1 else planes[0]
+scan_key = (st.session_state.volumes_key, series, plane)
+index = middle_index(volume, plane)
+described = " · ".join(d for d in (volume.study_description, volume.series_description) if d)
+if described or volume.count > 1:  # the only DICOM descriptions ever shown: no names, IDs or dates
+    st.caption(f"{described + ' · ' if described else ''}{plane_count(volume, plane)} {plane} slice(s)")
+if volume.count > 1:
+    slider_key = f"slice-{series}-{plane}-{abs(hash(st.session_state.volumes_key))}"  # new files: back to the middle
+    index = st.slider("Slice", 0, plane_count(volume, plane) - 1, index, key=slider_key)
+    st.button("Scan all slices", on_click=scan_all_slices,
+              args=(str(entry.path), entry.version, scan_key, volume, plane, slider_key),
+              help="Tumor probability of every slice (no heatmaps), then jump to the most suspicious one.")
+    if isinstance(st.session_state.scans.get(scan_key), str):
+        st.error(st.session_state.scans[scan_key])
+    elif scan_key in st.session_state.scans:
+        probabilities = st.session_state.scans[scan_key]
+        line = go.Figure(go.Scatter(x=list(range(len(probabilities))), y=probabilities, mode="lines+markers",
+                                    name="tumor probability"))
+        line.add_hline(y=entry.info["threshold"], line_dash="dash", annotation_text="threshold")
+        line.add_vline(x=index, line_color="#c62828")
+        line.update_layout(title="Tumor probability per slice", xaxis_title="slice", height=260,
+                           yaxis={"range": [0, 1.001], "tickformat": ".0%"},
+                           margin={"l": 10, "r": 20, "t": 40, "b": 10})
+        st.plotly_chart(line, config={"displayModeBar": False})
+try:
+    slice_, reading = read_scan(str(entry.path), entry.version, scan_key, volume, index, plane)
 except MriError as exc:
     st.error(str(exc))
     st.stop()
@@ -83,5 +142,6 @@ with result_column:
 with image_column:
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05)
     st.image(render.overlay(slice_.pixels, reading.heatmap, opacity, reading.cam_peak, reading.cam_box),
-             caption=f"{reading.source} · heatmap: evidence for the most likely tumor class", width="stretch")
+             caption=f"{reading.source}{f' · {plane} slice {index} of {slice_.count}' if slice_.count > 1 else ''} · "
+                     f"heatmap: evidence for the most likely tumor class", width="stretch")
 st.caption(f"{NOTICE} The heatmap shows where the model looked, not the tumor's outline.")

@@ -31,6 +31,11 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--save-heatmaps", metavar="DIR", help="write DIR/<stem>.npy heatmaps at the original size")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--json", action="store_true", help="one JSON object per line (the machine-readable contract)")
+    predict.add_argument("--slice", type=_slice_choice, default=None, metavar="N|all",
+                         help="for DICOM series and NIfTI volumes: slice N (0-based), or all (one line each); "
+                              "default: the middle slice")
+    predict.add_argument("--plane", default="axial", choices=["axial", "coronal", "sagittal"],
+                         help="slice plane for volumes (coronal and sagittal need isotropic voxels)")
 
     train = commands.add_parser("train", help="train a model on folder-per-class data")
     train.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
@@ -62,6 +67,14 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--part", default="test", choices=["train", "val", "test"])
     evaluate.add_argument("--json", action="store_true")
     return parser
+
+
+def _slice_choice(text: str) -> int | str:
+    if text == "all":
+        return "all"
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError(f"expected a slice number (0, 1, ...) or 'all', got {text!r}")
 
 
 def _load(ref: str | None):
@@ -98,15 +111,21 @@ def run_predict(args) -> int:
         folder.mkdir(parents=True, exist_ok=True)
     used_stems: set[str] = set()
     failed = False
-    for file, outcome in read_paths(scan_model, args.files, cam=args.cam, batch_size=args.batch_size):
+    for file, outcome in read_paths(scan_model, args.files, cam=args.cam, batch_size=args.batch_size,
+                                    choice=args.slice, plane=args.plane):
         if isinstance(outcome, MriError):
             failed = True
             line = json.dumps({"file": file, "error": str(outcome)}) if args.json else f"{file}: ERROR {outcome}"
         else:
             record = outcome.to_json()
             record["file"] = file
+            if outcome.source != Path(file).name:  # a folder or zip: name the series (a file name, never a tag)
+                record["series"] = outcome.source
             if folder and outcome.heatmap is not None:
-                np.save(_heatmap_path(folder, Path(file).stem, used_stems), outcome.heatmap.astype(np.float32))
+                stem = Path(file).stem.removesuffix(".nii")
+                if outcome.slice_index is not None:
+                    stem = f"{stem}_slice{outcome.slice_index}"
+                np.save(_heatmap_path(folder, stem, used_stems), outcome.heatmap.astype(np.float32))
             line = json.dumps(record) if args.json else _format_reading(outcome)
         print(line, flush=True)
     return 1 if failed else 0

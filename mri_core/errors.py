@@ -29,6 +29,10 @@ class ImageTooLarge(MriError, ValueError):
     """The image declares more pixels than we are willing to decode."""
 
 
+class NoImageData(MriError, ValueError):
+    """The file is a valid medical file that holds no image (a report, RT plan, waveform, DICOMDIR)."""
+
+
 class DecoderMissing(MriError, RuntimeError):
     """A compressed file needs a decoder package that is not installed."""
 

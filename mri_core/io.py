@@ -5,6 +5,12 @@ float32 (H, W) pixels in [0, 1], upright (EXIF orientation applied), grey (colou
 converted to luminance, alpha composited on black). Anything it cannot read safely ends in
 an `MriError` subclass whose message names the file; no raw Pillow/OS error escapes.
 The format is sniffed from the bytes, never from the file name. Never imports streamlit.
+
+Scanner files go through `read_volumes` (uploads, in memory) or `read_path_volumes` (a
+file, a folder or a zip on disk): DICOM files and series (`dicom`), NIfTI volumes (`nifti`)
+and zips of them become `Volume`s, plain images become one-slice volumes.
+`volume_slices` then picks the slices to read: the middle one by default, slice N, or all,
+along the axial plane (coronal and sagittal for isotropic volumes).
 """
 
 from __future__ import annotations
@@ -12,13 +18,17 @@ from __future__ import annotations
 import io as _io
 import os
 import warnings
+import zipfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from . import dicom, nifti
 from .errors import ImageTooLarge, MriError, NotASlice, UnreadableImage, UnsupportedFormat
+from .volume import Volume, middle_index, plane_count, plane_slice, plane_spacing
 
 # 64 megapixels: far beyond any MRI slice (512 to 2,000 px a side), small enough that a
 # decompression bomb cannot exhaust memory (64 MP x float32 = 256 MB).
@@ -38,6 +48,13 @@ _SIGNATURES = (
     (b"GIF89a", "GIF"),
 )
 READABLE_FORMATS_TEXT = "PNG, JPEG, BMP, TIFF, GIF or WebP"
+SCAN_FORMATS_TEXT = "DICOM (a file, a series or a zip of it), NIfTI (.nii, .nii.gz)"
+ZIP_SIGNATURE = b"PK\x03\x04"
+# A zip of a series is read in memory: cap what it may unpack to and how many files it holds.
+MAX_ZIP_BYTES = 1024**3
+MAX_ZIP_FILES = 5_000
+ZIP_CLUTTER = {"__macosx", "thumbs.db", "desktop.ini"}
+SliceChoice = int | str | None  # None: the middle slice; N: slice N; "all": every slice
 
 # A colour image whose channels differ by more than this (in 8-bit levels) on more than
 # COLOR_PIXEL_FRACTION of its pixels is really coloured, not grey saved as RGB/JPEG noise.
@@ -64,26 +81,127 @@ def sniff_format(data: bytes) -> str | None:
             return name
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
+    if data.startswith(ZIP_SIGNATURE):
+        return "ZIP"
+    if dicom.looks_like_dicom(data):
+        return "DICOM"
+    if nifti.nifti_magic(data) is not None:
+        return "NIFTI"
     return None
 
 
-def read_file(path: str | os.PathLike) -> list[Slice]:
-    """Read one image file from disk -> [Slice] (a list: volumes will give several)."""
+def read_file(path: str | os.PathLike, choice: SliceChoice = None, plane: str = "axial") -> list[Slice]:
+    """A file, DICOM folder or zip on disk -> the chosen slices of each series in it (see volume_slices)."""
+    return [s for volume in read_path_volumes(path) for s in volume_slices(volume, choice, plane)]
+
+
+def read_path_volumes(path: str | os.PathLike) -> list[Volume]:
+    """A file, a folder (every file below it, e.g. a DICOM series) or a zip -> its Volumes."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not _is_clutter(p.relative_to(path).parts))
+        if not files:
+            raise UnsupportedFormat(f"{path}: the folder holds no files; point to a DICOM series folder or a scan file.")
+        return read_volumes([(str(p.relative_to(path.parent)), _read_bytes(p)) for p in files])
+    return read_volumes([(str(path), _read_bytes(path))])
+
+
+def _read_bytes(path: Path) -> bytes:
     try:
-        data = Path(path).read_bytes()
+        return path.read_bytes()
     except FileNotFoundError:
         raise UnreadableImage(f"{path}: file not found; check the path.") from None
     except OSError as exc:
         raise UnreadableImage(f"{path}: cannot be read ({exc.strerror or exc}).") from None
-    return [decode_image(data, str(path))]
+
+
+def read_volumes(files: Sequence[tuple[str, bytes]]) -> list[Volume]:
+    """(name, bytes) uploads, kept in memory -> Volumes: DICOM files join into series, each
+    NIfTI and each plain image is its own; zips are opened in memory. One file that cannot
+    be read raises; among several, files of no scan format (notes, DICOMDIR) are skipped."""
+    expanded = [member for name, data in files for member in _expand_zip(name, data)]
+    several = len(expanded) > 1
+    volumes, dicom_files = [], []
+    for name, data in expanded:
+        kind = sniff_format(data)
+        if kind == "DICOM":  # a lone file is named by its file name; series members keep their folder
+            dicom_files.append((name if several else _display_name(name), data))
+        elif kind == "NIFTI":
+            volumes.append(nifti.read_nifti(data, _display_name(name)))
+        elif kind is not None or not several:
+            volumes.append(_volume_from_slice(decode_image(data, name)))
+    if dicom_files:
+        volumes += dicom.read_dicom(dicom_files, skip_non_images=several)
+    if not volumes:
+        names = ", ".join(_display_name(n) for n, _ in files)
+        raise UnsupportedFormat(f"{names}: holds no scan we read; upload {SCAN_FORMATS_TEXT} or a slice as "
+                                f"{READABLE_FORMATS_TEXT}.")
+    return volumes
+
+
+def _display_name(name: str) -> str:
+    return Path(name).name or name
+
+
+def _is_clutter(parts: Sequence[str]) -> bool:
+    return any(p.startswith(".") or p.lower() in ZIP_CLUTTER for p in parts)
+
+
+def _expand_zip(name: str, data: bytes) -> list[tuple[str, bytes]]:
+    """A zip -> its member files as (zip name/member path, bytes), read in memory with caps; else [(name, data)]."""
+    if not data.startswith(ZIP_SIGNATURE):
+        return [(name, data)]
+    source = _display_name(name)
+    members, total = [], 0
+    try:
+        with zipfile.ZipFile(_io.BytesIO(data)) as archive:
+            for info in archive.infolist():
+                parts = PurePosixPath(info.filename.replace("\\", "/")).parts
+                if info.is_dir() or not parts or _is_clutter(parts):
+                    continue
+                if len(members) >= MAX_ZIP_FILES:
+                    raise ImageTooLarge(f"{source}: the zip holds more than {MAX_ZIP_FILES:,} files; zip one series at a time.")
+                with archive.open(info) as stream:  # count bytes really unpacked: headers can lie
+                    member = stream.read(MAX_ZIP_BYTES - total + 1)
+                total += len(member)
+                if total > MAX_ZIP_BYTES:
+                    raise ImageTooLarge(f"{source}: the zip unpacks to more than {MAX_ZIP_BYTES // 1024**2:,} MB; "
+                                        f"zip one series at a time.")
+                members.append((f"{source}/{'/'.join(parts)}", member))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
+        raise UnreadableImage(f"{source}: the zip cannot be opened ({type(exc).__name__}); zip the series "
+                              f"again with standard compression and no password.") from None
+    if not members:
+        raise UnsupportedFormat(f"{source}: the zip holds no files; zip the folder of the DICOM series.")
+    return members
+
+
+def _volume_from_slice(slice_: Slice) -> Volume:
+    return Volume(voxels=slice_.pixels[None], source=slice_.source, warnings=slice_.warnings)
+
+
+def volume_slices(volume: Volume, choice: SliceChoice = None, plane: str = "axial") -> list[Slice]:
+    """The slices to read: the middle one (None), slice N (0-based), or every slice ("all")."""
+    count = plane_count(volume, plane)
+    if choice == "all":
+        indices = range(count)
+    elif choice is None:
+        indices = [middle_index(volume, plane)]
+    else:
+        indices = [int(choice)]
+    return [Slice(pixels=plane_slice(volume, i, plane), source=volume.source,
+                  spacing=plane_spacing(volume, plane), index=i, count=count, warnings=volume.warnings)
+            for i in indices]
 
 
 def decode_image(data: bytes, name: str) -> Slice:
-    """Decode raster image bytes -> Slice of float32 (H, W) pixels in [0, 1]."""
+    """Decode image bytes -> Slice of float32 (H, W) pixels in [0, 1]; a scanner file must hold one slice."""
     source = Path(name).name or name
     if not data:
         raise UnreadableImage(f"{source}: the file is empty (0 bytes); upload the image again.")
     image_format = sniff_format(data)
+    if image_format in ("DICOM", "NIFTI", "ZIP"):
+        return _single_slice(read_volumes([(name, data)]), source)
     try:
         image, animated = _open_and_load(data, source, image_format)
         pixels, notes = _to_grey(image)
@@ -97,6 +215,14 @@ def decode_image(data: bytes, name: str) -> Slice:
     if animated:
         notes = ("animated_first_frame", *notes)
     return Slice(pixels=pixels, source=source, warnings=notes)
+
+
+def _single_slice(volumes: list[Volume], source: str) -> Slice:
+    if len(volumes) == 1 and volumes[0].count == 1:
+        return volume_slices(volumes[0])[0]
+    counts = ", ".join(str(v.count) for v in volumes)
+    raise NotASlice(f"{source}: holds {len(volumes)} series with {counts} slices, not one 2-D slice; "
+                    f"pick a slice (the Diagnose page's slider, or `predict --slice N`).")
 
 
 def _open_and_load(

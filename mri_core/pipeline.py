@@ -18,6 +18,7 @@ from . import io, preprocess
 from .errors import MriError, SettingsInvalid
 from .evaluate import decide
 from .explain import Reading, cam_peak_and_box
+from .volume import Volume
 
 CAM_METHODS = ("gradcam", "none")
 DEFAULT_BATCH_SIZE = 32
@@ -75,16 +76,37 @@ def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") ->
     return readings
 
 
-def read_upload(scan_model, data: bytes, name: str, cam: str = "gradcam") -> list[Reading]:
-    """Uploaded bytes (kept in memory) -> readings; MriError for a bad file."""
-    return read_slices(scan_model, [io.decode_image(data, name)], cam)
+def read_upload(scan_model, data: bytes, name: str, cam: str = "gradcam",
+                choice: io.SliceChoice = None, plane: str = "axial") -> list[Reading]:
+    """Uploaded bytes (kept in memory) -> readings of the chosen slices of each series; MriError for a bad file."""
+    volumes = io.read_volumes([(name, data)])
+    return read_slices(scan_model, [s for v in volumes for s in io.volume_slices(v, choice, plane)], cam)
+
+
+def read_volume(scan_model, volume: Volume, choice: io.SliceChoice = None, plane: str = "axial",
+                cam: str = "gradcam", batch_size: int = DEFAULT_BATCH_SIZE) -> list[Reading]:
+    """One series -> readings of the middle slice (None), slice N, or every slice ("all"), in slice order.
+
+    Slices go through the model `batch_size` at a time ("scan all" of 155 slices is 5 batches).
+    """
+    slices = io.volume_slices(volume, choice, plane)
+    return [r for start in range(0, len(slices), batch_size)
+            for r in read_slices(scan_model, slices[start:start + batch_size], cam)]
+
+
+def most_suspicious_slice(readings: Sequence[Reading]) -> int:
+    """The slice index with the highest tumor probability (the first of equals)."""
+    best = max(range(len(readings)), key=lambda i: (readings[i].tumor_probability, -i))
+    return readings[best].slice_index or 0
 
 
 def read_paths(scan_model, paths: Iterable[str | Path], cam: str = "gradcam",
-               batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[tuple[str, Reading | MriError]]:
-    """Files -> (file, Reading or the MriError it raised), in input order, batch by batch.
+               batch_size: int = DEFAULT_BATCH_SIZE, choice: io.SliceChoice = None,
+               plane: str = "axial") -> Iterator[tuple[str, Reading | MriError]]:
+    """Files, DICOM folders or zips -> (path, Reading or the MriError it raised), in input order.
 
-    A bad file yields its error and the rest still run; memory stays bounded by one batch.
+    Each series in a path gives its chosen slices (the middle one by default, slice N, or all).
+    A bad path yields its error and the rest still run; the model sees one batch at a time.
     """
     if batch_size < 1:
         raise SettingsInvalid(f"Batch size must be at least 1, got {batch_size}.")
@@ -92,14 +114,15 @@ def read_paths(scan_model, paths: Iterable[str | Path], cam: str = "gradcam",
 
     def flush():
         good = [item for _, item in pending if isinstance(item, io.Slice)]
-        readings = iter(read_slices(scan_model, good, cam))
+        readings = iter([r for start in range(0, len(good), batch_size)
+                         for r in read_slices(scan_model, good[start:start + batch_size], cam)])
         for file, item in pending:
             yield file, (next(readings) if isinstance(item, io.Slice) else item)
         pending.clear()
 
     for path in paths:
         try:
-            for slice_ in io.read_file(path):
+            for slice_ in io.read_file(path, choice, plane):
                 pending.append((str(path), slice_))
         except MriError as exc:
             pending.append((str(path), exc))

@@ -10,7 +10,7 @@ from mri_core import errors
     (errors.NotASlice, ValueError), (errors.ImageTooLarge, ValueError),
     (errors.DecoderMissing, RuntimeError), (errors.DatasetInvalid, ValueError),
     (errors.ModelInvalid, ValueError), (errors.ModelNotFound, LookupError),
-    (errors.SettingsInvalid, ValueError),
+    (errors.SettingsInvalid, ValueError), (errors.NoImageData, ValueError),
 ])
 def test_user_errors_are_mri_errors_and_their_builtin(error, builtin):
     exc = error("what was wrong; what to do")

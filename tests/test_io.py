@@ -286,3 +286,71 @@ def test_errors_are_also_value_errors(tumor_image_path: Path):
     # callers with a plain `except ValueError` still catch our refusals
     with pytest.raises(ValueError):
         decode_image(tumor_image_path.read_bytes()[:500], "cut.jpg")
+
+
+# --- scanner files: DICOM, NIfTI, zips and folders of them -------------------------------
+
+def test_scanner_formats_are_sniffed_from_the_bytes(tumor_image_path, tmp_path):
+    from scans import dicom_bytes, grey_uint8, nifti_bytes
+
+    from mri_core.io import sniff_format
+
+    source = grey_uint8(tumor_image_path)
+    assert sniff_format(dicom_bytes(source)) == "DICOM"
+    assert sniff_format(dicom_bytes(source, preamble=False)) == "DICOM"
+    assert sniff_format(nifti_bytes(source[None])) == "NIFTI"
+    assert sniff_format(nifti_bytes(source[None], gz=True)) == "NIFTI"
+
+
+def test_two_series_in_one_zip_become_two_volumes_read_in_memory(kaggle_dir):
+    import zipfile
+
+    from scans import dicom_bytes, stack_of
+
+    from mri_core.io import read_volumes, volume_slices
+
+    stack = stack_of(sorted((kaggle_dir / "yes").iterdir())[:5], size=64)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(3):
+            archive.writestr(f"export/T1/IM{i}", dicom_bytes(stack[i], series_uid="1.2.1", position=i))
+        for i in range(2):
+            archive.writestr(f"export/T2/IM{i}", dicom_bytes(stack[3 + i], series_uid="1.2.2", position=i))
+        archive.writestr("export/DICOMDIR", b"not needed")  # unknown bytes among a series: skipped
+        archive.writestr("__MACOSX/export/._IM0", b"resource fork")
+    volumes = sorted(read_volumes([("study.zip", buffer.getvalue())]), key=lambda v: v.count)
+    assert [v.count for v in volumes] == [2, 3]
+    assert volumes[1].source == "study.zip/export/T1 (3 files)"
+    middle = volume_slices(volumes[1])[0]
+    assert (middle.index, middle.count) == (1, 3)
+    np.testing.assert_allclose(middle.pixels * 255.0, stack[1], atol=0.01)
+
+
+def test_dicom_folder_reads_as_one_series_and_slices_can_be_chosen(kaggle_dir, tmp_path):
+    from scans import dicom_bytes, stack_of
+
+    stack = stack_of(sorted((kaggle_dir / "no").iterdir())[:4], size=64)
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for i, s in enumerate(stack):
+        (folder / f"IM{i:04d}").write_bytes(dicom_bytes(s, instance=4 - i))  # instance order is reversed
+    (folder / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    slices = read_file(folder, "all")
+    assert [s.index for s in slices] == [0, 1, 2, 3] and all(s.count == 4 for s in slices)
+    np.testing.assert_allclose(slices[0].pixels * 255.0, stack[3], atol=0.01)
+    [chosen] = read_file(folder, 1)
+    np.testing.assert_allclose(chosen.pixels * 255.0, stack[2], atol=0.01)
+
+
+def test_a_volume_is_not_one_slice_for_decode_image(kaggle_dir):
+    from scans import nifti_bytes, stack_of
+
+    with pytest.raises(NotASlice, match=r"vol\.nii: holds 1 series with 3 slices.*--slice"):
+        decode_image(nifti_bytes(stack_of(sorted((kaggle_dir / "no").iterdir())[:3], size=32)), "vol.nii")
+
+
+def test_several_files_of_no_scan_format_are_refused_with_the_formats():
+    from mri_core.io import read_volumes
+
+    with pytest.raises(UnsupportedFormat, match="notes.txt, more.txt: holds no scan we read.*DICOM.*NIfTI"):
+        read_volumes([("notes.txt", b"hello " * 10), ("more.txt", b"there " * 10)])

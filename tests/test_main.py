@@ -85,3 +85,41 @@ def test_training_on_a_bad_data_set_says_why(tmp_path):
     (tmp_path / "yes").mkdir()
     done = run_cli("train", tmp_path, "--epochs", "1")
     assert done.returncode == 2 and "error:" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_predict_reads_volumes_dicom_folders_and_slices_and_never_prints_patient_tags(kaggle_dir, tmp_path):
+    from scans import SECRET_TAGS, dicom_bytes, nifti_bytes, stack_of
+
+    stack = stack_of(sorted((kaggle_dir / "yes").iterdir())[:3], size=128)
+    volume = tmp_path / "brain.nii.gz"
+    volume.write_bytes(nifti_bytes(stack, gz=True))
+    series = tmp_path / "series"
+    series.mkdir()
+    for i, s in enumerate(stack):  # extensionless DICOM files, full of identifying tags
+        (series / f"IM{i}").write_bytes(dicom_bytes(s, position=float(i), **SECRET_TAGS))
+    single = tmp_path / "one.dcm"
+    single.write_bytes(dicom_bytes(stack[0], **SECRET_TAGS))
+    broken = tmp_path / "broken.dcm"
+    broken.write_bytes(dicom_bytes(stack[0], **SECRET_TAGS)[:-5000])
+
+    done = run_cli("predict", volume, series, single, broken, "--json", "--slice", "all",
+                   "--save-heatmaps", tmp_path / "maps")
+    assert done.returncode == 1, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(line["file"], line.get("slice")) for line in lines] == [
+        (str(volume), 0), (str(volume), 1), (str(volume), 2),
+        (str(series), 0), (str(series), 1), (str(series), 2), (str(single), None), (str(broken), None)]
+    assert set(lines[0]) == CONTRACT_KEYS | {"slice"} and lines[3]["series"] == "series (3 files)"
+    assert "broken.dcm" in lines[-1]["error"]
+    x, y = lines[1]["cam_peak"]
+    assert 0 <= x < 128 and 0 <= y < 128  # pixels of the chosen slice
+    assert (tmp_path / "maps" / "brain_slice1.npy").exists()
+    printed = done.stdout + done.stderr
+    for value in SECRET_TAGS.values():
+        for part in value.split("^"):
+            assert part not in printed, f"identifying value {part!r} was printed"
+
+    chosen = run_cli("predict", volume, "--json", "--slice", "2")
+    [line] = [json.loads(x) for x in chosen.stdout.splitlines()]
+    assert line["slice"] == 2 and line["tumor_probability"] == lines[2]["tumor_probability"]
+    assert run_cli("predict", volume, "--slice", "middle").returncode == 2

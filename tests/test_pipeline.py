@@ -58,3 +58,51 @@ def test_prepare_paths_gives_uint8_model_inputs(kaggle_dir):
 def test_unknown_cam_method_is_refused(tiny_model, tumor_image_path):
     with pytest.raises(SettingsInvalid, match="CAM method"):
         read_slices(tiny_model, [io.read_file(tumor_image_path)[0]], cam="magic")
+
+
+# --- scanner files: the same slice as DICOM or NIfTI reads like its JPEG -------------------
+
+@pytest.fixture(scope="module")
+def shipped_model():
+    from mri_core import registry
+    from mri_core.model import load_model
+
+    return load_model(registry.default_shipped())
+
+
+@pytest.mark.parametrize("container", ["uncompressed", "rle", "jpeg-baseline", "jpeg2000", "nifti"])
+def test_scanner_file_of_a_slice_gives_the_jpeg_reading(shipped_model, figshare_dir, container):
+    from pydicom import uid
+    from scans import dicom_bytes, grey_uint8, nifti_bytes
+
+    source_path = figshare_dir / "glioma" / sorted(p.name for p in (figshare_dir / "glioma").iterdir())[0]
+    source = grey_uint8(source_path)
+    syntaxes = {"uncompressed": uid.ExplicitVRLittleEndian, "rle": uid.RLELossless,
+                "jpeg-baseline": uid.JPEGBaseline8Bit, "jpeg2000": uid.JPEG2000Lossless}
+    data = nifti_bytes(source[None], gz=True) if container == "nifti" else dicom_bytes(source, syntaxes[container])
+    [expected] = read_upload(shipped_model, source_path.read_bytes(), source_path.name)
+    [reading] = read_upload(shipped_model, data, "scan.dcm")
+    lossy = container == "jpeg-baseline"
+    assert reading.label == expected.label and reading.tumor == expected.tumor
+    assert reading.tumor_probability == pytest.approx(expected.tumor_probability, abs=0.02 if lossy else 1e-4)
+    assert reading.heatmap.shape == source.shape
+    distance = np.hypot(*np.subtract(reading.cam_peak, expected.cam_peak))
+    assert distance <= (8 if lossy else 0), (reading.cam_peak, expected.cam_peak)
+
+
+def test_scan_all_reads_every_slice_in_order_like_one_by_one(shipped_model, figshare_dir):
+    from scans import nifti_bytes, stack_of
+
+    from mri_core.pipeline import most_suspicious_slice, read_volume
+
+    notumor = stack_of(sorted((figshare_dir.parent / "brain-tumor-mri-224" / "notumor").iterdir())[:3], 224)
+    tumor = stack_of(sorted((figshare_dir / "meningioma").iterdir())[:1], 224)
+    volume = io.read_volumes([("v.nii", nifti_bytes(np.concatenate([notumor[:2], tumor, notumor[2:]])))])[0]
+    readings = read_volume(shipped_model, volume, "all", cam="none", batch_size=3)
+    assert [r.slice_index for r in readings] == [0, 1, 2, 3]
+    [one] = read_volume(shipped_model, volume, 2)
+    assert one.slice_index == 2 and one.cam_peak is not None
+    assert one.tumor_probability == pytest.approx(readings[2].tumor_probability, abs=1e-4)
+    assert most_suspicious_slice(readings) == int(np.argmax([r.tumor_probability for r in readings]))
+    [middle] = read_volume(shipped_model, volume)
+    assert middle.slice_index == 2

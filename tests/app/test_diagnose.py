@@ -42,7 +42,8 @@ def test_page_without_upload_names_the_model_and_asks_for_a_scan(active_entry):
     assert "Upload" in page.info[0].value
     assert active_entry.ref in page_text(page)
     assert "not a diagnosis" in page_text(page)
-    assert page.file_uploader[0].allowed_type == [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"]
+    assert page.file_uploader[0].allowed_type == []  # any name: the bytes decide (DICOM often has no extension)
+    assert page.file_uploader[0].accept_multiple_files
     assert not page.error
 
 
@@ -87,3 +88,77 @@ def test_damaged_active_model_shows_an_error_instead_of_a_traceback():
     assert not page.exception, page.exception
     assert len(page.error) == 1 and str(damaged.path) in page.error[0].value
     assert not page.file_uploader
+
+
+# --- DICOM series and NIfTI volumes ---------------------------------------------------------
+
+def page_everything(page: AppTest) -> str:
+    """Every text the page shows, widget labels and options included."""
+    texts = [page_text(page)]
+    texts += [str(getattr(w, "label", "")) + str(getattr(w, "options", "")) for kind in ("selectbox", "radio", "slider", "button")
+              for w in getattr(page, kind)]
+    texts += [caption for image in page.image for caption in image.captions]
+    return "\n".join(texts)
+
+
+def test_nifti_volume_gets_a_slider_at_the_middle_and_each_slice_its_reading(active_entry, kaggle_dir):
+    from scans import nifti_bytes, stack_of
+
+    stack = stack_of(sorted((kaggle_dir / "yes").iterdir())[:5], size=128)
+    data = nifti_bytes(stack, gz=True)
+    page = upload(start_page(active_entry), "brain.nii.gz", data, "application/gzip")
+    assert not page.error
+    [slice_slider] = [s for s in page.slider if s.label == "Slice"]
+    assert (slice_slider.min, slice_slider.max, slice_slider.value) == (0, 4, 2)
+    assert "axial slice 2 of 5" in page.image[0].captions[0]
+    assert not page.radio, "5 thin slices of 1 mm: too few for coronal and sagittal"
+
+    slice_slider.set_value(4).run()
+    assert not page.exception
+    volume = __import__("mri_core.io", fromlist=["io"]).read_volumes([("brain.nii.gz", data)])[0]
+    [expected] = pipeline.read_volume(load_model(active_entry), volume, 4)
+    assert {m.label: m.value for m in page.metric}["Tumor probability"] == f"{expected.tumor_probability:.1%}"
+    assert "axial slice 4 of 5" in page.image[0].captions[0]
+
+
+def test_scan_all_charts_every_slice_and_jumps_to_the_most_suspicious(active_entry, figshare_dir, typed_dir):
+    from scans import nifti_bytes, stack_of
+
+    from mri_core import io
+
+    stack = stack_of(sorted((typed_dir / "notumor").iterdir())[:3] + sorted((figshare_dir / "glioma").iterdir())[:1], 224)
+    data = nifti_bytes(stack)
+    page = upload(start_page(active_entry), "volume.nii", data, "application/octet-stream")
+    page.button[0].click().run()
+    assert not page.exception and not page.error
+    [slice_slider] = [s for s in page.slider if s.label == "Slice"]
+    readings = pipeline.read_volume(load_model(active_entry), io.read_volumes([("volume.nii", data)])[0], "all", cam="none")
+    assert slice_slider.value == pipeline.most_suspicious_slice(readings)
+    charts = page.get("plotly_chart")
+    assert len(charts) == 2, "the per-slice line and the class probabilities"
+
+
+def test_several_dicom_files_form_series_to_pick_and_no_patient_tag_is_shown(active_entry, kaggle_dir):
+    from scans import SECRET_TAGS, dicom_bytes, stack_of
+
+    stack = stack_of(sorted((kaggle_dir / "yes").iterdir())[:20], size=64)
+    files = [(f"IM{i:03d}", dicom_bytes(s, series_uid="1.2.5.1", position=0.5 * i, StudyDescription="MR HEAD",
+                                        SeriesDescription="T1 AX", **SECRET_TAGS), "application/dicom")
+             for i, s in enumerate(stack[:17])]
+    files.append(("FLAIR1", dicom_bytes(stack[17], series_uid="1.2.5.2", SeriesDescription="FLAIR", **SECRET_TAGS),
+                  "application/dicom"))
+    page = start_page(active_entry)
+    page.file_uploader[0].set_value(files)
+    page.run()
+    assert not page.exception and not page.error
+    [picker] = page.selectbox
+    assert picker.label == "Series" and len(picker.options) == 2
+    assert any("MR HEAD · T1 AX (17 slices)" in option for option in picker.options)
+    assert page.radio[0].options == ["axial", "coronal", "sagittal"]  # 17 slices of 0.5 mm cubes
+    page.radio[0].set_value("coronal").run()
+    assert not page.exception and "coronal slice 32 of 64" in page.image[0].captions[0]
+    shown = page_everything(page)
+    assert "MR HEAD" in shown and "T1 AX" in shown
+    for value in SECRET_TAGS.values():
+        for part in value.split("^"):
+            assert part not in shown, f"identifying value {part!r} is on the page"
