@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
                             "(default: 0 for paper, 0.5 for default)")
     train.add_argument("--box-weight", type=float,
                        help="weight of the loss that keeps the class evidence inside tumor boxes "
-                            "(a data folder's boxes.csv); default: 0 for paper, 0.5 for default")
+                            "(a data folder's boxes.csv); default: 0 for paper, 1 for default")
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on folder-per-class data")
     evaluate.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
