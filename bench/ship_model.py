@@ -33,12 +33,19 @@ def ship(package: Path, name: str, make_default: bool, evaluation: dict | None =
     info = registry.read_info(package)
     staged = Path(shutil.copytree(package, Path(tempfile.mkdtemp()) / "package"))  # package may be target
     target = registry.SHIPPED_DIR / name
+    version = int(info["version"])
     if target.exists():
+        # re-shipping a name makes a new version, so readings name which model made them
+        previous = registry.read_info(target)
+        if Path(package).resolve() != target.resolve():
+            version = max(version, int(previous["version"]) + 1)
         shutil.rmtree(target)
     target.mkdir(parents=True)
-    shutil.copy2(staged / registry.MODEL_FILE, target / registry.MODEL_FILE)
+    for item in staged.iterdir():  # the weights and any side files (e.g. detector statistics)
+        if item.is_file() and item.name not in (registry.INFO_FILE, registry.CARD_FILE):
+            shutil.copy2(item, target / item.name)
     shutil.rmtree(staged.parent)
-    info = {**info, "name": name, "shipped": True}
+    info = {**info, "name": name, "version": version, "shipped": True}
     (target / registry.INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
     (target / registry.CARD_FILE).write_text(model_card(info, evaluation, failure_modes))
     if make_default:

@@ -65,6 +65,36 @@ def evaluation_section(evaluation: dict) -> list[str]:
             "From `python bench/accuracy.py` (95% Wilson or bootstrap intervals):", "", *_table(rows)]
 
 
+def _operating_point(info: dict) -> list[str]:
+    point = info.get("operating_point")
+    if not point:
+        return []
+    lines = ["", "## Operating point", "",
+             f"Tumor when the calibrated tumor probability is >= {info['threshold']:.3f}. Rule: {point['rule']}."]
+    per_source = point.get("validation") or {}
+    if per_source:
+        lines += ["", "On validation, at that threshold:", "",
+                  "| source | sensitivity (tumors) | specificity (no-tumor images) |", "|---|---|---|"]
+        for source, figures in sorted(per_source.items()):
+            sens = "n/a" if figures["sensitivity"] is None else f"{figures['sensitivity']:.3f}"
+            spec = "n/a" if figures["specificity"] is None else f"{figures['specificity']:.3f}"
+            lines.append(f"| {source} | {sens} ({figures['tumors']}) | {spec} ({figures['healthy']}) |")
+    return lines
+
+
+def _training_recipe(info: dict) -> list[str]:
+    settings, data = info.get("settings", {}), info.get("data", {})
+    rows = [(k, _fmt(settings.get(k))) for k in ("epochs", "batch_size", "learning_rate", "image_size", "seed")
+            if k in settings]
+    if "source_balance" in settings:
+        rows.append(("source balance (loss weight of each source/class stratum = (median size / size) ** x)",
+                     _fmt(settings["source_balance"])))
+    if settings.get("box_weight"):
+        rows.append(("box loss weight (class evidence kept inside tumor boxes)",
+                     f"{_fmt(settings['box_weight'])} on {data.get('boxed_train_images', 'n/a')} boxed training images"))
+    return ["", *_table(rows)] if rows else []
+
+
 def model_card(info: dict, evaluation: dict | None = None, failure_modes: str | None = None) -> str:
     """model.json content (+ optional benchmark figures and known failure modes) -> MODEL_CARD.md text."""
     data, metrics = info.get("data", {}), info.get("test_metrics", {})
@@ -112,6 +142,7 @@ def model_card(info: dict, evaluation: dict | None = None, failure_modes: str | 
             ("expected calibration error (15 bins)", _fmt(metrics.get("ece"))),
         ]),
         *_confusion(metrics),
+        *_operating_point(info),
         *(evaluation_section(evaluation) if evaluation else []),
         *(["", "## Known failure modes", "", failure_modes.strip()] if failure_modes else []),
         "",
@@ -119,6 +150,7 @@ def model_card(info: dict, evaluation: dict | None = None, failure_modes: str | 
         "",
         f"{len(history)} epochs; the weights of the epoch with the lowest validation loss are kept"
         + (f" (best validation loss {min(h['val_loss'] for h in history):.3f})." if history else "."),
+        *_training_recipe(info),
         "",
         "Reproduce:",
         "",

@@ -532,6 +532,27 @@ def choose_threshold_per_source(tumor_probability: np.ndarray, is_tumor: np.ndar
     return float(min(thresholds))
 
 
+def operating_point_summary(tumor_probability: np.ndarray, is_tumor: np.ndarray, sources: Sequence[str],
+                            threshold: float) -> dict:
+    """How the threshold was chosen and what it gives on validation, per source (for the model card)."""
+    sources = np.asarray(sources)
+    caught = tumor_probability >= threshold
+    per_source = {}
+    for source in np.unique(sources):
+        inside = sources == source
+        tumors, healthy = is_tumor & inside, ~is_tumor & inside
+        per_source[str(source)] = {
+            "sensitivity": float(caught[tumors].mean()) if tumors.any() else None, "tumors": int(tumors.sum()),
+            "specificity": float((~caught[healthy]).mean()) if healthy.any() else None, "healthy": int(healthy.sum()),
+        }
+    return {
+        "rule": f"highest threshold with validation sensitivity >= {TARGET_SENSITIVITY} overall and within every "
+                f"source holding >= {MIN_SOURCE_TUMORS} validation tumors, kept in {list(THRESHOLD_RANGE)}",
+        "target_sensitivity": TARGET_SENSITIVITY,
+        "validation": per_source,
+    }
+
+
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, tumor_mask: np.ndarray | None = None) -> float:
     """Temperature minimising validation negative log-likelihood (Guo et al. 2017)."""
     from scipy.optimize import minimize_scalar
@@ -579,10 +600,12 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
     val_raw = predict_arrays(keras_model, val_x)
     temperature = fit_temperature(val_raw, val_y, data.tumor_mask)
     threshold = 0.5
+    operating_point = {"rule": "fixed 0.5 (the paper's argmax)"}
     if settings.arch != "paper":
         val_tumor_probability = apply_temperature(val_raw, temperature) @ data.tumor_mask
         val_is_tumor = np.array([c not in datasets.NO_TUMOR_CLASSES for c in data.true_names["val"]])
         threshold = choose_threshold_per_source(val_tumor_probability, val_is_tumor, data.val_sources)
+        operating_point = operating_point_summary(val_tumor_probability, val_is_tumor, data.val_sources, threshold)
     test_x, test_y = data.arrays["test"]
     test_probabilities = apply_temperature(predict_arrays(keras_model, test_x), temperature)
     metrics = compute_metrics(data.true_names["test"], test_probabilities,
@@ -599,6 +622,7 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
                    + ("; images of a tumor of unknown type were trained on the summed tumor classes"
                       if datasets.TUMOR_CLASS in data.summary["counts_per_class"] and datasets.TUMOR_CLASS not in data.class_names else ""),
         "threshold": threshold,
+        "operating_point": operating_point,
         "temperature": temperature,
         "gradcam_layer": architectures.GRADCAM_LAYERS[settings.arch],
         "settings": asdict(settings),

@@ -34,3 +34,16 @@ def test_card_adds_benchmark_figures_with_intervals_and_failure_modes(tiny_model
     assert "| sensitivity, kaggle-brain-mri | 0.900 [0.800, 0.950] (n=40) |" in card
     assert "0.080 -> 0.020" in card and "0.9700 [0.9500, 0.9900]" in card
     assert "## Known failure modes" in card and "- misses small tumors" in card
+
+
+def test_card_states_how_the_operating_point_was_chosen_and_the_training_recipe(tiny_model):
+    info = {**tiny_model.info, "threshold": 0.04,
+            "operating_point": {"rule": "highest threshold with validation sensitivity >= 0.98 in every source",
+                                "validation": {"kaggle-brain-mri": {"sensitivity": 1.0, "tumors": 23,
+                                                                    "specificity": 0.8, "healthy": 15}}},
+            "settings": {**tiny_model.info["settings"], "box_weight": 1.0, "source_balance": 0.5},
+            "data": {**tiny_model.info["data"], "boxed_train_images": 1900}}
+    card = model_card(info)
+    assert "## Operating point" in card and ">= 0.040" in card and "in every source" in card
+    assert "| kaggle-brain-mri | 1.000 (23) | 0.800 (15) |" in card
+    assert "on 1900 boxed training images" in card and "| source balance" in card
