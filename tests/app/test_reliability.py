@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ from streamlit.testing.v1 import AppTest
 
 from mri_core import jobs, pipeline, registry
 from mri_core.model import load_model
-from mri_core.train import settings_for
+from test_faults import left_in, private_tmp, zip_of  # noqa: F401 (private_tmp is a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 APP, TRAIN_PAGE = ROOT / "app.py", ROOT / "pages" / "1_Train.py"
@@ -36,15 +35,6 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     from make_corpus import build_corpus
 
     return build_corpus(tmp_path_factory.mktemp("corpus"))
-
-
-@pytest.fixture
-def private_tmp(tmp_path, monkeypatch) -> Path:
-    """This process's temp folder, emptied and private: what a session leaves there shows."""
-    folder = tmp_path / "tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
 
 
 def start(script: Path) -> AppTest:
@@ -81,8 +71,6 @@ def test_bad_uploads_show_their_message_and_the_page_stays_usable(active_entry, 
 
 @pytest.mark.usefixtures("no_leftover_job")
 def test_a_lost_browser_mid_training_keeps_the_job_and_leaves_no_temp_files(small_kaggle, private_tmp):
-    from test_faults import left_in, zip_of
-
     page = start(TRAIN_PAGE)
     page.radio[0].set_value("Upload a zip").run()
     upload(page, "upload.zip", zip_of(small_kaggle))
@@ -166,8 +154,6 @@ def test_a_dicom_session_writes_nothing_and_logs_no_tag(active_entry, kaggle_dir
     started = time.time()
     page = upload(start(APP), "IM0001", data)
     assert page.metric, "the DICOM was read"
-    from test_faults import left_in
-
     assert left_in(private_tmp) == [], "the session wrote to the temp folder"
     leftovers = b"".join(p.read_bytes() for p in private_tmp.rglob("*") if p.is_file())
     assert (set(home.rglob("*")) if home.exists() else set()) == before, "the session wrote to the registry"
