@@ -137,6 +137,7 @@ def _pixels(image: _Image) -> np.ndarray:
     ds = image.dataset
     syntax = _transfer_syntax(ds)
     _check_decoder(syntax, image.source)
+    _check_pixel_length(ds, syntax, image)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -186,6 +187,21 @@ def _check_decoder(syntax: dicom_uid.UID, source: str) -> None:
         raise DecoderMissing(
             f"{source}: this DICOM file is {syntax.name} compressed and no decoder is installed; "
             f"install {package}, or export it uncompressed.")
+
+
+def _check_pixel_length(ds: pydicom.Dataset, syntax: dicom_uid.UID, image: _Image) -> None:
+    """UnreadableImage when uncompressed pixel data is shorter than Rows x Columns x frames declare."""
+    if syntax.is_compressed or "PixelData" not in ds:
+        return
+    rows, columns = int(ds.Rows), int(ds.Columns)
+    samples, bits = int(ds.get("SamplesPerPixel", 1) or 1), int(ds.get("BitsAllocated", 16) or 16)
+    needed = (rows * columns * image.frames * samples * bits + 7) // 8
+    held = len(ds.PixelData)
+    if held < needed:
+        raise UnreadableImage(
+            f"{image.source}: the header declares {image.frames} frame(s) of {columns}x{rows} pixels ({needed:,} "
+            f"bytes) but the file holds {held:,} bytes of pixel data; it is cut short or its header is wrong. "
+            f"Export the file from the PACS again.")
 
 
 def _is_colour(ds: pydicom.Dataset) -> bool:

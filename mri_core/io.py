@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io as _io
 import os
+import stat
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -50,6 +51,7 @@ _SIGNATURES = (
 READABLE_FORMATS_TEXT = "PNG, JPEG, BMP, TIFF, GIF or WebP"
 SCAN_FORMATS_TEXT = "DICOM (a file, a series or a zip of it), NIfTI (.nii, .nii.gz)"
 ZIP_SIGNATURE = b"PK\x03\x04"
+EMPTY_ZIP_SIGNATURE = b"PK\x05\x06"  # an empty zip is only its end-of-directory record
 # A zip of a series is read in memory: cap what it may unpack to and how many files it holds.
 MAX_ZIP_BYTES = 1024**3
 MAX_ZIP_FILES = 5_000
@@ -81,7 +83,7 @@ def sniff_format(data: bytes) -> str | None:
             return name
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         return "WEBP"
-    if data.startswith(ZIP_SIGNATURE):
+    if data.startswith((ZIP_SIGNATURE, EMPTY_ZIP_SIGNATURE)):
         return "ZIP"
     if dicom.looks_like_dicom(data):
         return "DICOM"
@@ -148,16 +150,21 @@ def _is_clutter(parts: Sequence[str]) -> bool:
 
 
 def _expand_zip(name: str, data: bytes) -> list[tuple[str, bytes]]:
-    """A zip -> its member files as (zip name/member path, bytes), read in memory with caps; else [(name, data)]."""
-    if not data.startswith(ZIP_SIGNATURE):
+    """A zip -> its member files as (zip name/member path, bytes), read in memory with caps; else [(name, data)].
+
+    Zips inside the zip are not opened (a nested zip bomb or a zip that holds itself would
+    never end); links and paths leaving the zip are refused, as for training zips."""
+    if not data.startswith((ZIP_SIGNATURE, EMPTY_ZIP_SIGNATURE)):
         return [(name, data)]
     source = _display_name(name)
-    members, total = [], 0
+    members, nested, total = [], [], 0
     try:
         with zipfile.ZipFile(_io.BytesIO(data)) as archive:
-            for info in archive.infolist():
+            infos = [info for info in archive.infolist() if not info.is_dir()]
+            _check_zip_members(infos, source)
+            for info in infos:
                 parts = PurePosixPath(info.filename.replace("\\", "/")).parts
-                if info.is_dir() or not parts or _is_clutter(parts):
+                if not parts or _is_clutter(parts):
                     continue
                 if len(members) >= MAX_ZIP_FILES:
                     raise ImageTooLarge(f"{source}: the zip holds more than {MAX_ZIP_FILES:,} files; zip one series at a time.")
@@ -165,15 +172,39 @@ def _expand_zip(name: str, data: bytes) -> list[tuple[str, bytes]]:
                     member = stream.read(MAX_ZIP_BYTES - total + 1)
                 total += len(member)
                 if total > MAX_ZIP_BYTES:
-                    raise ImageTooLarge(f"{source}: the zip unpacks to more than {MAX_ZIP_BYTES // 1024**2:,} MB; "
-                                        f"zip one series at a time.")
+                    raise _zip_too_large(source)
+                if member.startswith((ZIP_SIGNATURE, EMPTY_ZIP_SIGNATURE)):
+                    nested.append(parts[-1])
+                    continue
                 members.append((f"{source}/{'/'.join(parts)}", member))
     except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, NotImplementedError, RuntimeError) as exc:
         raise UnreadableImage(f"{source}: the zip cannot be opened ({type(exc).__name__}); zip the series "
                               f"again with standard compression and no password.") from None
+    if not members and nested:
+        raise UnsupportedFormat(f"{source}: holds only other zips ({', '.join(nested[:3])}), which are not opened; "
+                                f"unzip them and upload the series files or one zip of the series folder.")
     if not members:
         raise UnsupportedFormat(f"{source}: the zip holds no files; zip the folder of the DICOM series.")
     return members
+
+
+def _check_zip_members(infos: Sequence[zipfile.ZipInfo], source: str) -> None:
+    """Refuse links, paths that leave the zip, and a declared size past the cap (before unpacking)."""
+    for info in infos:
+        name = info.filename.replace("\\", "/")
+        if stat.S_ISLNK(info.external_attr >> 16):
+            raise UnsupportedFormat(f"{source}: the zip holds a symbolic link ({info.filename!r}); links are not "
+                                    f"followed. Zip the scan files themselves.")
+        if name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in PurePosixPath(name).parts:
+            raise UnsupportedFormat(f"{source}: the zip holds a path that leaves its folder ({info.filename!r}); "
+                                    f"zip the series folder again from inside it.")
+    if sum(info.file_size for info in infos) > MAX_ZIP_BYTES:
+        raise _zip_too_large(source)
+
+
+def _zip_too_large(source: str) -> ImageTooLarge:
+    return ImageTooLarge(f"{source}: the zip unpacks to more than {MAX_ZIP_BYTES // 1024**2:,} MB; "
+                         f"zip one series at a time.")
 
 
 def _volume_from_slice(slice_: Slice) -> Volume:
@@ -282,7 +313,7 @@ def _to_grey(image: Image.Image) -> tuple[np.ndarray, tuple[str, ...]]:
         return np.asarray(image.convert("L"), dtype=np.float32) / 255.0, ()
     has_alpha = mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
     rgba = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))  # (H, W, 3|4) uint8
-    notes = []
+    notes = ["converted_from_cmyk"] if mode == "CMYK" else []  # a print-workflow file, not a scanner export
     if _is_coloured(rgba[..., :3]):
         notes.append("converted_from_color")
     # ITU-R 601-2 luma, the same weights as Pillow's convert("L").

@@ -9,6 +9,7 @@ session: it is never mutated after loading. Never imports streamlit.
 
 from __future__ import annotations
 
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -99,11 +100,18 @@ def load_model(ref: str | Path | ModelEntry) -> ScanModel:
     entry = ref if isinstance(ref, ModelEntry) else resolve(ref)
     info = read_info(entry.path)
     validate_info(info, entry.path)
+    if not zipfile.is_zipfile(entry.path / MODEL_FILE):  # Keras would call a damaged file "not found"
+        raise ModelInvalid(f"{entry.path / MODEL_FILE} is damaged (not a complete Keras archive; a copy may have "
+                           "been cut short). Restore the package from a backup or retrain the model.")
     import keras  # heavy: imported only when a model is really loaded
 
     try:
         keras_model = keras.saving.load_model(entry.path / MODEL_FILE, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many types for a damaged or unsafe file
+        if "Lambda" in str(exc):
+            raise ModelInvalid(
+                f"{entry.path / MODEL_FILE} holds a Lambda layer (Python code that would run when it loads), so it "
+                "is refused: models load with safe_mode=True. Retrain the model with this app.") from exc
         raise ModelInvalid(
             f"{entry.path / MODEL_FILE} could not be loaded safely ({type(exc).__name__}: {str(exc)[:200]}). "
             "Packages with Lambda layers or custom code are refused; retrain the model with this app."

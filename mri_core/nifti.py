@@ -68,7 +68,7 @@ def read_nifti(data: bytes, source: str) -> Volume:
         raise UnreadableImage(f"{source}: the NIfTI header is damaged ({type(exc).__name__}); "
                               f"export the volume again.") from None
     voxels_3d, notes = _first_volume(image, shape, source)
-    spacing = tuple(float(s) for s in image.header.get_zooms()[:3])
+    spacing = (tuple(float(s) for s in image.header.get_zooms()[:3]) + (1.0, 1.0))[:3]  # a 2-D file has two
     axial = _to_axial_stack(voxels_3d)  # (Z, H, W)
     windowed, window_notes = window_volume(axial, source, _display_range(image))
     return make_volume(windowed, source, spacing=(spacing[2], spacing[1], spacing[0]),
@@ -97,6 +97,9 @@ def _first_volume(image, shape: tuple[int, ...], source: str):
     if len(dims) > 4 or (len(dims) == 4 and any(d == 1 for d in dims[:3])):
         raise NotASlice(f"{source}: a {len(shape)}-D NIfTI of shape {tuple(shape)} is not an image volume "
                         f"(it looks like a connectivity matrix or surface data); upload an anatomical scan.")
+    if any(d < 1 for d in dims):
+        raise NotASlice(f"{source}: the NIfTI header declares shape {tuple(shape)}, with a dimension of size 0, "
+                        f"so it holds no voxels; export the volume again.")
     n_spatial = int(np.prod(dims[:3], dtype=np.int64))
     if n_spatial > MAX_VOXELS:
         raise ImageTooLarge(f"{source}: the volume declares {n_spatial:,} voxels, more than the "

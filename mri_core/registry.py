@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -27,6 +28,8 @@ SHIPPED_DIR = PROJECT_ROOT / "assets" / "models"
 MODEL_FILE, INFO_FILE, CARD_FILE = "model.keras", "model.json", "MODEL_CARD.md"
 ACTIVE_FILE = "active.json"
 _TEMP_PREFIX = ".partial-"
+# A save or delete takes seconds: a staging folder this old was left by a killed process.
+STALE_PARTIAL_S = 3600
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 
@@ -185,6 +188,7 @@ def save_package(name: str, info: dict, write_files: Callable[[Path], None]) -> 
     check_model_name(name)
     root = models_dir()
     (root / name).mkdir(parents=True, exist_ok=True)
+    remove_stale_partials()
     staging = Path(tempfile.mkdtemp(dir=root, prefix=_TEMP_PREFIX))
     try:
         write_files(staging)
@@ -202,6 +206,19 @@ def save_package(name: str, info: dict, write_files: Callable[[Path], None]) -> 
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
+
+
+def remove_stale_partials(max_age_s: float = STALE_PARTIAL_S) -> list[Path]:
+    """Remove the models folder's staging folders older than max_age_s (a killed save or delete) -> them."""
+    root, now, removed = models_dir(), time.time(), []
+    for staging in root.glob(f"{_TEMP_PREFIX}*") if root.is_dir() else []:
+        try:
+            if staging.is_dir() and now - staging.stat().st_mtime > max_age_s:
+                shutil.rmtree(staging, ignore_errors=True)
+                removed.append(staging)
+        except FileNotFoundError:
+            continue  # another process removed it first
+    return removed
 
 
 def _fsync_tree(folder: Path) -> None:

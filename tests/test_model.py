@@ -49,7 +49,7 @@ def test_inconsistent_model_json_is_refused(tiny_model_dir, tmp_path, changes, f
 def test_a_corrupt_model_file_is_refused_clearly(tiny_model_dir, tmp_path):
     folder = _copy(tiny_model_dir, tmp_path)
     (folder / "model.keras").write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(ModelInvalid, match="could not be loaded safely"):
+    with pytest.raises(ModelInvalid, match="model.keras is damaged"):
         load_model(folder)
 
 
