@@ -14,7 +14,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import io, preprocess
+from . import io, ood, preprocess
 from .errors import MriError, SettingsInvalid
 from .evaluate import decide
 from .explain import Reading, cam_peak_and_box
@@ -52,6 +52,7 @@ def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") ->
     probabilities = scan_model.calibrate(raw)
     labels, tumor, tumor_probability = decide(
         probabilities, scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)
+    extra_warnings = ood.reading_warnings(scan_model, slices, batch, tumor_probability)
     readings = []
     for i, (slice_, prep) in enumerate(zip(slices, prepared)):
         heatmap = peak = box = None
@@ -68,7 +69,7 @@ def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") ->
             heatmap=heatmap,
             cam_peak=peak,
             cam_box=box,
-            warnings=tuple(slice_.warnings),
+            warnings=tuple(slice_.warnings) + extra_warnings[i],
             model=scan_model.ref,
             slice_index=slice_.index if slice_.count > 1 else None,
         ))
