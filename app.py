@@ -9,7 +9,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from mri_core import io, registry, render
+from mri_core import io, registry, render, report
+from mri_core.ood import describe_warning
+from mri_core.pipeline import CAM_METHODS
 from mri_core.errors import MriError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"]
@@ -25,12 +27,12 @@ def load_scan_model(package_path: str, version: int):
 
 
 @st.cache_data(show_spinner="Reading the scan ...", max_entries=8, ttl=3600)
-def read_scan(package_path: str, version: int, data: bytes, name: str):
-    """Uploaded bytes -> (Slice, Reading) with a Grad-CAM heatmap; MriError for a bad file."""
+def read_scan(package_path: str, version: int, data: bytes, name: str, cam: str = "gradcam"):
+    """Uploaded bytes -> (Slice, Reading) with a heatmap by `cam`; MriError for a bad file."""
     from mri_core import pipeline
 
     slice_ = io.decode_image(data, name)
-    return slice_, pipeline.read_slices(load_scan_model(package_path, version), [slice_], cam="gradcam")[0]
+    return slice_, pipeline.read_slices(load_scan_model(package_path, version), [slice_], cam=cam)[0]
 
 
 st.set_page_config(page_title="Diagnose - Brain MRI screening", layout="wide")
@@ -48,11 +50,13 @@ st.markdown(f"Model **{entry.ref}** · {entry.info.get('architecture', '?')} · 
             + (f" · test accuracy {accuracy:.1%}" if accuracy is not None else ""))
 
 upload = st.file_uploader("Brain MRI slice (PNG, JPEG, BMP or TIFF)", type=UPLOAD_TYPES)
+cam = st.selectbox("Heatmap method", CAM_METHODS, format_func=report.CAM_NAMES.get,
+                   help="Grad-CAM is fast and as good as the others here (bench/cams.py); Score-CAM takes seconds.")
 if upload is None:
     st.info("Upload one axial brain MRI slice to read it.")
     st.stop()
 try:
-    slice_, reading = read_scan(str(entry.path), entry.version, upload.getvalue(), upload.name)
+    slice_, reading = read_scan(str(entry.path), entry.version, upload.getvalue(), upload.name, cam)
 except MriError as exc:
     st.error(str(exc))
     st.stop()
@@ -79,9 +83,22 @@ with result_column:
         st.markdown(f"Heatmap peak at **x {reading.cam_peak[0]}, y {reading.cam_peak[1]}**; "
                     f"box x {x0}–{x1}, y {y0}–{y1} (original pixels, x right, y down).")
     for warning in reading.warnings:
-        st.warning(f"Note: {warning.replace('_', ' ')}.")
+        st.warning(f"**{warning.replace('_', ' ')}**: {describe_warning(warning)}")
+    st.markdown(report.confidence_words(reading.tumor_probability, reading.threshold,
+                                        entry.info.get("test_metrics", {}).get("ece_tumor")))
+    bins = report.reliability_rows(entry.info)
+    with st.expander("How reliable are these probabilities? (reliability diagram)"):
+        if bins:
+            st.plotly_chart(report.reliability_figure(bins), config={"displayModeBar": False})
+        else:
+            st.info("This model package stores no reliability bins; retrain it or run bench/fit_ood.py to add them.")
+    note = st.text_input("Note for the report (optional)", max_chars=200,
+                         help="Only what you type here identifies anything in the report; the file name is not included.")
+    st.download_button("Download report (PDF)", report.reading_report(reading, slice_.pixels, entry.info, cam, note),
+                       file_name="mri-reading-report.pdf", mime="application/pdf")
 with image_column:
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05)
     st.image(render.overlay(slice_.pixels, reading.heatmap, opacity, reading.cam_peak, reading.cam_box),
-             caption=f"{reading.source} · heatmap: evidence for the most likely tumor class", width="stretch")
+             caption=f"{reading.source} · heatmap ({report.CAM_NAMES[cam]}): evidence for the most likely tumor class",
+             width="stretch")
 st.caption(f"{NOTICE} The heatmap shows where the model looked, not the tumor's outline.")

@@ -93,6 +93,8 @@ def library_images() -> dict[str, list[tuple[str, bytes]]]:
     for category, names in groups.items():
         for name in names:
             image = np.asarray(getattr(skimage.data, name)())
+            if image.dtype == bool:
+                image = image.astype(np.uint8) * 255
             if image.dtype != np.uint8:
                 image = (255 * (image - image.min()) / max(np.ptp(image), 1e-9)).astype(np.uint8)
             out.setdefault(category, []).append((f"skimage:{name}", png(image)))
