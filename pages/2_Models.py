@@ -138,7 +138,7 @@ if reliability:
     st.caption("Calibrated means: of the test scans given about 90 % tumor probability, about 90 % had a tumor. "
                "Points on the dashed line are perfectly calibrated; bigger points hold more scans.")
 else:
-    st.info(f"{chosen.ref} stores no reliability bins (packages trained before they were recorded).")
+    st.caption(f"{chosen.ref} stores no reliability bins (packages trained before they were recorded).")
 if chosen.shipped:
     st.info(f"{chosen.ref} is shipped with the app and cannot be deleted.")
 elif is_active:

@@ -127,7 +127,8 @@ def test_fitted_stats_are_written_into_the_package_and_survive_a_reload(tiny_mod
     images, flags = ood.prepare_for_fit(paths, model.image_size)
     stats = ood.fit_stats(model.keras_model, model.info["gradcam_layer"], images[::2], images[1::2], flags[1::2],
                           ood.image_sides(paths))
-    assert stats.summary["false_alarm_validation"] <= ood.TARGET_FALSE_ALARM
+    # 30 validation images allow no flag beyond the cheap checks' own at the fitted 1.5 %
+    assert stats.summary["false_alarm_validation"] == stats.summary["cheap_check_rate_validation"]
     ood.write_stats(package, stats)
     reloaded = load_model(package)
     assert reloaded.ood.stats is not None and reloaded.ood.stats.threshold == pytest.approx(stats.threshold)

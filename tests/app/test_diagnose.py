@@ -87,3 +87,27 @@ def test_damaged_active_model_shows_an_error_instead_of_a_traceback():
     assert not page.exception, page.exception
     assert len(page.error) == 1 and str(damaged.path) in page.error[0].value
     assert not page.file_uploader
+
+
+def test_photo_gets_the_out_of_distribution_warning_and_a_report_to_download(active_entry):
+    skimage_data = pytest.importorskip("skimage.data")
+    import io as _io
+
+    from PIL import Image
+
+    buffer = _io.BytesIO()
+    Image.fromarray(skimage_data.astronaut()).save(buffer, format="PNG")
+    page = upload(start_page(active_entry), "astronaut.png", buffer.getvalue(), "image/png")
+    assert any("out of distribution" in w.value for w in page.warning)
+    assert "calibrated" in page_text(page)
+    assert page.get("download_button"), "the reading report can be downloaded"
+
+
+def test_cam_method_selector_offers_every_method_and_rereads(active_entry, tumor_image_path):
+    page = start_page(active_entry)
+    assert page.selectbox[0].options == ["Grad-CAM", "Grad-CAM++", "Score-CAM", "none"]
+    upload(page, tumor_image_path.name, tumor_image_path.read_bytes())
+    page.selectbox[0].set_value("gradcam++").run()
+    assert not page.exception and "Grad-CAM++" in page.image[0].captions[0]
+    page.selectbox[0].set_value("none").run()
+    assert not page.exception and not any("Heatmap peak" in t for t in page_text(page).splitlines())
