@@ -9,7 +9,9 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from mri_core import io, registry, render
+from mri_core import io, registry, render, report
+from mri_core.ood import describe_warning
+from mri_core.pipeline import CAM_METHODS
 from mri_core.errors import MriError
 from mri_core.volume import available_planes, middle_index, plane_count
 
@@ -35,12 +37,12 @@ def uploaded_volumes(uploads) -> list:
 
 
 @st.cache_data(show_spinner="Reading the scan ...", max_entries=16, ttl=3600)
-def read_scan(package_path: str, version: int, scan_key: tuple, _volume, index: int, plane: str):
-    """Slice `index` of `plane` -> (Slice, Reading) with a Grad-CAM heatmap; `scan_key` names the volume."""
+def read_scan(package_path: str, version: int, scan_key: tuple, _volume, index: int, plane: str, cam: str):
+    """Slice `index` of `plane` -> (Slice, Reading) with a heatmap by `cam`; `scan_key` names the volume."""
     from mri_core import pipeline
 
     [slice_] = io.volume_slices(_volume, index, plane)
-    return slice_, pipeline.read_slices(load_scan_model(package_path, version), [slice_], cam="gradcam")[0]
+    return slice_, pipeline.read_slices(load_scan_model(package_path, version), [slice_], cam=cam)[0]
 
 
 def scan_all_slices(package_path: str, version: int, scan_key: tuple, volume, plane: str, slider_key: str):
@@ -72,6 +74,8 @@ st.markdown(f"Model **{entry.ref}** · {entry.info.get('architecture', '?')} · 
 
 uploads = st.file_uploader("Brain MRI: a slice (PNG, JPEG, BMP, TIFF), DICOM files or a zip of a series, "
                            "or a NIfTI volume (.nii, .nii.gz)", type=UPLOAD_TYPES, accept_multiple_files=True)
+cam = st.selectbox("Heatmap method", CAM_METHODS, format_func=report.CAM_NAMES.get,
+                   help="Grad-CAM is fast and as good as the others here (bench/cams.py); Score-CAM takes seconds.")
 if not uploads:
     st.info("Upload one axial brain MRI slice to read it, or the files of a DICOM series (several files or a "
             "zip) or a NIfTI volume to pick a slice.")
@@ -111,7 +115,7 @@ if volume.count > 1:
                            margin={"l": 10, "r": 20, "t": 40, "b": 10})
         st.plotly_chart(line, config={"displayModeBar": False})
 try:
-    slice_, reading = read_scan(str(entry.path), entry.version, scan_key, volume, index, plane)
+    slice_, reading = read_scan(str(entry.path), entry.version, scan_key, volume, index, plane, cam)
 except MriError as exc:
     st.error(str(exc))
     st.stop()
@@ -138,10 +142,22 @@ with result_column:
         st.markdown(f"Heatmap peak at **x {reading.cam_peak[0]}, y {reading.cam_peak[1]}**; "
                     f"box x {x0}–{x1}, y {y0}–{y1} (original pixels, x right, y down).")
     for warning in reading.warnings:
-        st.warning(f"Note: {warning.replace('_', ' ')}.")
+        st.warning(f"**{warning.replace('_', ' ')}**: {describe_warning(warning)}")
+    st.markdown(report.confidence_words(reading.tumor_probability, reading.threshold,
+                                        entry.info.get("test_metrics", {}).get("ece_tumor")))
+    bins = report.reliability_rows(entry.info)
+    with st.expander("How reliable are these probabilities? (reliability diagram)"):
+        if bins:
+            st.plotly_chart(report.reliability_figure(bins), config={"displayModeBar": False})
+        else:
+            st.info("This model package stores no reliability bins; retrain it or run bench/fit_ood.py to add them.")
+    note = st.text_input("Note for the report (optional)", max_chars=200,
+                         help="Only what you type here identifies anything in the report; the file name is not included.")
+    st.download_button("Download report (PDF)", report.reading_report(reading, slice_.pixels, entry.info, cam, note),
+                       file_name="mri-reading-report.pdf", mime="application/pdf")
 with image_column:
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05)
     st.image(render.overlay(slice_.pixels, reading.heatmap, opacity, reading.cam_peak, reading.cam_box),
              caption=f"{reading.source}{f' · {plane} slice {index} of {slice_.count}' if slice_.count > 1 else ''} · "
-                     f"heatmap: evidence for the most likely tumor class", width="stretch")
+                     f"heatmap ({report.CAM_NAMES[cam]}): evidence for the most likely tumor class", width="stretch")
 st.caption(f"{NOTICE} The heatmap shows where the model looked, not the tumor's outline.")

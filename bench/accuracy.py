@@ -127,11 +127,19 @@ def probe_figures(scan_model, records, images: np.ndarray) -> dict:
             "features": int(features.shape[1])}
 
 
-def localisation_figures(scan_model, records, images, crop_boxes, shapes, boxes, rng) -> dict:
-    """Grad-CAM peak and cam_box against the figshare tumor boxes, next to the centre baseline."""
+def localisation_figures(scan_model, records, images, crop_boxes, shapes, boxes, rng,
+                         cams_of=None, limit: int | None = None) -> dict:
+    """Grad-CAM peak and cam_box against the figshare tumor boxes, next to the centre baseline.
+
+    `cams_of`: float32 (B, S, S, 1) -> (B, h, w) cams in [0, 1] (default the compiled
+    Grad-CAM); `limit`: only that many boxed images, evenly spaced in record order.
+    """
+    cams_of = cams_of or (lambda batch: scan_model.gradcam(batch)[1])
     boxed = [i for i, r in enumerate(records) if r.root_name == BOXED_ROOT and r.relative_path in boxes]
     size_mismatch = {i for i in boxed if tuple(shapes[i]) != boxes[records[i].relative_path][1]}
     boxed = [i for i in boxed if i not in size_mismatch]
+    if limit and len(boxed) > limit:  # evenly spaced, so every class and patient range is in
+        boxed = [boxed[int(k)] for k in np.linspace(0, len(boxed) - 1, limit)]
     if not boxed:
         return {"n": 0}
     true_boxes = np.array([boxes[records[i].relative_path][0] for i in boxed])
@@ -140,7 +148,7 @@ def localisation_figures(scan_model, records, images, crop_boxes, shapes, boxes,
     started = time.perf_counter()
     for start in range(0, len(boxed), GRADCAM_BATCH):
         batch = boxed[start:start + GRADCAM_BATCH]
-        _, cams = scan_model.gradcam(images[batch].astype(np.float32) / 255.0)  # cams (B, h, w)
+        cams = cams_of(images[batch].astype(np.float32) / 255.0)  # cams (B, h, w)
         for j, (i, cam) in enumerate(zip(batch, cams), start):
             prepared = preprocess.Prepared(images[i].astype(np.float32) / 255.0, tuple(crop_boxes[i]), tuple(shapes[i]))
             peak, box = cam_peak_and_box(preprocess.heatmap_to_original(cam, prepared))

@@ -27,9 +27,11 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="read scans: label, tumor probability, Grad-CAM peak and box")
     predict.add_argument("files", nargs="+", metavar="FILE")
     predict.add_argument("--model", help="model name, name@version or package folder (default: the active model)")
-    predict.add_argument("--cam", default="gradcam", choices=["gradcam", "none"])
+    predict.add_argument("--cam", default="gradcam", choices=["gradcam", "gradcam++", "scorecam", "none"],
+                         help="heatmap method (default gradcam: the best trade-off, see bench/cams.py)")
     predict.add_argument("--save-heatmaps", metavar="DIR", help="write DIR/<stem>.npy heatmaps at the original size")
     predict.add_argument("--batch-size", type=int, default=32)
+    predict.add_argument("--report", metavar="DIR", help="write DIR/<stem>.pdf: a one-page reading report per input")
     predict.add_argument("--json", action="store_true", help="one JSON object per line (the machine-readable contract)")
     predict.add_argument("--slice", type=_slice_choice, default=None, metavar="N|all",
                          help="for DICOM series and NIfTI volumes: slice N (0-based), or all (one line each); "
@@ -100,6 +102,15 @@ def _format_reading(reading) -> str:
     return f"{reading.source}: {verdict} ({reading.label}) p(tumor)={reading.tumor_probability:.3f} threshold {reading.threshold:.2f}{where}{warn}"
 
 
+def _write_report(folder: Path, file: str, reading, scan_model, cam: str, used: set[str]) -> None:
+    from . import io
+    from .report import reading_report
+
+    pixels = io.read_file(file)[reading.slice_index or 0].pixels  # decoded again: readings keep no pixels
+    path = _heatmap_path(folder, Path(file).stem + (f"_slice{reading.slice_index}" if reading.slice_index is not None else ""), used)
+    path.with_suffix(".pdf").write_bytes(reading_report(reading, pixels, scan_model.info, cam))
+
+
 def run_predict(args) -> int:
     import numpy as np
 
@@ -109,7 +120,11 @@ def run_predict(args) -> int:
     folder = Path(args.save_heatmaps) if args.save_heatmaps else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
+    reports = Path(args.report) if args.report else None
+    if reports:
+        reports.mkdir(parents=True, exist_ok=True)
     used_stems: set[str] = set()
+    used_report_stems: set[str] = set()
     failed = False
     for file, outcome in read_paths(scan_model, args.files, cam=args.cam, batch_size=args.batch_size,
                                     choice=args.slice, plane=args.plane):
@@ -126,6 +141,8 @@ def run_predict(args) -> int:
                 if outcome.slice_index is not None:
                     stem = f"{stem}_slice{outcome.slice_index}"
                 np.save(_heatmap_path(folder, stem, used_stems), outcome.heatmap.astype(np.float32))
+            if reports:
+                _write_report(reports, file, outcome, scan_model, args.cam, used_report_stems)
             line = json.dumps(record) if args.json else _format_reading(outcome)
         print(line, flush=True)
     return 1 if failed else 0

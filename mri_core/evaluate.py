@@ -17,6 +17,7 @@ from .datasets import FOLDER_CLASSES, NO_TUMOR_CLASS
 from .errors import DatasetInvalid, ModelInvalid, SettingsInvalid
 
 ECE_BINS = 15
+RELIABILITY_BINS = 10  # the reliability diagram on the Diagnose and Models pages
 # DESIGN.md's folder names that mean "no tumor", for true classes a model does not have
 # (e.g. Kaggle `no/` against a model whose no-tumor class is `notumor`).
 NO_TUMOR_NAMES = frozenset({NO_TUMOR_CLASS} | {f for f, c in FOLDER_CLASSES.items() if c == NO_TUMOR_CLASS})
@@ -89,6 +90,22 @@ def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray, n_b
     return float(gaps[counts > 0].sum() / len(confidences))
 
 
+def reliability_bins(tumor_probability: np.ndarray, true_tumor: np.ndarray, n_bins: int = RELIABILITY_BINS) -> list[dict]:
+    """Reliability diagram of the tumor probability: per equal-width bin (lo, hi] (the first also
+    holds 0), how many images, their mean probability and the share that really had a tumor.
+    Bins without images are left out. A calibrated model has tumor_rate ~ mean_probability."""
+    p = np.asarray(tumor_probability, dtype=np.float64).reshape(-1)
+    truth = np.asarray(true_tumor, dtype=np.float64).reshape(-1)
+    bins = np.clip(np.ceil(p * n_bins).astype(int) - 1, 0, n_bins - 1)
+    out = []
+    for b in range(n_bins):
+        members = bins == b
+        if members.any():
+            out.append({"lo": round(b / n_bins, 4), "hi": round((b + 1) / n_bins, 4), "n": int(members.sum()),
+                        "mean_probability": _metric(p[members].mean()), "tumor_rate": _metric(truth[members].mean())})
+    return out
+
+
 def _metric(value) -> float | None:
     return None if value is None or not np.isfinite(value) else round(float(value), METRIC_DECIMALS)
 
@@ -155,6 +172,7 @@ def compute_metrics(true_classes: Sequence[str], probabilities: np.ndarray, clas
         "ece": _metric(expected_calibration_error(probabilities.max(axis=1), top_correct)),
         "ece_tumor": _metric(expected_calibration_error(tumor_confidence, (tumor_probability >= 0.5) == true_tumor)),
         "threshold": _metric(threshold),
+        "reliability": reliability_bins(tumor_probability, true_tumor),
     }
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import sys
+import weakref
 from dataclasses import dataclass
 
 import keras
@@ -148,6 +149,51 @@ def gradcam_reference(model: keras.Model, layer_name: str, images: np.ndarray,
             expand_cam=False, normalize_cam=False,
         )
     cams = np.maximum(np.asarray(cams, dtype=np.float32), 0.0)
+    return np.asarray(_normalise_per_image(cams), dtype=np.float32)
+
+
+LIBRARY_CAMS = ("gradcam++", "scorecam")
+_visualizers: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # keras model -> {method: visualizer}
+
+
+def _visualizer(model: keras.Model, method: str):
+    """One tf-keras-vis visualizer per model and method (building one clones the model)."""
+    from tf_keras_vis.gradcam_plus_plus import GradcamPlusPlus
+    from tf_keras_vis.scorecam import Scorecam
+    from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
+
+    cache = _visualizers.setdefault(model, {})
+    if method not in cache:
+        with contextlib.redirect_stdout(sys.stderr):
+            # Grad-CAM++ differentiates the logit, like Grad-CAM; Score-CAM scores the
+            # softmax output of each masked input, as its authors do.
+            cache[method] = (GradcamPlusPlus(model, model_modifier=ReplaceToLinear(), clone=True)
+                             if method == "gradcam++" else Scorecam(model, clone=False))
+    return cache[method]
+
+
+def library_cams(model: keras.Model, layer_name: str, images: np.ndarray, target_classes,
+                 method: str) -> np.ndarray:
+    """Grad-CAM++ or Score-CAM from tf-keras-vis, normalised like `GradCam`.
+
+    (N, S, S, 1) float32, (N,) class indices -> cams (N, h, w) float32 in [0, 1] at the
+    layer's own grid (map them back with `preprocess.heatmap_to_original`). Eager and slow
+    (Score-CAM runs the model once per channel of the layer); progress output goes to stderr.
+    """
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    if method not in LIBRARY_CAMS:
+        raise ValueError(f"Unknown CAM method {method!r}; tf-keras-vis serves {', '.join(LIBRARY_CAMS)}.")
+    _layer_output(model, layer_name)  # a clear error for a missing layer
+    images = np.asarray(images, dtype=np.float32)
+    targets = [int(t) for t in np.asarray(target_classes).reshape(-1)]
+    if not len(images):
+        return np.zeros((0, 1, 1), np.float32)
+    with contextlib.redirect_stdout(sys.stderr):
+        cams = _visualizer(model, method)(
+            CategoricalScore(targets), images, penultimate_layer=layer_name,
+            seek_penultimate_conv_layer=False, expand_cam=False, normalize_cam=False)
+    cams = np.nan_to_num(np.maximum(np.asarray(cams, dtype=np.float32), 0.0)).reshape(len(images), *np.shape(cams)[-2:])
     return np.asarray(_normalise_per_image(cams), dtype=np.float32)
 
 

@@ -34,6 +34,7 @@ class ScanModel:
     info: dict
     path: Path
     gradcam: Any = field(repr=False, default=None)  # explain.GradCam, compiled once per model
+    ood: Any = field(repr=False, default=None)  # ood.OodDetector; stats None = cheap checks only
 
     @property
     def ref(self) -> str:
@@ -129,6 +130,8 @@ def load_model(ref: str | Path | ModelEntry) -> ScanModel:
     except ValueError as exc:
         raise ModelInvalid(f"{entry.path}: the Grad-CAM layer {info['gradcam_layer']!r} is not in the network.") from exc
     from .explain import GradCam
+    from .ood import load_detector
 
     tumor_classes = [i for i, c in enumerate(info["class_names"]) if c not in info["no_tumor_classes"]]
-    return ScanModel(keras_model, info, entry.path, GradCam(keras_model, info["gradcam_layer"], tumor_classes))
+    return ScanModel(keras_model, info, entry.path, GradCam(keras_model, info["gradcam_layer"], tumor_classes),
+                     load_detector(entry.path, info, keras_model))

@@ -14,13 +14,13 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from . import io, preprocess
+from . import io, ood, preprocess
 from .errors import MriError, SettingsInvalid
 from .evaluate import decide
-from .explain import Reading, cam_peak_and_box
+from .explain import Reading, cam_peak_and_box, library_cams
 from .volume import Volume
 
-CAM_METHODS = ("gradcam", "none")
+CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "none")
 DEFAULT_BATCH_SIZE = 32
 
 
@@ -48,11 +48,17 @@ def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") ->
     if cam == "none":
         raw = np.asarray(scan_model.keras_model(batch, training=False))
         cams = None
-    else:
+    elif cam == "gradcam":
         raw, cams = scan_model.gradcam(batch)  # evidence for the most likely tumor class
+    else:
+        raw = np.asarray(scan_model.keras_model(batch, training=False))
+        tumor_idx = np.array([i for i, c in enumerate(scan_model.class_names) if c not in scan_model.no_tumor_classes])
+        targets = tumor_idx[raw[:, tumor_idx].argmax(axis=1)]  # the most likely tumor class, as Grad-CAM
+        cams = library_cams(scan_model.keras_model, scan_model.info["gradcam_layer"], batch, targets, cam)
     probabilities = scan_model.calibrate(raw)
     labels, tumor, tumor_probability = decide(
         probabilities, scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)
+    extra_warnings = ood.reading_warnings(scan_model, slices, batch, tumor_probability)
     readings = []
     for i, (slice_, prep) in enumerate(zip(slices, prepared)):
         heatmap = peak = box = None
@@ -69,7 +75,7 @@ def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") ->
             heatmap=heatmap,
             cam_peak=peak,
             cam_box=box,
-            warnings=tuple(slice_.warnings),
+            warnings=tuple(slice_.warnings) + extra_warnings[i],
             model=scan_model.ref,
             slice_index=slice_.index if slice_.count > 1 else None,
         ))

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from . import architectures, checkpoint, datasets, registry
+from . import architectures, checkpoint, datasets, ood, registry
 from .model import apply_temperature, predict_arrays
 from .errors import DatasetInvalid, SettingsInvalid, TrainingCancelled
 
@@ -659,6 +659,7 @@ def train_and_save(data_dirs: Sequence[str | Path], settings: TrainSettings,
     if not is_chief(strategy):
         return None
     entry = save_result(result, default_name(settings, data_dirs))
+    entry = ood.fit_entry(entry, data_dirs)  # validation statistics for out_of_distribution warnings
     checkpoint.clear(checkpoint_dir)
     if activate:
         registry.activate(entry.path)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from mri_core import packaging, registry
+from mri_core import packaging, registry, report
 from mri_core.errors import MriError
 
 METRICS = [("Test accuracy", "accuracy"), ("ROC AUC", "roc_auc"), ("Sensitivity", "sensitivity"),
@@ -132,6 +132,13 @@ try:
                                     file_name=packaging.zip_file_name(chosen), mime="application/zip")
 except MriError as exc:
     download_column.error(str(exc))
+reliability = report.reliability_rows(chosen.info)
+if reliability:
+    st.plotly_chart(report.reliability_figure(reliability), config={"displayModeBar": False}, key="reliability")
+    st.caption("Calibrated means: of the test scans given about 90 % tumor probability, about 90 % had a tumor. "
+               "Points on the dashed line are perfectly calibrated; bigger points hold more scans.")
+else:
+    st.caption(f"{chosen.ref} stores no reliability bins (packages trained before they were recorded).")
 if chosen.shipped:
     st.info(f"{chosen.ref} is shipped with the app and cannot be deleted.")
 elif is_active:

@@ -151,7 +151,7 @@ def test_several_dicom_files_form_series_to_pick_and_no_patient_tag_is_shown(act
     page.file_uploader[0].set_value(files)
     page.run()
     assert not page.exception and not page.error
-    [picker] = page.selectbox
+    [picker] = [s for s in page.selectbox if s.label == "Series"]
     assert picker.label == "Series" and len(picker.options) == 2
     assert any("MR HEAD · T1 AX (17 slices)" in option for option in picker.options)
     assert page.radio[0].options == ["axial", "coronal", "sagittal"]  # 17 slices of 0.5 mm cubes
@@ -162,3 +162,30 @@ def test_several_dicom_files_form_series_to_pick_and_no_patient_tag_is_shown(act
     for value in SECRET_TAGS.values():
         for part in value.split("^"):
             assert part not in shown, f"identifying value {part!r} is on the page"
+
+
+def test_photo_gets_the_out_of_distribution_warning_and_a_report_to_download(active_entry):
+    skimage_data = pytest.importorskip("skimage.data")
+    import io as _io
+
+    from PIL import Image
+
+    buffer = _io.BytesIO()
+    Image.fromarray(skimage_data.astronaut()).save(buffer, format="PNG")
+    page = upload(start_page(active_entry), "astronaut.png", buffer.getvalue(), "image/png")
+    assert any("out of distribution" in w.value for w in page.warning)
+    assert "calibrated" in page_text(page)
+    assert page.get("download_button"), "the reading report can be downloaded"
+
+
+def test_cam_method_selector_offers_every_method_and_rereads(active_entry, tumor_image_path):
+    page = start_page(active_entry)
+    [method] = [s for s in page.selectbox if s.label == "Heatmap method"]
+    assert method.options == ["Grad-CAM", "Grad-CAM++", "Score-CAM", "none"]
+    upload(page, tumor_image_path.name, tumor_image_path.read_bytes())
+    [method] = [s for s in page.selectbox if s.label == "Heatmap method"]
+    method.set_value("gradcam++").run()
+    assert not page.exception and "Grad-CAM++" in page.image[0].captions[0]
+    [method] = [s for s in page.selectbox if s.label == "Heatmap method"]
+    method.set_value("none").run()
+    assert not page.exception and not any("Heatmap peak" in t for t in page_text(page).splitlines())
