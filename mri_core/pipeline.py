@@ -39,11 +39,20 @@ def prepare_paths(paths: Sequence[str | Path], image_size: int) -> np.ndarray:
 
 def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") -> list[Reading]:
     """Slices -> one Reading each, in order, in one batch through the model."""
+    batch, prepared = preprocess.prepare_batch([s.pixels for s in slices], scan_model.image_size)
+    return read_prepared(scan_model, batch, prepared, slices, cam)
+
+
+def read_prepared(scan_model, batch: np.ndarray, prepared: Sequence[preprocess.Prepared],
+                  slices: Sequence[io.Slice], cam: str = "gradcam") -> list[Reading]:
+    """(N, S, S, 1) float32 model batch + its Prepared + the Slices it came from -> Readings.
+
+    Only the slices' names, warnings and indexes are used (their pixels may be dropped).
+    """
     if cam not in CAM_METHODS:
         raise SettingsInvalid(f"Unknown CAM method {cam!r}; choose one of {', '.join(CAM_METHODS)}.")
-    if not slices:
+    if not len(slices):
         return []
-    batch, prepared = preprocess.prepare_batch([s.pixels for s in slices], scan_model.image_size)
     if cam == "none":
         raw = np.asarray(scan_model.keras_model(batch, training=False))
         cams = None
@@ -84,25 +93,10 @@ def read_paths(scan_model, paths: Iterable[str | Path], cam: str = "gradcam",
                batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[tuple[str, Reading | MriError]]:
     """Files -> (file, Reading or the MriError it raised), in input order, batch by batch.
 
-    A bad file yields its error and the rest still run; memory stays bounded by one batch.
+    Streamed through tf.data (`batch.stream_readings`): decoding runs in parallel with the
+    model, a bad file yields its error and the rest still run, memory stays a few batches.
     """
-    if batch_size < 1:
-        raise SettingsInvalid(f"Batch size must be at least 1, got {batch_size}.")
-    pending: list[tuple[str, io.Slice | MriError]] = []
+    from .batch import stream_readings
 
-    def flush():
-        good = [item for _, item in pending if isinstance(item, io.Slice)]
-        readings = iter(read_slices(scan_model, good, cam))
-        for file, item in pending:
-            yield file, (next(readings) if isinstance(item, io.Slice) else item)
-        pending.clear()
-
-    for path in paths:
-        try:
-            for slice_ in io.read_file(path):
-                pending.append((str(path), slice_))
-        except MriError as exc:
-            pending.append((str(path), exc))
-        if len(pending) >= batch_size:
-            yield from flush()
-    yield from flush()
+    for item in stream_readings(scan_model, paths, cam=cam, batch_size=batch_size):
+        yield item.file, item.outcome
