@@ -515,9 +515,20 @@ def train_and_save(data_dirs: Sequence[str | Path], settings: TrainSettings,
     """
     strategy = make_strategy(settings.check().strategy)
     result = train(data_dirs, settings, on_event, should_stop, strategy, checkpoint_dir)
+    return save_if_chief(result, strategy, default_name(settings, data_dirs), activate, checkpoint_dir)
+
+
+def save_if_chief(result: TrainResult, strategy, name: str, activate: bool = False,
+                  checkpoint_dir: str | Path | None = None) -> registry.ModelEntry | None:
+    """Save (and optionally activate) the package on the chief; a worker saves nothing -> None.
+
+    Every worker ends with the same weights, so one package is the whole result; each
+    worker removes its own checkpoint once the run is complete.
+    """
     if not is_chief(strategy):
+        checkpoint.clear(checkpoint_dir)
         return None
-    entry = save_result(result, default_name(settings, data_dirs))
+    entry = save_result(result, name)
     checkpoint.clear(checkpoint_dir)
     if activate:
         registry.activate(entry.path)
