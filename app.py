@@ -19,9 +19,9 @@ NOTICE = "Decision support, not a diagnosis: a radiologist must review every sca
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
 def load_scan_model(package_path: str, version: int):
     """The model package at `package_path`; shared by every session, never mutated."""
-    from mri_core.model import load_model  # imports TensorFlow: only when first needed
+    from mri_core.model import load_cached  # imports TensorFlow: only when first needed
 
-    return load_model(package_path)
+    return load_cached(package_path, version)
 
 
 @st.cache_data(show_spinner="Reading the scan ...", max_entries=8, ttl=3600)
@@ -48,11 +48,16 @@ st.markdown(f"Model **{entry.ref}** · {entry.info.get('architecture', '?')} · 
             + (f" · test accuracy {accuracy:.1%}" if accuracy is not None else ""))
 
 upload = st.file_uploader("Brain MRI slice (PNG, JPEG, BMP or TIFF)", type=UPLOAD_TYPES)
-if upload is None:
+if upload is not None:
+    st.session_state.pop("diagnose_input", None)  # a new upload replaces a file opened from Batch
+    name, data = upload.name, upload.getvalue()
+elif "diagnose_input" in st.session_state:  # (name, bytes) opened from the Batch page
+    name, data = st.session_state["diagnose_input"]
+else:
     st.info("Upload one axial brain MRI slice to read it.")
     st.stop()
 try:
-    slice_, reading = read_scan(str(entry.path), entry.version, upload.getvalue(), upload.name)
+    slice_, reading = read_scan(str(entry.path), entry.version, data, name)
 except MriError as exc:
     st.error(str(exc))
     st.stop()

@@ -259,11 +259,11 @@ def overlay_thumbnail(small_pixels: np.ndarray, reading) -> np.ndarray:
 def summary_row(item: BatchItem) -> dict:
     """One row of the results table and CSV (CSV_COLUMNS); an error row has only file and error."""
     if item.failed:
-        return {"file": Path(item.file).name, "slice": None, "label": None, "tumor": None,
+        return {"file": item.file, "slice": None, "label": None, "tumor": None,
                 "tumor_probability": None, "threshold": None, "warnings": "", "model": None,
                 "error": str(item.outcome)}
     reading = item.outcome
-    return {"file": Path(item.file).name, "slice": reading.slice_index, "label": reading.label,
+    return {"file": item.file, "slice": reading.slice_index, "label": reading.label,
             "tumor": reading.tumor, "tumor_probability": round(reading.tumor_probability, 6),
             "threshold": reading.threshold, "warnings": ", ".join(reading.warnings),
             "model": reading.model, "error": None}
@@ -320,3 +320,62 @@ class HeatmapArchive:
         if self._zip.fp is not None:
             self._zip.close()
         return self._buffer.getvalue()
+
+
+def _is_zip(name: str, data: bytes) -> bool:
+    return name.lower().endswith(".zip") or data[:4] == b"PK\x03\x04"
+
+
+def expand_uploads(uploads: Sequence[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
+    """Uploads (name, bytes) -> inputs (name, bytes), a zip replaced by its files as
+    `<zip name>/<path inside>`, read in memory one at a time (`archive.read_zip_files`)."""
+    from .archive import read_zip_files
+
+    for name, data in uploads:
+        if _is_zip(name, data):
+            for inner, content in read_zip_files(data):
+                yield f"{name}/{inner}", content
+        else:
+            yield name, data
+
+
+def count_uploads(uploads: Sequence[tuple[str, bytes]]) -> int:
+    """How many inputs `expand_uploads` gives (zips: from their directory only)."""
+    from .archive import count_zip_files
+
+    return sum(count_zip_files(data) if _is_zip(name, data) else 1 for name, data in uploads)
+
+
+def find_upload(uploads: Sequence[tuple[str, bytes]], file: str) -> bytes:
+    """The bytes of the input named `file` among the expanded uploads (to open one on Diagnose)."""
+    for name, data in expand_uploads(uploads):
+        if name == file:
+            return data
+    raise UnreadableImage(f"{file}: not among the uploaded files any more; upload it again.")
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What the Batch page shows and offers for download."""
+
+    rows: list  # summary_row dicts in input order, each with a "thumbnail" data URL (None on errors)
+    csv: bytes
+    heatmaps_zip: bytes
+    failed: int  # inputs that could not be read
+
+
+def read_batch(scan_model, inputs: Iterable, total: int | None = None,
+               on_progress: Callable[[int, int | None], None] | None = None,
+               batch_size: int = DEFAULT_BATCH_SIZE, thumbnail_side: int = THUMBNAIL_SIDE) -> BatchReport:
+    """Inputs -> BatchReport, streaming; `on_progress(done, total)` after every answer."""
+    rows, archive, failed = [], HeatmapArchive(), 0
+    for done, item in enumerate(stream_readings(scan_model, inputs, batch_size=batch_size,
+                                                thumbnail_side=thumbnail_side), start=1):
+        row = summary_row(item)
+        row["thumbnail"] = None if item.thumbnail is None else png_data_url(item.thumbnail)
+        rows.append(row)
+        archive.add(item)
+        failed += item.failed
+        if on_progress:
+            on_progress(done, total)
+    return BatchReport(rows, rows_to_csv(rows), archive.to_bytes(), failed)

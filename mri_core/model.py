@@ -9,6 +9,7 @@ session: it is never mutated after loading. Never imports streamlit.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,12 @@ def validate_info(info: dict, where: Path) -> None:
         raise ModelInvalid(f"{where}/model.json has an invalid class list {classes!r} (no-tumor classes {no_tumor!r}).")
     if not 0.0 < float(info["threshold"]) < 1.0 or not float(info["temperature"]) > 0.0:
         raise ModelInvalid(f"{where}/model.json has threshold {info['threshold']} or temperature {info['temperature']} out of range.")
+
+
+@functools.lru_cache(maxsize=2)
+def load_cached(package_path: str, version: int) -> ScanModel:
+    """One load per process and package version: every page and session shares it (never mutate it)."""
+    return load_model(package_path)
 
 
 def load_model(ref: str | Path | ModelEntry) -> ScanModel:
