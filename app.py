@@ -10,6 +10,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from mri_core import io, registry, render
+from mri_core.preload import preload_model
 from mri_core.errors import MriError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff"]
@@ -38,7 +39,7 @@ st.title("Diagnose")
 st.caption(NOTICE)
 try:
     entry = registry.active()
-    load_scan_model(str(entry.path), entry.version)
+    preload_model(str(entry.path), entry.version)  # TensorFlow loads while the user picks a file
 except MriError as exc:
     st.error(str(exc))
     st.stop()

@@ -1,9 +1,9 @@
 """Streaming batch reading: any number of inputs -> one answer per slice, in input order.
 
 Inputs (file paths, or `(name, bytes)` pairs of uploads) flow through `tf.data`: a
-generator hands out input positions, a parallel map decodes and prepares each input
-(OpenCV for plain 8-bit JPEG/PNG, `mri_core.io` for everything else), rows are re-batched
-to `batch_size` and prefetched, so the compiled Grad-CAM reads one batch while the next
+generator hands out chunks of input positions, a parallel map decodes and prepares them
+(OpenCV for plain 8-bit JPEG/PNG, `mri_core.io` for everything else), the rows (one per
+slice) are re-batched to `batch_size` and prefetched, so the compiled Grad-CAM reads one batch while the next
 is decoded. Only a few batches are in memory however many inputs come in. A bad input
 becomes an `MriError` in its place and the rest still run. `HeatmapArchive`,
 `summary_row` and `rows_to_csv` turn the answers into the Batch page's downloads.
@@ -33,6 +33,7 @@ DEFAULT_BATCH_SIZE = 32
 # Decoding threads: OpenCV and Pillow release the GIL, so two threads keep 2 cores busy
 # while the model runs; more only contend for the same cores.
 DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
+DECODE_CHUNK = 8
 THUMBNAIL_SIDE = 96
 THUMBNAIL_OPACITY = 0.5
 FAST_FORMATS = ("JPEG", "PNG")
@@ -162,21 +163,34 @@ def stream_readings(scan_model, inputs: Iterable, cam: str = "gradcam",
     import tensorflow as tf
 
     size = scan_model.image_size
-    waiting: dict[int, object] = {}  # position -> input, until a decoder takes it
+    waiting: dict[int, list] = {}  # first position -> [(position, input)], until a decoder takes it
     decoded: dict[int, _Decoded | _Failed] = {}  # position -> result, until it is answered
     lock = threading.Lock()
 
-    def positions():
+    def chunks():
+        # DECODE_CHUNK inputs per tf.data element: its per-element cost is paid once per chunk
+        chunk: list = []
         for position, item in enumerate(inputs):
-            with lock:
-                waiting[position] = item
-            yield position
+            chunk.append((position, item))
+            if len(chunk) == DECODE_CHUNK:
+                yield _park(chunk)
+                chunk = []
+        if chunk:
+            yield _park(chunk)
 
-    def decode_one(position):
-        # -> (positions (k,), slice numbers (k,), images (k, S, S, 1) float32); one row per slice
-        position = int(position)
+    def _park(chunk) -> int:
         with lock:
-            item = waiting.pop(position)
+            waiting[chunk[0][0]] = chunk
+        return chunk[0][0]
+
+    def decode_chunk(first_position):
+        # -> (positions (k,), slice numbers (k,), images (k, S, S, 1) float32); one row per slice
+        with lock:
+            chunk = waiting.pop(int(first_position))
+        rows = [decode_one(position, item) for position, item in chunk]
+        return tuple(np.concatenate(parts) for parts in zip(*rows))
+
+    def decode_one(position, item):
         file = input_name(item)
         try:
             slices = list(decode(item))
@@ -200,15 +214,17 @@ def stream_readings(scan_model, inputs: Iterable, cam: str = "gradcam",
         return np.full(k, position, np.int64), np.arange(k, dtype=np.int32), rows
 
     def decode_tf(position):
-        positions_, numbers, images = tf.numpy_function(decode_one, [position], (tf.int64, tf.int32, tf.float32),
+        positions_, numbers, images = tf.numpy_function(decode_chunk, [position], (tf.int64, tf.int32, tf.float32),
                                                         stateful=False)
+        positions_.set_shape((None,))
+        numbers.set_shape((None,))
         images.set_shape((None, size, size, 1))
-        return tf.data.Dataset.from_tensor_slices((positions_, numbers, images))
+        return positions_, numbers, images
 
     dataset = (
-        tf.data.Dataset.from_generator(positions, output_signature=tf.TensorSpec((), tf.int64))
-        .map(lambda p: decode_tf(p), num_parallel_calls=DECODE_THREADS, deterministic=True)
-        .flat_map(lambda rows: rows)
+        tf.data.Dataset.from_generator(chunks, output_signature=tf.TensorSpec((), tf.int64))
+        .map(decode_tf, num_parallel_calls=DECODE_THREADS, deterministic=True)
+        .unbatch()  # one row per slice (cheaper than flat_map over per-input datasets)
         .batch(batch_size)
         .prefetch(1)
     )

@@ -10,6 +10,7 @@ session: it is never mutated after loading. Never imports streamlit.
 from __future__ import annotations
 
 import functools
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,9 +96,18 @@ def validate_info(info: dict, where: Path) -> None:
         raise ModelInvalid(f"{where}/model.json has threshold {info['threshold']} or temperature {info['temperature']} out of range.")
 
 
-@functools.lru_cache(maxsize=2)
+_LOAD_LOCK = threading.Lock()
+
+
 def load_cached(package_path: str, version: int) -> ScanModel:
-    """One load per process and package version: every page and session shares it (never mutate it)."""
+    """One load per process and package version: every page, session and thread shares it
+    (never mutate it); a second caller waits for a load in progress instead of loading again."""
+    with _LOAD_LOCK:
+        return _load_once(str(package_path), int(version))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_once(package_path: str, version: int) -> ScanModel:
     return load_model(package_path)
 
 
