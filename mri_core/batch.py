@@ -282,7 +282,7 @@ def summary_row(item: BatchItem) -> dict:
     return {"file": item.file, "slice": reading.slice_index, "label": reading.label,
             "tumor": reading.tumor, "tumor_probability": round(reading.tumor_probability, 6),
             "threshold": reading.threshold, "warnings": ", ".join(reading.warnings),
-            "model": reading.model, "error": None}
+            "model": reading.model, "error": ""}
 
 
 def rows_to_csv(rows: Iterable[dict]) -> bytes:

@@ -65,7 +65,8 @@ table = st.dataframe(
         "warnings": st.column_config.TextColumn("Warnings"),
         "error": st.column_config.TextColumn("Error"),
     },
-    hide_index=True, row_height=72, on_select="rerun", selection_mode="single-row", key="batch_table")
+    hide_index=True, row_height=72, height=min(40 + 72 * len(report.rows), 760),
+    on_select="rerun", selection_mode="single-row", key="batch_table")
 selected = table.selection.rows[0] if table.selection.rows else 0
 names = [row["file"] for row in report.rows]
 open_column, csv_column, zip_column = st.columns([3, 1, 1], vertical_alignment="bottom")
