@@ -1,6 +1,6 @@
 """Speed and memory of reading scans and of training, with the shipped default model.
 
-    python bench/speed.py [--quick] [--data ../shared/data] [--slices 1000] [--skip-app] [--skip-train]
+    python bench/speed.py [--quick] [--data ../shared/data] [--slices 1000] [--only cli,app,...] [--no-write]
 
 Measures, on this machine (the load average before and after is recorded: the figures are
 only as quiet as the machine was):
@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import socket
 import statistics
@@ -40,7 +39,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.results_store import update_results  # noqa: E402
+from bench.results_store import RESULTS, update_results  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT.parent / "shared" / "data"
@@ -139,6 +138,11 @@ def plain_predict_loop(scan_model, slices: list[Path], batch_size: int = 32) -> 
         scan_model.keras_model.predict(batch, verbose=0)
 
 
+def consume(items) -> None:
+    for _ in items:  # drop each answer at once, as the CLI does
+        pass
+
+
 def throughput(scan_model, slices: list[Path]) -> dict:
     from mri_core.batch import stream_readings
 
@@ -148,7 +152,7 @@ def throughput(scan_model, slices: list[Path]) -> dict:
         return (time.perf_counter() - started) / len(slices)
 
     warm_up = slices[:64]
-    list(stream_readings(scan_model, warm_up))
+    consume(stream_readings(scan_model, warm_up))
     sequential_read(scan_model, warm_up)
     plain_predict_loop(scan_model, warm_up)
     figures = {"n_slices": len(slices)}
@@ -159,7 +163,7 @@ def throughput(scan_model, slices: list[Path]) -> dict:
 
     prepared, _ = preprocess.prepare_batch([io.read_file(p)[0].pixels for p in slices], scan_model.image_size)
     for _ in range(2):
-        runs["stream_gradcam_s_per_slice"].append(timed(lambda: list(stream_readings(scan_model, slices))))
+        runs["stream_gradcam_s_per_slice"].append(timed(lambda: consume(stream_readings(scan_model, slices))))
         runs["sequential_gradcam_s_per_slice"].append(timed(lambda: sequential_read(scan_model, slices)))
         runs["plain_predict_loop_s_per_slice"].append(timed(lambda: plain_predict_loop(scan_model, slices)))
         runs["forward_only_predict_s_per_slice"].append(
@@ -181,11 +185,14 @@ def cli_run(slices: list[Path], batch_size: int = 32) -> dict:
     env = {**os.environ, "MRI_HOME": tempfile.mkdtemp(prefix="speed-home-")}
     started = time.perf_counter()
     process = subprocess.Popen(command, cwd=PROJECT, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    arrivals = []
+    arrivals, peak_rss_mb = [], 0.0
     for line in process.stdout:
         arrivals.append(time.perf_counter() - started)
         assert json.loads(line).get("label"), line
-    _, status, usage = os.wait4(process.pid, 0)
+        # VmHWM only grows; read it while the process lives (ru_maxrss of a forked child
+        # would count the bench's own memory from before the exec)
+        peak_rss_mb = max(peak_rss_mb, _peak_rss_mb([process.pid]))
+    status = process.wait()
     total = time.perf_counter() - started
     if status != 0 or len(arrivals) != len(slices):
         raise RuntimeError(f"CLI exited with status {status} after {len(arrivals)} of {len(slices)} lines")
@@ -194,11 +201,12 @@ def cli_run(slices: list[Path], batch_size: int = 32) -> dict:
     per_batch = [(later - earlier) / batch_size for earlier, later in zip(batch_ends, batch_ends[1:])]
     return {"startup_s": arrivals[0], "total_s": total,
             "s_per_slice_after_startup": (arrivals[-1] - arrivals[0]) / (len(slices) - 1),
-            "per_batch_s_per_slice": per_batch, "peak_rss_mb": usage.ru_maxrss / 1024}
+            "per_batch_s_per_slice": per_batch, "peak_rss_mb": peak_rss_mb}
 
 
 def cli_figures(slices: list[Path], runs: int) -> dict:
     results = [cli_run(slices) for _ in range(runs)]
+    small = cli_run(slices[:100])  # memory must not grow with the number of files
     cold, warm = results[0], results[1:] or results
     return {
         "n_slices": len(slices),
@@ -210,6 +218,7 @@ def cli_figures(slices: list[Path], runs: int) -> dict:
         "per_batch_s_per_slice": spread([v for r in results for v in r["per_batch_s_per_slice"]]),
         "total_s": spread([r["total_s"] for r in results]),
         "peak_rss_mb": round(max(r["peak_rss_mb"] for r in results), 1),
+        "peak_rss_mb_100_slices": round(small["peak_rss_mb"], 1),
     }
 
 
@@ -338,44 +347,50 @@ def training_figures(data: Path, per_class: int, epochs: int) -> dict:
     return figures
 
 
+SECTIONS = ("cold", "warm", "throughput", "cli", "app", "training")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--quick", action="store_true", help="fewer slices and runs (about 3 minutes)")
     parser.add_argument("--slices", type=int, help="slices for the CLI and throughput (default 1000, quick 200)")
-    parser.add_argument("--skip-app", action="store_true")
-    parser.add_argument("--skip-train", action="store_true")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(SECTIONS)}; "
+                        "the other figures in bench/results.json are kept")
     parser.add_argument("--no-write", action="store_true", help="print only; leave bench/results.json alone")
     args = parser.parse_args(argv)
+    sections = args.only.split(",") if args.only else list(SECTIONS)
     n_slices = args.slices or (200 if args.quick else 1000)
     slices = pick_slices(args.data, n_slices)
-    figures = {"load_average_before": load_average(), "quick": args.quick,
-               "slices": f"{len(slices)} files: every {SLICE_STRIDE}th of {', '.join(SLICE_SOURCES)}"}
+    figures = {"quick": args.quick, "slices": f"{len(slices)} files: every {SLICE_STRIDE}th of {', '.join(SLICE_SOURCES)}"}
 
     from mri_core import registry
     from mri_core.model import load_model
 
     entry = registry.default_shipped()
     figures["model"] = entry.ref
-    log("in-process, cold (fresh processes) ...")
-    figures["one_slice_cold"] = in_process_cold(slices, 2 if args.quick else 5)
-    scan_model = load_model(entry)
-    log("in-process, warm ...")
-    figures["one_slice_warm_s"] = in_process_warm(scan_model, slices, 20 if args.quick else 50)
-    log("in-process throughput ...")
-    figures["throughput"] = throughput(scan_model, slices)
-    log(f"CLI over {len(slices)} slices ...")
-    figures["cli"] = cli_figures(slices, 2 if args.quick else 3)
-    if not args.skip_app:
-        log("Streamlit ...")
-        figures["app"] = app_figures(slices, 4 if args.quick else 10)
-    if not args.skip_train:
-        log("training ...")
-        figures["training"] = training_figures(args.data, 40 if args.quick else 80, 2 if args.quick else 3)
-    figures["bench_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    figures["load_average_after"] = load_average()
-    figures["command"] = "python bench/speed.py" + (" --quick" if args.quick else "")
+    scan_model = load_model(entry) if {"warm", "throughput"} & set(sections) else None
+    parts = {
+        "cold": ("one_slice_cold", lambda: in_process_cold(slices, 2 if args.quick else 5)),
+        "warm": ("one_slice_warm_s", lambda: in_process_warm(scan_model, slices, 20 if args.quick else 50)),
+        "throughput": ("throughput", lambda: throughput(scan_model, slices)),
+        "cli": ("cli", lambda: cli_figures(slices, 2 if args.quick else 3)),
+        "app": ("app", lambda: app_figures(slices, 4 if args.quick else 10)),
+        "training": ("training", lambda: training_figures(args.data, 40 if args.quick else 80, 2 if args.quick else 3)),
+    }
+    figures["load_average"] = {}
+    for name in sections:  # each part with the load average (1, 5, 15 min) it ran under
+        key, measure = parts[name]
+        log(f"{name} ...")
+        before = load_average()
+        figures[key] = measure()
+        figures["load_average"][name] = {"before": before, "after": load_average()}
+    figures["command"] = "python bench/speed.py" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else "")
     if not args.no_write:
+        if args.only:  # keep the figures of the parts not re-run
+            previous = json.loads(RESULTS.read_text()).get("speed", {}) if RESULTS.exists() else {}
+            figures["load_average"] = {**previous.get("load_average", {}), **figures["load_average"]}
+            figures = {**previous, **figures}
         figures = update_results("speed", figures)
     print(json.dumps(figures, indent=2))
     return 0
