@@ -1,7 +1,7 @@
 """Streaming batch reading: any number of inputs -> one answer per slice, in input order.
 
 Inputs (file paths, or `(name, bytes)` pairs of uploads) flow through `tf.data`: a
-generator hands out chunks of input positions, a parallel map decodes and prepares them
+counter numbers chunks of inputs, a parallel map pulls and decodes and prepares them
 (OpenCV for plain 8-bit JPEG/PNG, `mri_core.io` for everything else), the rows (one per
 slice) are re-batched to `batch_size` and prefetched, so the compiled Grad-CAM reads one batch while the next
 is decoded. Only a few batches are in memory however many inputs come in. A bad input
@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import csv
 import io as _io
+import itertools
 import os
 import threading
 import zipfile
@@ -163,31 +164,30 @@ def stream_readings(scan_model, inputs: Iterable, cam: str = "gradcam",
     import tensorflow as tf
 
     size = scan_model.image_size
-    waiting: dict[int, list] = {}  # first position -> [(position, input)], until a decoder takes it
     decoded: dict[int, _Decoded | _Failed] = {}  # position -> result, until it is answered
     lock = threading.Lock()
 
-    def chunks():
-        # DECODE_CHUNK inputs per tf.data element: its per-element cost is paid once per chunk
-        chunk: list = []
-        for position, item in enumerate(inputs):
-            chunk.append((position, item))
-            if len(chunk) == DECODE_CHUNK:
-                yield _park(chunk)
-                chunk = []
-        if chunk:
-            yield _park(chunk)
+    source = iter(inputs)
+    pulled: dict[int, list] = {}  # chunk number -> [(position, input)], pulled in order
+    state = {"next_chunk": 0, "exhausted": False}
 
-    def _park(chunk) -> int:
+    def take_chunk(number: int) -> list:
+        """Chunk `number` of the inputs (DECODE_CHUNK of them; [] past the end), pulled in order
+        from the iterable under the lock, so a lazy input is read only as far as needed."""
         with lock:
-            waiting[chunk[0][0]] = chunk
-        return chunk[0][0]
+            while state["next_chunk"] <= number and not state["exhausted"]:
+                first = state["next_chunk"] * DECODE_CHUNK
+                chunk = list(zip(range(first, first + DECODE_CHUNK), itertools.islice(source, DECODE_CHUNK)))
+                state["exhausted"] = len(chunk) < DECODE_CHUNK
+                pulled[state["next_chunk"]] = chunk
+                state["next_chunk"] += 1
+            return pulled.pop(number, [])
 
-    def decode_chunk(first_position):
+    def decode_chunk(number):
         # -> (positions (k,), slice numbers (k,), images (k, S, S, 1) float32); one row per slice
-        with lock:
-            chunk = waiting.pop(int(first_position))
-        rows = [decode_one(position, item) for position, item in chunk]
+        rows = [decode_one(position, item) for position, item in take_chunk(int(number))]
+        if not rows:  # past the end: the empty chunk stops the stream
+            return np.zeros(0, np.int64), np.zeros(0, np.int32), np.zeros((0, size, size, 1), np.float32)
         return tuple(np.concatenate(parts) for parts in zip(*rows))
 
     def decode_one(position, item):
@@ -221,9 +221,12 @@ def stream_readings(scan_model, inputs: Iterable, cam: str = "gradcam",
         images.set_shape((None, size, size, 1))
         return positions_, numbers, images
 
+    # Chunk numbers from a plain counter, not Dataset.from_generator: that one sets glibc's
+    # M_TRIM_THRESHOLD to 128 kB for the whole process, which cost seconds per 1,000 slices.
     dataset = (
-        tf.data.Dataset.from_generator(chunks, output_signature=tf.TensorSpec((), tf.int64))
+        tf.data.Dataset.range(np.iinfo(np.int64).max)
         .map(decode_tf, num_parallel_calls=DECODE_THREADS, deterministic=True)
+        .take_while(lambda positions_, numbers, images: tf.size(positions_) > 0)
         .unbatch()  # one row per slice (cheaper than flat_map over per-input datasets)
         .batch(batch_size)
         .prefetch(1)

@@ -75,6 +75,7 @@ def test_stream_answers_in_input_order_and_isolates_bad_inputs(tiny_model, real_
                                [r.tumor_probability for r in singles], atol=1e-5)
     assert [r.cam_peak for r in streamed] == [r.cam_peak for r in singles]
     assert all(r.heatmap.shape == s.heatmap.shape for r, s in zip(streamed, singles))
+    assert tiny_model.gradcam.tracing_count == 1  # batches of 3, 2, 1: one compiled graph serves all
 
 
 def test_stream_reads_its_inputs_lazily_so_memory_stays_flat(tiny_model, real_scans):
