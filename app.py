@@ -12,6 +12,7 @@ import streamlit as st
 from mri_core import io, registry, render, report
 from mri_core.ood import describe_warning
 from mri_core.pipeline import CAM_METHODS
+from mri_core.preload import preload_model
 from mri_core.errors import MriError
 from mri_core.volume import available_planes, middle_index, plane_count
 
@@ -22,16 +23,15 @@ NOTICE = "Decision support, not a diagnosis: a radiologist must review every sca
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
 def load_scan_model(package_path: str, version: int):
     """The model package at `package_path`; shared by every session, never mutated."""
-    from mri_core.model import load_model  # imports TensorFlow: only when first needed
+    from mri_core.model import load_cached  # imports TensorFlow: only when first needed
 
-    return load_model(package_path)
+    return load_cached(package_path, version)
 
 
-def uploaded_volumes(uploads) -> list:
-    """The uploads as volumes, read once per set of files and kept in this session only (in memory)."""
-    key = tuple(u.file_id for u in uploads)
+def uploaded_volumes(files: list[tuple[str, bytes]], key: tuple) -> list:
+    """The uploaded (name, bytes) as volumes, read once per set of files and kept in this session only (in memory)."""
     if st.session_state.get("volumes_key") != key:
-        st.session_state.volumes = io.read_volumes([(u.name, u.getvalue()) for u in uploads])
+        st.session_state.volumes = io.read_volumes(files)
         st.session_state.volumes_key, st.session_state.scans = key, {}
     return st.session_state.volumes
 
@@ -63,7 +63,7 @@ st.title("Diagnose")
 st.caption(NOTICE)
 try:
     entry = registry.active()
-    load_scan_model(str(entry.path), entry.version)
+    preload_model(str(entry.path), entry.version)  # TensorFlow loads while the user picks a file
 except MriError as exc:
     st.error(str(exc))
     st.stop()
@@ -76,12 +76,18 @@ uploads = st.file_uploader("Brain MRI: a slice (PNG, JPEG, BMP, TIFF), DICOM fil
                            "or a NIfTI volume (.nii, .nii.gz)", type=UPLOAD_TYPES, accept_multiple_files=True)
 cam = st.selectbox("Heatmap method", CAM_METHODS, format_func=report.CAM_NAMES.get,
                    help="Grad-CAM is fast and as good as the others here (bench/cams.py); Score-CAM takes seconds.")
-if not uploads:
+if uploads:
+    st.session_state.pop("diagnose_input", None)  # a new upload replaces a file opened from Batch
+    files, files_key = [(u.name, u.getvalue()) for u in uploads], tuple(u.file_id for u in uploads)
+elif "diagnose_input" in st.session_state:  # (name, bytes) opened from the Batch page
+    files = [st.session_state["diagnose_input"]]
+    files_key = ("batch", files[0][0], len(files[0][1]))
+else:
     st.info("Upload one axial brain MRI slice to read it, or the files of a DICOM series (several files or a "
             "zip) or a NIfTI volume to pick a slice.")
     st.stop()
 try:
-    volumes = uploaded_volumes(uploads)
+    volumes = uploaded_volumes(files, files_key)
 except MriError as exc:
     st.error(str(exc))
     st.stop()

@@ -127,3 +127,37 @@ def extracted_zip(data: bytes | str | os.PathLike, max_total_bytes: int = MAX_TO
 def make_temp_folder() -> Path:
     """A fresh private temp folder for one upload (the caller removes it)."""
     return Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+
+
+def read_zip_files(data: bytes, max_total_bytes: int = MAX_TOTAL_BYTES,
+                   max_files: int = MAX_FILES) -> Iterator[tuple[str, bytes]]:
+    """Zip bytes -> (path inside the zip, file bytes) per file, in memory, in zip order.
+
+    The same checks as `extract_zip` (no links, absolute or `..` paths, nested archives or
+    clutter; caps on count and on the bytes really read), without writing to disk.
+    Read lazily: one member's bytes at a time.
+    """
+    try:
+        with zipfile.ZipFile(BytesIO(data)) as archive:
+            members = _checked_members(archive, max_total_bytes, max_files)
+            read = 0
+            for info, relative in members:
+                with archive.open(info) as source:
+                    content = source.read(max_total_bytes - read + 1)
+                read += len(content)
+                if read > max_total_bytes:
+                    raise DatasetInvalid(f"The zip unpacks to more than {_megabytes(max_total_bytes)}; upload a smaller set of files.")
+                yield str(relative), content
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise DatasetInvalid(f"The upload is not a readable zip file ({exc}); zip the files again and re-upload it.") from exc
+    except (NotImplementedError, RuntimeError) as exc:  # unsupported compression, encryption
+        raise DatasetInvalid(f"The zip cannot be read ({exc}); re-create it unencrypted with standard (deflate) compression.") from exc
+
+
+def count_zip_files(data: bytes, max_total_bytes: int = MAX_TOTAL_BYTES, max_files: int = MAX_FILES) -> int:
+    """How many files `read_zip_files` will yield (reads only the zip's directory)."""
+    try:
+        with zipfile.ZipFile(BytesIO(data)) as archive:
+            return len(_checked_members(archive, max_total_bytes, max_files))
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
+        raise DatasetInvalid(f"The upload is not a readable zip file ({exc}); zip the files again and re-upload it.") from exc

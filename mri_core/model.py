@@ -9,6 +9,8 @@ session: it is never mutated after loading. Never imports streamlit.
 
 from __future__ import annotations
 
+import functools
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,6 +96,21 @@ def validate_info(info: dict, where: Path) -> None:
         raise ModelInvalid(f"{where}/model.json has an invalid class list {classes!r} (no-tumor classes {no_tumor!r}).")
     if not 0.0 < float(info["threshold"]) < 1.0 or not float(info["temperature"]) > 0.0:
         raise ModelInvalid(f"{where}/model.json has threshold {info['threshold']} or temperature {info['temperature']} out of range.")
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def load_cached(package_path: str, version: int) -> ScanModel:
+    """One load per process and package version: every page, session and thread shares it
+    (never mutate it); a second caller waits for a load in progress instead of loading again."""
+    with _LOAD_LOCK:
+        return _load_once(str(package_path), int(version))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_once(package_path: str, version: int) -> ScanModel:
+    return load_model(package_path)
 
 
 def load_model(ref: str | Path | ModelEntry) -> ScanModel:

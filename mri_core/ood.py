@@ -337,25 +337,34 @@ def load_detector(package: str | os.PathLike, info: dict, keras_model) -> OodDet
 
 # --- readings --------------------------------------------------------------------------
 
-def reading_warnings(scan_model, slices: Sequence, batch: np.ndarray,
-                     tumor_probability: np.ndarray) -> list[tuple[str, ...]]:
+def pixel_warnings(scan_model, slice_) -> tuple[str, ...]:
+    """What the slice's own pixels tell (needs the full-size pixels): out_of_distribution by
+    the cheap image checks, image_small / image_large."""
+    detector = getattr(scan_model, "ood", None)
+    sides = detector.image_sides if detector is not None else None
+    cheap = (OUT_OF_DISTRIBUTION,) if image_check_reasons(slice_.pixels, slice_.warnings) else ()
+    return cheap + size_warnings(slice_.pixels.shape, sides, scan_model.image_size)
+
+
+def reading_warnings(scan_model, slices: Sequence, batch: np.ndarray, tumor_probability: np.ndarray,
+                     pixel_notes: Sequence[tuple[str, ...]] | None = None) -> list[tuple[str, ...]]:
     """Slices, their (N, S, S, 1) model inputs and calibrated tumor probabilities -> warnings each.
 
-    Returned in this order: out_of_distribution, low_confidence, image_small/large (the
-    io warnings of each slice come on top, from the caller).
+    `pixel_notes`: each slice's `pixel_warnings`, when taken before its pixels were dropped
+    (streaming); None: taken here. Returned in this order: out_of_distribution,
+    low_confidence, image_small/large (the io warnings of each slice come on top, from the caller).
     """
     detector = getattr(scan_model, "ood", None)
     feature_flags = detector.feature_flags(batch) if detector is not None else np.zeros(len(slices), bool)
     low = is_low_confidence(tumor_probability, scan_model.threshold)
-    sides = detector.image_sides if detector is not None else None
+    if pixel_notes is None:
+        pixel_notes = [pixel_warnings(scan_model, slice_) for slice_ in slices]
     out = []
-    for i, slice_ in enumerate(slices):
-        notes = []
-        if feature_flags[i] or image_check_reasons(slice_.pixels, slice_.warnings):
-            notes.append(OUT_OF_DISTRIBUTION)
+    for i, own in enumerate(pixel_notes):
+        notes = [OUT_OF_DISTRIBUTION] if feature_flags[i] or OUT_OF_DISTRIBUTION in own else []
         if low[i]:
             notes.append(LOW_CONFIDENCE)
-        notes.extend(size_warnings(slice_.pixels.shape, sides, scan_model.image_size))
+        notes.extend(note for note in own if note != OUT_OF_DISTRIBUTION)
         out.append(tuple(notes))
     return out
 

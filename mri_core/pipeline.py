@@ -7,6 +7,7 @@ Never imports streamlit.
 
 from __future__ import annotations
 
+import functools
 import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,11 +41,22 @@ def prepare_paths(paths: Sequence[str | Path], image_size: int) -> np.ndarray:
 
 def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") -> list[Reading]:
     """Slices -> one Reading each, in order, in one batch through the model."""
+    batch, prepared = preprocess.prepare_batch([s.pixels for s in slices], scan_model.image_size)
+    return read_prepared(scan_model, batch, prepared, slices, cam)
+
+
+def read_prepared(scan_model, batch: np.ndarray, prepared: Sequence[preprocess.Prepared],
+                  slices: Sequence[io.Slice], cam: str = "gradcam",
+                  pixel_notes: Sequence[tuple[str, ...]] | None = None) -> list[Reading]:
+    """(N, S, S, 1) float32 model batch + its Prepared + the Slices it came from -> Readings.
+
+    With `pixel_notes` (each slice's `ood.pixel_warnings`, taken while its pixels were at
+    hand) only the slices' names, warnings and indexes are used: their pixels may be dropped.
+    """
     if cam not in CAM_METHODS:
         raise SettingsInvalid(f"Unknown CAM method {cam!r}; choose one of {', '.join(CAM_METHODS)}.")
-    if not slices:
+    if not len(slices):
         return []
-    batch, prepared = preprocess.prepare_batch([s.pixels for s in slices], scan_model.image_size)
     if cam == "none":
         raw = np.asarray(scan_model.keras_model(batch, training=False))
         cams = None
@@ -58,7 +70,7 @@ def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") ->
     probabilities = scan_model.calibrate(raw)
     labels, tumor, tumor_probability = decide(
         probabilities, scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)
-    extra_warnings = ood.reading_warnings(scan_model, slices, batch, tumor_probability)
+    extra_warnings = ood.reading_warnings(scan_model, slices, batch, tumor_probability, pixel_notes)
     readings = []
     for i, (slice_, prep) in enumerate(zip(slices, prepared)):
         heatmap = peak = box = None
@@ -112,26 +124,11 @@ def read_paths(scan_model, paths: Iterable[str | Path], cam: str = "gradcam",
     """Files, DICOM folders or zips -> (path, Reading or the MriError it raised), in input order.
 
     Each series in a path gives its chosen slices (the middle one by default, slice N, or all).
-    A bad path yields its error and the rest still run; the model sees one batch at a time.
+    Streamed through tf.data (`batch.stream_readings`): decoding runs in parallel with the
+    model, a bad path yields its error and the rest still run, memory stays a few batches.
     """
-    if batch_size < 1:
-        raise SettingsInvalid(f"Batch size must be at least 1, got {batch_size}.")
-    pending: list[tuple[str, io.Slice | MriError]] = []
+    from .batch import decode_input, stream_readings
 
-    def flush():
-        good = [item for _, item in pending if isinstance(item, io.Slice)]
-        readings = iter([r for start in range(0, len(good), batch_size)
-                         for r in read_slices(scan_model, good[start:start + batch_size], cam)])
-        for file, item in pending:
-            yield file, (next(readings) if isinstance(item, io.Slice) else item)
-        pending.clear()
-
-    for path in paths:
-        try:
-            for slice_ in io.read_file(path, choice, plane):
-                pending.append((str(path), slice_))
-        except MriError as exc:
-            pending.append((str(path), exc))
-        if len(pending) >= batch_size:
-            yield from flush()
-    yield from flush()
+    decode = functools.partial(decode_input, choice=choice, plane=plane)
+    for item in stream_readings(scan_model, paths, cam=cam, batch_size=batch_size, decode=decode):
+        yield item.file, item.outcome

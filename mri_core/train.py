@@ -656,10 +656,24 @@ def train_and_save(data_dirs: Sequence[str | Path], settings: TrainSettings,
     """
     strategy = make_strategy(settings.check().strategy)
     result = train(data_dirs, settings, on_event, should_stop, strategy, checkpoint_dir)
+    return save_if_chief(result, strategy, default_name(settings, data_dirs), activate, checkpoint_dir, data_dirs)
+
+
+def save_if_chief(result: TrainResult, strategy, name: str, activate: bool = False,
+                  checkpoint_dir: str | Path | None = None,
+                  data_dirs: Sequence[str | Path] | None = None) -> registry.ModelEntry | None:
+    """Save (and optionally activate) the package on the chief; a worker saves nothing -> None.
+    With `data_dirs`, the out-of-distribution statistics are fitted on their validation part.
+
+    Every worker ends with the same weights, so one package is the whole result; each
+    worker removes its own checkpoint once the run is complete.
+    """
     if not is_chief(strategy):
+        checkpoint.clear(checkpoint_dir)
         return None
-    entry = save_result(result, default_name(settings, data_dirs))
-    entry = ood.fit_entry(entry, data_dirs)  # validation statistics for out_of_distribution warnings
+    entry = save_result(result, name)
+    if data_dirs is not None:
+        entry = ood.fit_entry(entry, data_dirs)  # validation statistics for out_of_distribution warnings
     checkpoint.clear(checkpoint_dir)
     if activate:
         registry.activate(entry.path)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from mri_core import datasets
-from mri_core.archive import extract_zip, extracted_zip
+from mri_core.archive import count_zip_files, extract_zip, extracted_zip, read_zip_files
 from mri_core.errors import DatasetInvalid
 
 
@@ -125,3 +125,19 @@ def test_empty_zip_says_it_holds_no_images(tmp_path):
     zipfile.ZipFile(zip_path, "w").close()
     with pytest.raises(DatasetInvalid, match="no images"):
         extract_zip(zip_path, tmp_path / "out")
+
+
+def test_zip_read_in_memory_gives_each_image_once_with_the_same_safety(kaggle_dir, tmp_path):
+    zip_path = zip_images(kaggle_dir, tmp_path / "study.zip", per_class=2, top="study/")
+    add_entry(zip_path, "__MACOSX/study/no/._x.jpg")
+    add_entry(zip_path, "study/yes/inner.zip", b"PK")
+    data = zip_path.read_bytes()
+    files = list(read_zip_files(data))
+    expected = [f"study/{folder}/{image.name}" for folder in ("no", "yes")
+                for image in sorted((kaggle_dir / folder).iterdir())[:2]]
+    assert [name for name, _ in files] == expected == expected[:count_zip_files(data)]
+    assert files[0][1] == sorted((kaggle_dir / "no").iterdir())[0].read_bytes()
+    with pytest.raises(DatasetInvalid, match="leaves its folder"):
+        list(read_zip_files(add_entry(zip_path, "../evil.jpg").read_bytes()))
+    with pytest.raises(DatasetInvalid, match="not a readable zip"):
+        list(read_zip_files(b"not a zip"))

@@ -1,0 +1,83 @@
+"""Batch: read many slices (or a zip of them) at once; a sortable table, downloads, open one on Diagnose.
+
+A thin script: widgets, one call into `mri_core.batch`, rendering. Uploads stay in memory.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mri_core import batch, registry
+from mri_core.errors import MriError
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "zip"]
+NOTICE = "Decision support, not a diagnosis: a radiologist must review every scan."
+
+
+@st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
+def load_scan_model(package_path: str, version: int):
+    from mri_core.model import load_cached  # imports TensorFlow: only when first needed
+
+    return load_cached(package_path, version)
+
+
+st.set_page_config(page_title="Batch - Brain MRI screening", layout="wide")
+st.title("Batch")
+st.caption(NOTICE)
+try:
+    entry = registry.active()
+    scan_model = load_scan_model(str(entry.path), entry.version)
+except MriError as exc:
+    st.error(str(exc))
+    st.stop()
+st.markdown(f"Model **{entry.ref}** · classes: {', '.join(entry.info['class_names'])}")
+
+files = st.file_uploader("Slices (PNG, JPEG, BMP, TIFF) or a zip of them", type=UPLOAD_TYPES,
+                         accept_multiple_files=True)
+if not files:
+    st.info("Upload several slices, or one zip of them, to read them all with the active model.")
+    st.stop()
+uploads = [(f.name, f.getvalue()) for f in files]
+batch_key = (entry.ref, tuple((f.name, f.size, f.file_id) for f in files))
+if st.session_state.get("batch_key") != batch_key:
+    try:
+        total = batch.count_uploads(uploads)
+        progress = st.progress(0.0, text=f"Reading {total} files ...")
+        report = batch.read_batch(scan_model, batch.expand_uploads(uploads), total,
+                                  lambda done, n: progress.progress(done / max(n, 1), text=f"Read {done} of {n}"))
+    except MriError as exc:
+        st.error(str(exc))
+        st.stop()
+    progress.empty()
+    st.session_state.update(batch_key=batch_key, batch_report=report)
+report = st.session_state["batch_report"]
+
+st.markdown(f"**{len(report.rows)}** answers, **{sum(bool(r['tumor']) for r in report.rows)}** with tumor"
+            + (f", **{report.failed}** files could not be read" if report.failed else ""))
+table = st.dataframe(
+    [{key: row[key] for key in ("thumbnail", "file", "label", "tumor_probability", "warnings", "error")}
+     for row in report.rows],
+    column_config={
+        "thumbnail": st.column_config.ImageColumn("Heatmap", width="small"),
+        "file": st.column_config.TextColumn("File"),
+        "label": st.column_config.TextColumn("Label"),
+        "tumor_probability": st.column_config.NumberColumn("Tumor probability", format="%.3f"),
+        "warnings": st.column_config.TextColumn("Warnings"),
+        "error": st.column_config.TextColumn("Error"),
+    },
+    hide_index=True, row_height=72, height=min(40 + 72 * len(report.rows), 760),
+    on_select="rerun", selection_mode="single-row", key="batch_table")
+selected = table.selection.rows[0] if table.selection.rows else 0
+names = [row["file"] for row in report.rows]
+open_column, csv_column, zip_column = st.columns([3, 1, 1], vertical_alignment="bottom")
+chosen = open_column.selectbox("Open on the Diagnose page (or click a row)", names, index=selected)
+if open_column.button("Open on Diagnose", type="primary"):
+    try:
+        st.session_state["diagnose_input"] = (chosen.rsplit("/", 1)[-1], batch.find_upload(uploads, chosen))
+    except MriError as exc:
+        st.error(str(exc))
+        st.stop()
+    st.switch_page("app.py")
+csv_column.download_button("Table (CSV)", report.csv, "batch_readings.csv", "text/csv")
+zip_column.download_button("Heatmaps (zip)", report.heatmaps_zip, "batch_heatmaps.zip", "application/zip")
+st.caption(f"{NOTICE} Heatmaps in the zip: one grey PNG per slice at its original size, 255 = the map's peak.")
