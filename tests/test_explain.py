@@ -17,7 +17,7 @@ from mri_core.explain import GradCam, Reading, cam_peak_and_box, gradcam_referen
 IMAGE_SIZE = 128
 N_TRAIN_PER_CLASS = 20
 N_CHECK_PER_CLASS = 4
-CAM_GRID = {"paper": (61, 61), "default": (8, 8)}  # the Grad-CAM layer's grid at 128 px
+CAM_GRID = {"paper": (61, 61), "default": (16, 16)}  # the Grad-CAM layer's grid at 128 px
 
 
 def load_slices(paths: list[Path]) -> np.ndarray:

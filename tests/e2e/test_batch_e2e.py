@@ -25,8 +25,8 @@ def test_batch_upload_shows_table_downloads_and_opens_a_row_on_diagnose(page, ap
     page.get_by_text(f"{len(scans)} answers").wait_for()
     table = page.locator('[data-testid="stDataFrame"]')
     table.wait_for()
-    assert page.get_by_role("button", name="Table (CSV)").is_visible()
-    assert page.get_by_role("button", name="Heatmaps (zip)").is_visible()
+    page.get_by_role("button", name="Table (CSV)").wait_for()
+    page.get_by_role("button", name="Heatmaps (zip)").wait_for()
     page.wait_for_timeout(1500)  # thumbnails are drawn into the grid's canvas after the data arrives
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
@@ -37,6 +37,6 @@ def test_batch_upload_shows_table_downloads_and_opens_a_row_on_diagnose(page, ap
     assert len(lines) == len(scans) + 1 and lines[0].startswith("file,")
 
     page.get_by_role("button", name="Open on Diagnose").click()
-    page.get_by_text("Tumor probability").wait_for()
+    page.locator('[data-testid="stMetric"]').filter(has_text="Tumor probability").wait_for()
     assert page.get_by_role("heading", name="Diagnose").is_visible()
-    assert scans[0].name in page.locator("body").inner_text()
+    page.locator('[data-testid="stImage"]').filter(has_text=scans[0].name).wait_for()  # the caption names the file

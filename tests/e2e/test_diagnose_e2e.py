@@ -40,7 +40,7 @@ def test_upload_shows_verdict_model_and_heatmap(page, tumor_image_path):
     wait_for_page_ready(page)
     page.locator(UPLOAD_INPUT).set_input_files(str(tumor_image_path))
 
-    page.get_by_text("Tumor probability").wait_for()
+    page.get_by_text("Tumor probability", exact=True).wait_for()
     heatmap = page.locator('[data-testid="stImage"] img')
     heatmap.wait_for()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=heatmap.element_handle())
@@ -64,4 +64,4 @@ def test_corrupt_upload_shows_the_error_and_names_the_file(page, tumor_image_pat
     error = page.locator('[data-testid="stAlertContentError"]')
     error.wait_for()
     assert "broken_scan.jpg" in error.inner_text()
-    assert page.get_by_text("Tumor probability").count() == 0
+    assert page.get_by_text("Tumor probability", exact=True).count() == 0

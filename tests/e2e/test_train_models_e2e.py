@@ -129,8 +129,10 @@ def test_train_activate_list_and_diagnose_with_the_new_model(page, app_url, smal
         page.get_by_test_id("stMetric").filter(has_text=label).wait_for()
     page.get_by_text(re.compile(r"^Confusion matrix on \d+ test images")).wait_for()
     page.locator(PLOT).first.wait_for()
+    # confusion matrix, loss and accuracy curves (drawn one after another on a busy machine)
+    page.wait_for_function(f"() => document.querySelectorAll('{CHART}').length >= 3")
     charts = page.locator(CHART)
-    assert charts.count() == 3  # confusion matrix, loss and accuracy curves
+    assert charts.count() == 3
     for curve in (charts.nth(1), charts.nth(2)):  # train and validation, one marker per epoch each
         assert curve.locator(".scatterlayer .trace").count() == 2
         assert curve.locator(".scatterlayer .point").count() == 4
@@ -156,7 +158,7 @@ def test_train_activate_list_and_diagnose_with_the_new_model(page, app_url, smal
     page.goto(app_url)
     page.get_by_text("Upload one axial brain MRI slice").wait_for()
     page.locator(UPLOAD_INPUT).set_input_files(str(tumor_image_path))
-    page.get_by_text("Tumor probability").wait_for()
+    page.get_by_text("Tumor probability", exact=True).wait_for()
     page.get_by_role("heading", name=re.compile(r"^(Tumor|No tumor)$")).wait_for()
     assert f"Model {ref} · paper" in body_text(page)
 
