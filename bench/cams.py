@@ -28,8 +28,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.accuracy import (BOXED_ROOT, DEFAULT_DATA, DEFAULT_MANIFEST, PROJECT, SEED,  # noqa: E402
-                            localisation_figures, log, prepare_records, read_boxes, select_records)
+                            localisation_figures, log, prepare_records, select_records)
 from bench.results_store import update_results  # noqa: E402
+from mri_core import datasets  # noqa: E402
 from mri_core.explain import library_cams  # noqa: E402
 from mri_core.model import load_model  # noqa: E402
 
@@ -69,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     scan_model = load_model(args.model)
     records, manifest_hash = select_records(args.data, args.manifest, "test")
-    boxes = read_boxes(args.data / BOXED_ROOT)
+    boxes = datasets.read_boxes(args.data / BOXED_ROOT)
     records = [r for r in records if r.root_name == BOXED_ROOT and r.relative_path in boxes]
     log(f"preparing {len(records)} boxed test images ...")
     images, crop_boxes, shapes = prepare_records(records, scan_model.image_size)

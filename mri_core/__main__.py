@@ -42,7 +42,7 @@ def _parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a model on folder-per-class data")
     train.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
     train.add_argument("--arch", default="paper", choices=["paper", "default"])
-    train.add_argument("--epochs", type=int, help="default: 30 (paper), 24 (default)")
+    train.add_argument("--epochs", type=int, help="default: 30 (paper), 36 (default)")
     train.add_argument("--image-size", type=int, help="default: 128")
     train.add_argument("--batch-size", type=int, help="default: 16 (paper), 32 (default)")
     train.add_argument("--learning-rate", type=float, help="default: 0.001 (paper), 0.002 (default)")
@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                             "(default: 0 for paper, 0.5 for default)")
     train.add_argument("--box-weight", type=float,
                        help="weight of the loss that keeps the class evidence inside tumor boxes "
-                            "(a data folder's boxes.csv); default: 0 for paper, 1 for default")
+                            "(a data folder's boxes.csv); default: 0 for paper, 1.5 for default")
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on folder-per-class data")
     evaluate.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
