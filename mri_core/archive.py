@@ -125,8 +125,34 @@ def extracted_zip(data: bytes | str | os.PathLike, max_total_bytes: int = MAX_TO
 
 
 def make_temp_folder() -> Path:
-    """A fresh private temp folder for one upload (the caller removes it)."""
-    return Path(tempfile.mkdtemp(prefix=TEMP_PREFIX))
+    """A fresh private temp folder for one upload (the caller removes it); named with this
+    process's id, so that `remove_orphaned_uploads` can tell when its owner is gone."""
+    return Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
+
+
+def remove_orphaned_uploads() -> list[Path]:
+    """Remove upload temp folders whose process no longer runs (a server killed mid-training,
+    before its job could clean up) -> the folders removed."""
+    removed = []
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        owner = folder.name[len(TEMP_PREFIX):].split("-", 1)[0]
+        if not folder.is_dir() or not owner.isdigit() or _process_alive(int(owner)):
+            continue
+        shutil.rmtree(folder, ignore_errors=True)
+        removed.append(folder)
+    return removed
+
+
+def _process_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        return True
+    return True
 
 
 def read_zip_files(data: bytes, max_total_bytes: int = MAX_TOTAL_BYTES,

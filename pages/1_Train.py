@@ -179,6 +179,7 @@ def show_result(snap: jobs.JobSnapshot) -> None:
 st.set_page_config(page_title="Train - Brain MRI screening", layout="wide")
 st.title("Train")
 st.caption("Train a model on your own folder-per-class images (no/ and yes/, or notumor/ and the tumor types).")
+archive.remove_orphaned_uploads()  # zips unpacked by a server that was killed mid-training
 
 job = jobs.current_job()
 if job is not None:

@@ -141,3 +141,25 @@ def test_zip_read_in_memory_gives_each_image_once_with_the_same_safety(kaggle_di
         list(read_zip_files(add_entry(zip_path, "../evil.jpg").read_bytes()))
     with pytest.raises(DatasetInvalid, match="not a readable zip"):
         list(read_zip_files(b"not a zip"))
+
+
+def test_upload_folders_of_a_process_that_died_are_swept_and_live_ones_kept(tmp_path, monkeypatch):
+    """A server killed mid-training cannot remove its unpacked zip; the next Train page does."""
+    import os
+    import subprocess
+    import sys
+
+    from mri_core import archive
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    child = subprocess.run(
+        [sys.executable, "-c", "from mri_core import archive; print(archive.make_temp_folder())"],
+        capture_output=True, text=True, check=True, env={**os.environ, "TMPDIR": str(tmp_path)})
+    orphan = Path(child.stdout.strip())
+    (orphan / "notumor").mkdir()
+    mine = archive.make_temp_folder()
+    unrelated = tmp_path / "other-folder"
+    unrelated.mkdir()
+    assert orphan.parent == tmp_path and orphan.is_dir()
+    assert archive.remove_orphaned_uploads() == [orphan]
+    assert not orphan.exists() and mine.is_dir() and unrelated.is_dir()
