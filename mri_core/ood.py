@@ -446,20 +446,17 @@ def fit_package(package: str | os.PathLike, data_dirs: Sequence[str | os.PathLik
     return write_stats(package, stats)[INFO_KEY]
 
 
-def fit_entry(entry, data_dirs: Sequence[str | os.PathLike]):
-    """After training: fit the saved package's check on its validation split -> refreshed entry.
-
-    Too few validation images, or data that no longer matches, leave the package as saved
-    (it then reads with the cheap checks only) and say so on the log.
-    """
+def fit_from_training(keras_model, layer_name: str, train_images: np.ndarray,
+                      train_paths: Sequence[str | os.PathLike], val_paths: Sequence[str | os.PathLike]) -> OodStats | None:
+    """Right after training: fit the check from the training images already prepared (uint8
+    (N, S, S, 1)) and the validation files (re-read only for their cheap-check flags), as
+    `fit_package` would from the saved package. None (and a log line) with too few images."""
     import logging
 
-    from .errors import MriError
-    from .registry import resolve
-
+    images, flags = prepare_for_fit(val_paths, int(train_images.shape[1]))
+    pick = np.linspace(0, len(train_images) - 1, min(len(train_images), MAX_FIT_IMAGES)).astype(int)
     try:
-        fit_package(entry.path, data_dirs)
-    except (MriError, ValueError) as exc:
-        logging.getLogger(__name__).warning("no out-of-distribution statistics for %s: %s", entry.ref, exc)
-        return entry
-    return resolve(entry.path)
+        return fit_stats(keras_model, layer_name, train_images[pick], images, flags, image_sides(train_paths))
+    except ValueError as exc:
+        logging.getLogger(__name__).warning("no out-of-distribution statistics: %s", exc)
+        return None

@@ -152,6 +152,7 @@ class TrainingData:
     train_masks: np.ndarray | None = None  # (N, S, S, 1) uint8 1 inside the tumor box; None: no boxes
     train_has_box: np.ndarray | None = None  # (N,) float32 1.0 where the image has a box
     val_sources: list[str] = field(default_factory=list)  # root name per validation image
+    paths: dict[str, list[Path]] = field(default_factory=dict)  # split -> image files, in array order
 
     @property
     def any_tumor_label(self) -> int:
@@ -185,6 +186,7 @@ def is_correct(probabilities: np.ndarray, labels: np.ndarray, tumor_mask: np.nda
 class TrainResult:
     keras_model: object
     info: dict = field(default_factory=dict)
+    data: TrainingData | None = None  # what it was trained on (prepared images, files per split)
 
 
 # --- data -------------------------------------------------------------------------------
@@ -205,7 +207,7 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
     else:
         split = datasets.split_groups(dataset, groups, settings.seed)
     class_names = model_classes(dataset.class_names)
-    arrays, true_names = {}, {}
+    arrays, true_names, paths = {}, {}, {}
     for part in ("train", "val", "test"):
         records = [r for r in dataset.records if split.get(r.sha256) == part]
         if not records:
@@ -217,6 +219,7 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
                            for r in records], np.int32)
         arrays[part] = (images, labels)
         true_names[part] = [r.class_name for r in records]
+        paths[part] = [r.path for r in records]
         if part == "train":
             train_weights = stratum_weights([(r.root_name, r.class_name) for r in records], settings.source_balance)
             train_masks, train_has_box = box_masks(records, settings.image_size) if settings.box_weight else (None, None)
@@ -238,7 +241,7 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
     summary["source_balance"] = settings.source_balance
     summary["boxed_train_images"] = int(train_has_box.sum()) if train_has_box is not None else 0
     return TrainingData(class_names, arrays, summary, true_names, train_weights,
-                        train_masks, train_has_box, val_sources)
+                        train_masks, train_has_box, val_sources, paths)
 
 
 def box_masks(records: Sequence[datasets.ImageRecord], image_size: int) -> tuple[np.ndarray | None, np.ndarray | None]:
@@ -631,7 +634,7 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
         "test_metrics": metrics,
         "command": reproduce_command(data_dirs, settings),
     }
-    return TrainResult(keras_model, info)
+    return TrainResult(keras_model, info, data)
 
 
 def default_name(settings: TrainSettings, data_dirs: Sequence[str | Path]) -> str:
@@ -656,14 +659,18 @@ def train_and_save(data_dirs: Sequence[str | Path], settings: TrainSettings,
     """
     strategy = make_strategy(settings.check().strategy)
     result = train(data_dirs, settings, on_event, should_stop, strategy, checkpoint_dir)
-    return save_if_chief(result, strategy, default_name(settings, data_dirs), activate, checkpoint_dir, data_dirs)
+    stats = None
+    if is_chief(strategy):  # validation statistics for out_of_distribution warnings, from the data in memory
+        stats = ood.fit_from_training(result.keras_model, result.info["gradcam_layer"], result.data.arrays["train"][0],
+                                      result.data.paths["train"], result.data.paths["val"])
+    return save_if_chief(result, strategy, default_name(settings, data_dirs), activate, checkpoint_dir, stats)
 
 
 def save_if_chief(result: TrainResult, strategy, name: str, activate: bool = False,
                   checkpoint_dir: str | Path | None = None,
-                  data_dirs: Sequence[str | Path] | None = None) -> registry.ModelEntry | None:
+                  ood_stats=None) -> registry.ModelEntry | None:
     """Save (and optionally activate) the package on the chief; a worker saves nothing -> None.
-    With `data_dirs`, the out-of-distribution statistics are fitted on their validation part.
+    `ood_stats` (`ood.OodStats`) are written into the package when given.
 
     Every worker ends with the same weights, so one package is the whole result; each
     worker removes its own checkpoint once the run is complete.
@@ -672,8 +679,9 @@ def save_if_chief(result: TrainResult, strategy, name: str, activate: bool = Fal
         checkpoint.clear(checkpoint_dir)
         return None
     entry = save_result(result, name)
-    if data_dirs is not None:
-        entry = ood.fit_entry(entry, data_dirs)  # validation statistics for out_of_distribution warnings
+    if ood_stats is not None:
+        ood.write_stats(entry.path, ood_stats)
+        entry = registry.resolve(entry.path)
     checkpoint.clear(checkpoint_dir)
     if activate:
         registry.activate(entry.path)

@@ -219,3 +219,17 @@ def test_boxed_images_train_the_heatmap_and_the_run_records_it(tmp_path, figshar
     assert result.info["data"]["boxed_train_images"] > 10
     assert all(h["box_loss"] > 0 for h in result.info["history"])
     assert "--box-weight 0.5" in result.info["command"]
+
+
+def test_a_trained_package_carries_its_out_of_distribution_statistics(tmp_path, typed_dir):
+    from subsets import link_subset
+
+    from mri_core import ood
+
+    data = link_subset(typed_dir, tmp_path / "typed", per_class=40)
+    entry = train_and_save([data], TrainSettings(**{**FAST, "epochs": 1}, name="with-ood"))
+    assert (entry.path / ood.OOD_FILE).is_file()
+    section = entry.info[ood.INFO_KEY]
+    assert section["n_threshold"] == entry.info["data"]["split_sizes"]["val"]
+    assert section["n_fit"] == entry.info["data"]["split_sizes"]["train"]
+    assert load_model(entry).ood.stats is not None
