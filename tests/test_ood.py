@@ -136,3 +136,32 @@ def test_fitted_stats_are_written_into_the_package_and_survive_a_reload(tiny_mod
     # an npz that does not match model.json's hash is ignored, never half-used
     np.savez(package / ood.OOD_FILE, means=stats.means * 2, precision=stats.precision)
     assert load_model(package).ood.stats is None
+
+
+def test_threshold_for_counts_the_cheap_checks_flags_against_the_budget():
+    scores = np.arange(100, dtype=float)  # 0..99
+    none_cheap = np.zeros(100, bool)
+    # 2 % of 100 images: the two highest scores (98, 99) are flagged, 97 is the threshold
+    assert ood.threshold_for(scores, none_cheap, 0.02) == 97
+    one_cheap = none_cheap.copy()
+    one_cheap[0] = True  # the cheap checks already flag one: only one more by distance
+    assert ood.threshold_for(scores, one_cheap, 0.02) == 98
+
+
+def test_no_source_class_stratum_gets_more_than_its_share_of_warnings(tiny_model_dir, small_kaggle):
+    model = load_model(tiny_model_dir)
+    paths = sorted(small_kaggle.glob("*/*"))
+    images, flags = ood.prepare_for_fit(paths, model.image_size)
+    val_images, val_flags = images[1::2], flags[1::2]
+    strata = [f"kaggle/{p.parent.name}" for p in paths[1::2]]
+    pooled = ood.fit_stats(model.keras_model, model.info["gradcam_layer"], images[::2], val_images, val_flags, None,
+                           fit_false_alarm=0.2)
+    fair = ood.fit_stats(model.keras_model, model.info["gradcam_layer"], images[::2], val_images, val_flags, None,
+                         fit_false_alarm=0.2, strata=strata, min_stratum=5)
+    assert fair.threshold >= pooled.threshold
+    features = ood.FeatureExtractor(model.keras_model, model.info["gradcam_layer"])(val_images.astype(np.float32) / 255.0)
+    flagged = val_flags | (fair.scores(features) > fair.threshold)
+    for name in set(strata):
+        inside = np.array(strata) == name
+        assert flagged[inside].sum() <= max(int(np.floor(0.2 * inside.sum())), val_flags[inside].sum())
+    assert set(fair.summary["false_alarm_validation_per_stratum"]) == set(strata)
