@@ -210,6 +210,16 @@ def fit_means_and_precision(features: np.ndarray, predicted: np.ndarray) -> tupl
     return means.astype(np.float32), precision.astype(np.float32)
 
 
+def stratum(root_name: str, class_name: str) -> str:
+    """A validation image's stratum in the threshold rule: its data set and class."""
+    return f"{root_name}/{class_name}"
+
+
+def evenly_spaced(n: int, most: int = MAX_FIT_IMAGES) -> np.ndarray:
+    """Indexes of at most `most` of n items, evenly spaced (the training images the Gaussian is fitted on)."""
+    return np.linspace(0, n - 1, min(n, most)).astype(int)
+
+
 def threshold_for(scores: np.ndarray, cheap_flags: np.ndarray, fit_false_alarm: float) -> float:
     """The lowest distance at which at most `fit_false_alarm` of these images get
     `out_of_distribution`, the ones the cheap checks flag anyway included."""
@@ -466,10 +476,10 @@ def fit_package(package: str | os.PathLike, data_dirs: Sequence[str | os.PathLik
     from .pipeline import prepare_paths
 
     images, flags = prepare_for_fit([r.path for r in val], scan_model.image_size)
-    subset = [train[int(k)] for k in np.linspace(0, len(train) - 1, min(len(train), MAX_FIT_IMAGES))] if train else []
+    subset = [train[k] for k in evenly_spaced(len(train))] if train else []
     fit_images = prepare_paths([r.path for r in subset], scan_model.image_size)
     stats = fit_stats(scan_model.keras_model, scan_model.info["gradcam_layer"], fit_images, images, flags,
-                      image_sides([r.path for r in train]), strata=[f"{r.root_name}/{r.class_name}" for r in val])
+                      image_sides([r.path for r in train]), strata=[stratum(r.root_name, r.class_name) for r in val])
     return write_stats(package, stats)[INFO_KEY]
 
 
@@ -482,7 +492,7 @@ def fit_from_training(keras_model, layer_name: str, train_images: np.ndarray,
     import logging
 
     images, flags = prepare_for_fit(val_paths, int(train_images.shape[1]))
-    pick = np.linspace(0, len(train_images) - 1, min(len(train_images), MAX_FIT_IMAGES)).astype(int)
+    pick = evenly_spaced(len(train_images))
     try:
         return fit_stats(keras_model, layer_name, train_images[pick], images, flags, image_sides(train_paths),
                          strata=val_strata)

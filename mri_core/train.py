@@ -663,7 +663,7 @@ def train_and_save(data_dirs: Sequence[str | Path], settings: TrainSettings,
     if is_chief(strategy):  # validation statistics for out_of_distribution warnings, from the data in memory
         stats = ood.fit_from_training(result.keras_model, result.info["gradcam_layer"], result.data.arrays["train"][0],
                                       result.data.paths["train"], result.data.paths["val"],
-                                      [f"{source}/{name}" for source, name in
+                                      [ood.stratum(source, name) for source, name in
                                        zip(result.data.val_sources, result.data.true_names["val"])])
     return save_if_chief(result, strategy, default_name(settings, data_dirs), activate, checkpoint_dir, stats)
 
