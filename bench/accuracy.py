@@ -33,7 +33,7 @@ from bench.results_store import update_results  # noqa: E402
 from mri_core import audit, datasets, io, preprocess  # noqa: E402
 from mri_core.evaluate import NO_TUMOR_NAMES, compute_metrics, decide  # noqa: E402
 from mri_core.explain import cam_peak_and_box  # noqa: E402
-from mri_core.model import load_model, predict_arrays  # noqa: E402
+from mri_core.model import load_model  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = PROJECT / "bench" / "splits" / "shipped.json"
@@ -81,7 +81,7 @@ def detection_figures(scan_model, records, images: np.ndarray, rng: np.random.Ge
 
     true_classes = [r.class_name for r in records]
     roots = np.array([r.root_name for r in records])
-    raw = predict_arrays(scan_model.keras_model, images)
+    raw = scan_model.predict_prepared(images)
     calibrated = scan_model.calibrate(raw)
     args = (scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)
     before, metrics = compute_metrics(true_classes, raw, *args), compute_metrics(true_classes, calibrated, *args)

@@ -29,12 +29,12 @@ DEFAULT_DATA = PROJECT.parent / "shared" / "data"
 
 def add_reliability(package: Path, info: dict, test_records) -> None:
     from mri_core.evaluate import NO_TUMOR_NAMES, decide, reliability_bins
-    from mri_core.model import load_model, predict_arrays
+    from mri_core.model import load_model
     from mri_core.pipeline import prepare_paths
 
     scan_model = load_model(package)
-    probabilities = scan_model.calibrate(predict_arrays(
-        scan_model.keras_model, prepare_paths([r.path for r in test_records], scan_model.image_size)))
+    probabilities = scan_model.calibrate(scan_model.predict_prepared(
+        prepare_paths([r.path for r in test_records], scan_model.image_size)))
     _, _, tumor_probability = decide(probabilities, scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)
     true_tumor = [r.class_name not in NO_TUMOR_NAMES and r.class_name not in scan_model.no_tumor_classes for r in test_records]
     info.setdefault("test_metrics", {})["reliability"] = reliability_bins(tumor_probability, true_tumor)

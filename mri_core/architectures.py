@@ -21,6 +21,13 @@ PAPER_CONV2_FILTERS = 40
 PAPER_DENSE_UNITS = 32
 
 GRADCAM_LAYERS = {"paper": "conv2", "default": "last_conv"}
+# How a trained package of each architecture reads a slice (model.json "reading"): the mean
+# over the slice and its left-right mirror (probabilities and Grad-CAM), and a Gaussian of
+# this many model-input pixels over the heatmap. On validation (default-4class@3) both together
+# moved the pointing game from 0.845 to 0.881 and named-class accuracy from 0.949 to 0.963.
+# The paper is read as published.
+READING = {"paper": {"mirror_average": False, "heatmap_sigma": 0.0},
+           "default": {"mirror_average": True, "heatmap_sigma": 2.0}}
 ARCHITECTURES = tuple(GRADCAM_LAYERS)
 MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 512
 

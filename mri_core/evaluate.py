@@ -179,7 +179,6 @@ def compute_metrics(true_classes: Sequence[str], probabilities: np.ndarray, clas
 def evaluate_dirs(scan_model, data_dirs: Sequence[str], manifest: str | None = None, part: str = "test") -> dict:
     """Metrics of a loaded model on folder-per-class data (or one part of a split manifest)."""
     from . import datasets
-    from .model import predict_arrays
     from .pipeline import prepare_paths
 
     dataset = datasets.discover(data_dirs)
@@ -191,7 +190,7 @@ def evaluate_dirs(scan_model, data_dirs: Sequence[str], manifest: str | None = N
         raise DatasetInvalid(f"No images to evaluate in {', '.join(map(str, data_dirs))}"
                              + (f" in the {part} part of {manifest}" if manifest else "") + ".")
     images = prepare_paths([r.path for r in records], scan_model.image_size)
-    probabilities = scan_model.calibrate(predict_arrays(scan_model.keras_model, images))
+    probabilities = scan_model.calibrate(scan_model.predict_prepared(images))
     metrics = compute_metrics([r.class_name for r in records], probabilities, scan_model.class_names,
                               scan_model.no_tumor_classes, scan_model.threshold)
     return {**metrics, "skipped": len(dataset.skipped), "model": scan_model.ref}

@@ -3,8 +3,9 @@
 Plain Grad-CAM is served from one compiled `tf.function` per loaded model (`GradCam`),
 because tf-keras-vis runs eagerly and is several times slower per image. tf-keras-vis
 stays the reference (`gradcam_reference`): a test checks that both agree on real images.
-Cams come out at the conv layer's grid; the caller maps them back to original pixels
-(`preprocess.heatmap_to_original`) before `cam_peak_and_box`. Never imports streamlit.
+Cams come out at the conv layer's grid (or, for a package read with smoothing, at the model
+input's size); the caller maps them back to original pixels (`preprocess.heatmap_to_original`)
+before `cam_peak_and_box`. Never imports streamlit.
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ def _normalise_per_image(cams: np.ndarray | tf.Tensor):
     return tf.math.divide_no_nan(cams, peak)
 
 
+def _gaussian_taps(sigma: float, max_radius: int, truncate: float = 4.0) -> np.ndarray:
+    """A normalised 1-D Gaussian, float32 (2r+1,), r = truncate * sigma (scipy's default)."""
+    radius = min(max(int(truncate * sigma + 0.5), 1), max_radius)
+    taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
+    return (taps / taps.sum()).astype(np.float32)
+
+
 class GradCam:
     """Compiled Grad-CAM for one Keras model; build once per loaded model, reuse.
 
@@ -51,11 +59,17 @@ class GradCam:
     towards zero for confident predictions and mix in the other classes.
     """
 
-    def __init__(self, model: keras.Model, layer_name: str, default_classes=None):
+    def __init__(self, model: keras.Model, layer_name: str, default_classes=None,
+                 mirror: bool = False, smoothing_sigma: float = 0.0):
         """`default_classes`: class indices a missing target chooses from (None: all).
 
         The pipeline passes the tumor classes, so by default a map shows the evidence for
         the most likely tumor class, whatever the verdict, in one pass.
+        `mirror`: the slice and its left-right mirror go through together; probabilities are
+        their mean (the target class is chosen from it) and the cam is the mean of both
+        cams, the mirror's flipped back. `smoothing_sigma` > 0: cams come out at the model
+        input's size, bilinearly upsampled and smoothed by a Gaussian of that many pixels.
+        With neither, this is plain Grad-CAM at the layer's grid.
         """
         image_shape = tuple(model.input_shape[1:])  # (S, S, 1)
         self.layer_name = layer_name
@@ -69,6 +83,8 @@ class GradCam:
         allowed = np.zeros(self.n_classes, np.float32)
         allowed[list(range(self.n_classes)) if default_classes is None else list(default_classes)] = 1.0
         self._default_mask = tf.constant(allowed)
+        self.mirror = bool(mirror)
+        self._gaussian = _gaussian_taps(smoothing_sigma, image_shape[0] - 1) if smoothing_sigma > 0 else None
         # A fixed signature traces once for every batch size.
         self._compute = tf.function(
             self._compute_cams,
@@ -79,20 +95,42 @@ class GradCam:
         )
 
     def _compute_cams(self, images, target_classes):
+        n = tf.shape(images)[0]
+        if self.mirror:  # one pass over the slices and their mirrors: (2N, S, S, 1)
+            images = tf.concat([images, tf.reverse(images, axis=[2])], axis=0)
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             # Watching the input records every op, so frozen (non-trainable) weights work too.
             tape.watch(images)
             conv_maps, logits, probabilities = self._cam_model(images, training=False)
+            if self.mirror:
+                probabilities = (probabilities[:n] + probabilities[n:]) / 2.0
             # probabilities >= 0, so masked-out classes (set to -1) never win the argmax
             candidates = probabilities * self._default_mask - (1.0 - self._default_mask)
             top_classes = tf.argmax(candidates, axis=-1, output_type=tf.int32)
             targets = tf.where(target_classes == TOP_CLASS, top_classes, target_classes)
+            if self.mirror:  # the mirror is explained for the same class
+                targets = tf.concat([targets, targets], axis=0)
             # Images are independent at inference, so one summed score gives per-image gradients.
             scores = tf.gather(logits, targets, axis=1, batch_dims=1)  # (N,)
         grads = tape.gradient(scores, conv_maps)  # (N, h, w, K)
         channel_weights = tf.reduce_mean(grads, axis=(1, 2), keepdims=True)  # (N, 1, 1, K)
-        cams = tf.nn.relu(tf.reduce_sum(conv_maps * channel_weights, axis=-1))  # (N, h, w)
-        return probabilities, _normalise_per_image(cams)
+        cams = _normalise_per_image(tf.nn.relu(tf.reduce_sum(conv_maps * channel_weights, axis=-1)))  # (N, h, w)
+        if self.mirror:
+            cams = _normalise_per_image(cams[:n] + tf.reverse(cams[n:], axis=[2]))
+        if self._gaussian is not None:
+            cams = self._smooth(cams)
+        return probabilities, cams
+
+    def _smooth(self, cams):
+        """(N, h, w) -> (N, S, S): bilinear up to the input's size, then a separable Gaussian
+        (edges mirrored, like scipy's "reflect"), renormalised."""
+        taps = self._gaussian
+        radius = (len(taps) - 1) // 2
+        maps = tf.image.resize(cams[..., None], self.image_shape[:2], method="bilinear")
+        maps = tf.pad(maps, [[0, 0], [radius, radius], [radius, radius], [0, 0]], mode="SYMMETRIC")
+        maps = tf.nn.conv2d(maps, taps.reshape(-1, 1, 1, 1), strides=1, padding="VALID")
+        maps = tf.nn.conv2d(maps, taps.reshape(1, -1, 1, 1), strides=1, padding="VALID")
+        return _normalise_per_image(tf.nn.relu(maps[..., 0]))
 
     @property
     def tracing_count(self) -> int:

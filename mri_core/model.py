@@ -22,6 +22,10 @@ from .architectures import ARCHITECTURES
 from .errors import ModelInvalid
 from .registry import MODEL_FILE, ModelEntry, read_info, resolve
 
+# model.json "reading": how a package's slices are read (packages without it: neither aid)
+NO_READING_AIDS = {"mirror_average": False, "heatmap_sigma": 0.0}
+MAX_HEATMAP_SIGMA = 16.0  # model-input pixels
+
 REQUIRED_KEYS = (
     "name", "version", "architecture", "input", "class_names", "no_tumor_classes",
     "threshold", "temperature", "gradcam_layer",
@@ -62,9 +66,25 @@ class ScanModel:
     def temperature(self) -> float:
         return float(self.info["temperature"])
 
+    @property
+    def reading(self) -> dict:
+        return reading_of(self.info)
+
+    @property
+    def mirror_average(self) -> bool:
+        return bool(self.reading["mirror_average"])
+
     def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
         """Softmax probabilities (N, C) -> temperature-scaled probabilities (N, C)."""
         return apply_temperature(probabilities, self.temperature)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """float32 (N,S,S,1) model inputs in [0, 1] -> raw softmax (N, C), read as the package says."""
+        return forward(self.keras_model, batch, self.mirror_average)
+
+    def predict_prepared(self, images: np.ndarray) -> np.ndarray:
+        """uint8 (N,S,S,1) prepared images (x255) -> raw softmax (N, C), read as the package says."""
+        return predict_arrays(self.keras_model, images, mirror=self.mirror_average)
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -75,10 +95,25 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     return (scaled / scaled.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
-def predict_arrays(keras_model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """uint8 (N,S,S,1) prepared images (x255) -> raw softmax probabilities (N, C)."""
+def reading_of(info: dict) -> dict:
+    """model.json -> how its slices are read: mirror averaging and heatmap smoothing (none if unset)."""
+    return {**NO_READING_AIDS, **info.get("reading", {})}
+
+
+def forward(keras_model, batch: np.ndarray, mirror: bool = False) -> np.ndarray:
+    """float32 (N,S,S,1) in [0, 1] -> raw softmax (N, C); with `mirror`, the mean of the
+    slice's and its left-right mirror image's (one pass over both)."""
+    batch = np.asarray(batch, dtype=np.float32)
+    if not mirror:
+        return np.asarray(keras_model(batch, training=False))
+    both = np.asarray(keras_model(np.concatenate([batch, batch[:, :, ::-1]]), training=False))
+    return (both[:len(batch)] + both[len(batch):]) / 2.0
+
+
+def predict_arrays(keras_model, images: np.ndarray, batch_size: int = 64, mirror: bool = False) -> np.ndarray:
+    """uint8 (N,S,S,1) prepared images (x255) -> raw softmax probabilities (N, C) (`forward`)."""
     outputs = [
-        np.asarray(keras_model(images[i:i + batch_size].astype(np.float32) / 255.0, training=False))
+        forward(keras_model, images[i:i + batch_size].astype(np.float32) / 255.0, mirror)
         for i in range(0, len(images), batch_size)
     ]
     return np.concatenate(outputs) if outputs else np.zeros((0, keras_model.output_shape[-1]), np.float32)
@@ -96,6 +131,12 @@ def validate_info(info: dict, where: Path) -> None:
         raise ModelInvalid(f"{where}/model.json has an invalid class list {classes!r} (no-tumor classes {no_tumor!r}).")
     if not 0.0 < float(info["threshold"]) < 1.0 or not float(info["temperature"]) > 0.0:
         raise ModelInvalid(f"{where}/model.json has threshold {info['threshold']} or temperature {info['temperature']} out of range.")
+    reading = info.get("reading", {})
+    sigma = reading.get("heatmap_sigma", 0.0)
+    if (not isinstance(reading, dict) or not isinstance(reading.get("mirror_average", False), bool)
+            or not isinstance(sigma, (int, float)) or not 0.0 <= sigma <= MAX_HEATMAP_SIGMA):
+        raise ModelInvalid(f"{where}/model.json has an invalid \"reading\" {reading!r}: mirror_average must be true or "
+                           f"false and heatmap_sigma 0 to {MAX_HEATMAP_SIGMA} pixels.")
 
 
 _LOAD_LOCK = threading.Lock()
@@ -150,5 +191,8 @@ def load_model(ref: str | Path | ModelEntry) -> ScanModel:
     from .ood import load_detector
 
     tumor_classes = [i for i, c in enumerate(info["class_names"]) if c not in info["no_tumor_classes"]]
-    return ScanModel(keras_model, info, entry.path, GradCam(keras_model, info["gradcam_layer"], tumor_classes),
+    reading = reading_of(info)
+    gradcam = GradCam(keras_model, info["gradcam_layer"], tumor_classes,
+                      mirror=reading["mirror_average"], smoothing_sigma=float(reading["heatmap_sigma"]))
+    return ScanModel(keras_model, info, entry.path, gradcam,
                      load_detector(entry.path, info, keras_model))

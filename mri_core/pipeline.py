@@ -58,12 +58,12 @@ def read_prepared(scan_model, batch: np.ndarray, prepared: Sequence[preprocess.P
     if not len(slices):
         return []
     if cam == "none":
-        raw = np.asarray(scan_model.keras_model(batch, training=False))
+        raw = scan_model.predict(batch)
         cams = None
     elif cam == "gradcam":
         raw, cams = scan_model.gradcam(batch)  # evidence for the most likely tumor class
     else:
-        raw = np.asarray(scan_model.keras_model(batch, training=False))
+        raw = scan_model.predict(batch)
         tumor_idx = np.array([i for i, c in enumerate(scan_model.class_names) if c not in scan_model.no_tumor_classes])
         targets = tumor_idx[raw[:, tumor_idx].argmax(axis=1)]  # the most likely tumor class, as Grad-CAM
         cams = library_cams(scan_model.keras_model, scan_model.info["gradcam_layer"], batch, targets, cam)

@@ -11,6 +11,7 @@ then writes a package atomically through `registry`. Never imports streamlit.
 
 from __future__ import annotations
 
+import functools
 import shlex
 import time
 from dataclasses import asdict, dataclass, field
@@ -590,8 +591,6 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
           should_stop: Callable[[], bool] | None = None, strategy=None,
           checkpoint_dir: str | Path | None = None) -> TrainResult:
     """Train, calibrate and test a model; returns it with its full model.json content."""
-    from .evaluate import compute_metrics
-
     settings.check()
     data = load_training_data(data_dirs, settings)
     no_tumor = [c for c in data.class_names if c in datasets.NO_TUMOR_CLASSES]
@@ -599,20 +598,7 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
         *(len(data.arrays[p][1]) for p in ("train", "val", "test")), tuple(data.class_names),
         data.summary["skipped"], data.summary["duplicate_groups"]))
     keras_model, history = fit(data, settings, strategy, on_event, should_stop, checkpoint_dir)
-    val_x, val_y = data.arrays["val"]
-    val_raw = predict_arrays(keras_model, val_x)
-    temperature = fit_temperature(val_raw, val_y, data.tumor_mask)
-    threshold = 0.5
-    operating_point = {"rule": "fixed 0.5 (the paper's argmax)"}
-    if settings.arch != "paper":
-        val_tumor_probability = apply_temperature(val_raw, temperature) @ data.tumor_mask
-        val_is_tumor = np.array([c not in datasets.NO_TUMOR_CLASSES for c in data.true_names["val"]])
-        threshold = choose_threshold_per_source(val_tumor_probability, val_is_tumor, data.val_sources)
-        operating_point = operating_point_summary(val_tumor_probability, val_is_tumor, data.val_sources, threshold)
-    test_x, test_y = data.arrays["test"]
-    test_probabilities = apply_temperature(predict_arrays(keras_model, test_x), temperature)
-    metrics = compute_metrics(data.true_names["test"], test_probabilities,
-                              data.class_names, no_tumor, threshold)
+    calibration = calibrate_and_test(keras_model, data, settings.arch)
     info = {
         "format_version": 1,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -624,17 +610,40 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
         "outputs": "softmax over class_names; tumor_probability = 1 - sum(p[no_tumor_classes])"
                    + ("; images of a tumor of unknown type were trained on the summed tumor classes"
                       if datasets.TUMOR_CLASS in data.summary["counts_per_class"] and datasets.TUMOR_CLASS not in data.class_names else ""),
-        "threshold": threshold,
-        "operating_point": operating_point,
-        "temperature": temperature,
+        **{key: calibration[key] for key in ("threshold", "operating_point", "temperature", "reading")},
         "gradcam_layer": architectures.GRADCAM_LAYERS[settings.arch],
         "settings": asdict(settings),
         "data": data.summary,
         "history": history,
-        "test_metrics": metrics,
+        "test_metrics": calibration["test_metrics"],
         "command": reproduce_command(data_dirs, settings),
     }
     return TrainResult(keras_model, info, data)
+
+
+def calibrate_and_test(keras_model, data: TrainingData, arch: str) -> dict:
+    """A trained network read the way `arch` is read -> the model.json keys that depend on it:
+    temperature (validation NLL), threshold and operating point (validation sensitivity, per
+    source), reading, and the test metrics at that threshold."""
+    from .evaluate import compute_metrics
+
+    reading = dict(architectures.READING[arch])
+    predict = functools.partial(predict_arrays, keras_model, mirror=reading["mirror_average"])
+    no_tumor = [c for c in data.class_names if c in datasets.NO_TUMOR_CLASSES]
+    val_x, val_y = data.arrays["val"]
+    val_raw = predict(val_x)
+    temperature = fit_temperature(val_raw, val_y, data.tumor_mask)
+    threshold = 0.5
+    operating_point = {"rule": "fixed 0.5 (the paper's argmax)"}
+    if arch != "paper":
+        val_tumor_probability = apply_temperature(val_raw, temperature) @ data.tumor_mask
+        val_is_tumor = np.array([c not in datasets.NO_TUMOR_CLASSES for c in data.true_names["val"]])
+        threshold = choose_threshold_per_source(val_tumor_probability, val_is_tumor, data.val_sources)
+        operating_point = operating_point_summary(val_tumor_probability, val_is_tumor, data.val_sources, threshold)
+    test_probabilities = apply_temperature(predict(data.arrays["test"][0]), temperature)
+    metrics = compute_metrics(data.true_names["test"], test_probabilities, data.class_names, no_tumor, threshold)
+    return {"temperature": temperature, "threshold": threshold, "operating_point": operating_point,
+            "reading": reading, "test_metrics": metrics}
 
 
 def default_name(settings: TrainSettings, data_dirs: Sequence[str | Path]) -> str:

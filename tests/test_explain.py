@@ -117,6 +117,40 @@ def test_any_batch_size_reuses_one_compiled_trace(trained_model, kaggle_slices):
     np.testing.assert_allclose(single[0], five[0], atol=1e-5)  # batching changes no image's map
 
 
+def test_mirror_reading_gives_a_slice_and_its_mirror_mirrored_maps(trained_model, kaggle_slices):
+    arch, model = trained_model
+    images = kaggle_slices["check_x"]
+    gradcam = GradCam(model, GRADCAM_LAYERS[arch], mirror=True)
+
+    probabilities, cams = gradcam(images)
+    mirror_probabilities, mirror_cams = gradcam(images[:, :, ::-1])
+
+    both = model.predict(np.concatenate([images, images[:, :, ::-1]]), verbose=0)
+    np.testing.assert_allclose(probabilities, (both[:len(images)] + both[len(images):]) / 2, atol=1e-5)
+    np.testing.assert_allclose(mirror_probabilities, probabilities, atol=1e-5)
+    np.testing.assert_allclose(mirror_cams, cams[:, :, ::-1], atol=1e-5)
+    assert cams.shape == (len(images), *CAM_GRID[arch]) and cams.max() == pytest.approx(1.0)
+
+
+def test_smoothed_maps_are_the_upsampled_cam_under_a_gaussian(trained_model, kaggle_slices):
+    import cv2
+    from scipy import ndimage
+
+    arch, model = trained_model
+    images = kaggle_slices["check_x"]
+    _, plain = GradCam(model, GRADCAM_LAYERS[arch])(images)
+
+    _, smooth = GradCam(model, GRADCAM_LAYERS[arch], smoothing_sigma=2.0)(images)
+
+    size = images.shape[1]
+    assert smooth.shape == (len(images), size, size)
+    for cam, smoothed in zip(plain, smooth):
+        expected = ndimage.gaussian_filter(cv2.resize(cam, (size, size), interpolation=cv2.INTER_LINEAR), 2.0)
+        if expected.max() > 0:
+            expected /= expected.max()
+        np.testing.assert_allclose(smoothed, expected, atol=2e-3)
+
+
 def test_bad_inputs_say_what_was_expected():
     model = build("paper", 64, 2)
     with pytest.raises(ModelInvalid, match="no layer named 'conv9'"):

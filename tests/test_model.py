@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mri_core.errors import ModelInvalid
-from mri_core.model import apply_temperature, load_model
+from mri_core.model import apply_temperature, load_model, predict_arrays
 
 
 def _copy(tiny_model_dir, tmp_path):
@@ -38,6 +38,8 @@ def test_a_package_loads_with_everything_from_model_json(tiny_model):
     ({"class_names": ["glioma", "meningioma", "notumor", "pituitary"], "no_tumor_classes": ["notumor"]}, "2 outputs"),
     ({"gradcam_layer": "conv9"}, "Grad-CAM layer"),
     ({"threshold": 1.5}, "out of range"),
+    ({"reading": {"mirror_average": "yes"}}, "invalid \"reading\""),
+    ({"reading": {"heatmap_sigma": 40.0}}, "heatmap_sigma 0 to"),
 ])
 def test_inconsistent_model_json_is_refused(tiny_model_dir, tmp_path, changes, fragment):
     folder = _copy(tiny_model_dir, tmp_path)
@@ -75,6 +77,29 @@ def test_temperature_keeps_the_ranking_and_softens():
     np.testing.assert_allclose(apply_temperature(probabilities, 1.0), probabilities, atol=1e-6)
 
 
+def test_a_package_without_reading_aids_is_read_plainly(tiny_model):
+    assert tiny_model.reading == {"mirror_average": False, "heatmap_sigma": 0.0}
+    images = np.random.default_rng(0).integers(0, 256, (3, 64, 64, 1), dtype=np.uint8)
+    np.testing.assert_allclose(tiny_model.predict_prepared(images),
+                               predict_arrays(tiny_model.keras_model, images), atol=1e-6)
+
+
+def test_mirror_reading_averages_the_slice_and_its_mirror(tiny_model_dir, tmp_path):
+    folder = _copy(tiny_model_dir, tmp_path)
+    _edit_info(folder, reading={"mirror_average": True, "heatmap_sigma": 1.5})
+    model = load_model(folder)
+    images = np.random.default_rng(1).integers(0, 256, (5, 64, 64, 1), dtype=np.uint8)
+    plain, mirrored = (predict_arrays(model.keras_model, x) for x in (images, images[:, :, ::-1]))
+
+    read = model.predict_prepared(images)
+
+    assert not np.allclose(plain, mirrored, atol=1e-4)  # the network alone is not mirror-symmetric
+    np.testing.assert_allclose(read, (plain + mirrored) / 2, atol=1e-5)
+    np.testing.assert_allclose(model.predict_prepared(images[:, :, ::-1]), read, atol=1e-5)
+    np.testing.assert_allclose(model.predict(images.astype(np.float32) / 255.0), read, atol=1e-5)
+    assert model.gradcam.mirror  # the heatmap is read the same way
+
+
 # Stated bounds for the shipped default on the committed test split (measured 2026-11-25:
 # error 0.007 on brain-tumor-mri-224 and figshare-boxes tumor vs no tumor, 0.24 on Kaggle).
 SHIPPED_ERROR_BOUNDS = {"brain-tumor-mri-224": 0.06, "figshare-boxes": 0.06, "kaggle-brain-mri": 0.40}
@@ -82,7 +107,6 @@ SHIPPED_ERROR_BOUNDS = {"brain-tumor-mri-224": 0.06, "figshare-boxes": 0.06, "ka
 
 def test_shipped_default_reads_test_split_images_within_stated_error_bounds(data_root):
     from mri_core import datasets, registry
-    from mri_core.model import predict_arrays
     from mri_core.pipeline import prepare_paths
 
     model = load_model(registry.default_shipped())
@@ -92,7 +116,7 @@ def test_shipped_default_reads_test_split_images_within_stated_error_bounds(data
     for source, bound in SHIPPED_ERROR_BOUNDS.items():
         chosen = sorted(x for x in test_images if x[0] == source)[:60]
         assert len(chosen) >= min(50, sum(x[0] == source for x in test_images))
-        raw = predict_arrays(model.keras_model, prepare_paths([data_root / s / p for s, _, p in chosen], model.image_size))
+        raw = model.predict_prepared(prepare_paths([data_root / s / p for s, _, p in chosen], model.image_size))
         probabilities = model.calibrate(raw)
         np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
         if model.temperature != 1.0:  # the calibration temperature is really applied

@@ -31,6 +31,7 @@ def test_training_emits_events_and_saves_a_loadable_package(small_kaggle):
     assert sum(info["data"]["split_sizes"].values()) == 60
     assert info["test_metrics"]["n"] == info["data"]["split_sizes"]["test"]
     assert info["command"].startswith("python -m mri_core train")
+    assert info["reading"] == {"mirror_average": False, "heatmap_sigma": 0.0}  # the paper is read as published
     model = load_model(entry)
     assert model.ref == "clinic@1" and model.image_size == 64
     assert registry.active().path != entry.path  # not activated unless asked
@@ -219,6 +220,8 @@ def test_boxed_images_train_the_heatmap_and_the_run_records_it(tmp_path, figshar
     assert result.info["data"]["boxed_train_images"] > 10
     assert all(h["box_loss"] > 0 for h in result.info["history"])
     assert "--box-weight 0.5" in result.info["command"]
+    # a default-architecture package is read with the mirror average and a smoothed heatmap
+    assert result.info["reading"] == {"mirror_average": True, "heatmap_sigma": 2.0}
 
 
 def test_a_trained_package_carries_its_out_of_distribution_statistics(tmp_path, typed_dir):
