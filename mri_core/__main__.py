@@ -61,6 +61,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--box-weight", type=float,
                        help="weight of the loss that keeps the class evidence inside tumor boxes "
                             "(a data folder's boxes.csv); default: 0 for paper, 1.5 for default")
+    train.add_argument("--box-mix", type=float,
+                       help="share of healthy training images that get a boxed tumor pasted in, and of "
+                            "boxed tumors covered by the mirrored opposite side (needs boxes); default: 0")
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on folder-per-class data")
     evaluate.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
@@ -177,7 +180,8 @@ def run_train(args) -> int:
     settings = settings_for(args.arch, epochs=args.epochs, image_size=args.image_size,
                             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                             name=args.name, strategy=args.strategy, split=args.split, manifest=args.manifest,
-                            source_balance=args.source_balance, box_weight=args.box_weight)
+                            source_balance=args.source_balance, box_weight=args.box_weight,
+                            box_mix=args.box_mix)
     started = time.monotonic()
     entry = train_and_save(args.data_dirs, settings, on_event=ProgressBar(), activate=args.activate,
                            checkpoint_dir=args.checkpoint)

@@ -92,6 +92,13 @@ def _training_recipe(info: dict) -> list[str]:
     if settings.get("box_weight"):
         rows.append(("box loss weight (class evidence kept inside tumor boxes)",
                      f"{_fmt(settings['box_weight'])} on {data.get('boxed_train_images', 'n/a')} boxed training images"))
+    if settings.get("box_mix"):
+        rows.append(("box mix (share of healthy slices given a boxed tumor, and of boxed tumors covered by the mirrored other side)",
+                     _fmt(settings["box_mix"])))
+    reading = info.get("reading", {})
+    if reading.get("mirror_average") or reading.get("heatmap_sigma"):
+        rows.append(("reading (probabilities and Grad-CAM averaged over the slice and its mirror; heatmap Gaussian, model-input px)",
+                     f"mirror {'on' if reading.get('mirror_average') else 'off'}, sigma {float(reading.get('heatmap_sigma', 0)):g} px"))
     return ["", *_table(rows)] if rows else []
 
 

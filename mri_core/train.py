@@ -71,6 +71,10 @@ class TrainSettings:
     # weight of the box loss: on images with a tumor box (a root's boxes.csv), the class
     # evidence map (the Grad-CAM layer x the logits' weights) is pushed inside the box.
     box_weight: float = 0.0
+    # share of healthy training images that get a boxed tumor pasted in (labelled with its
+    # class, boxed where it lands), and of boxed tumors whose box is covered by the mirrored
+    # other side of the same slice (labelled healthy): style alone then never decides the label.
+    box_mix: float = 0.0
 
     def check(self) -> "TrainSettings":
         if self.arch not in architectures.ARCHITECTURES:
@@ -91,6 +95,8 @@ class TrainSettings:
             raise SettingsInvalid(f"Source balance must be between 0 and 1, got {self.source_balance}.")
         if not 0.0 <= self.box_weight <= 10.0:
             raise SettingsInvalid(f"Box weight must be between 0 and 10, got {self.box_weight}.")
+        if not 0.0 <= self.box_mix <= 1.0:
+            raise SettingsInvalid(f"Box mix must be between 0 and 1, got {self.box_mix}.")
         if self.name is not None:
             registry.check_model_name(self.name)
         return self
@@ -351,8 +357,13 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
         .batch(global_batch)
     )
 
+    healthy_label = data.class_names.index("notumor") if "notumor" in data.class_names else None
+    mix = use_boxes and settings.box_mix > 0 and healthy_label is not None
+
     def augment_batch(batch, seeds):
         images, masks = augment(tf.cast(batch[0], tf.float32) / 255.0, tf.cast(batch[3], tf.float32), seeds)
+        if mix:
+            return box_mix(images, batch[1], batch[2], masks, batch[4], seeds, settings.box_mix, healthy_label)
         return images, batch[1], batch[2], masks, batch[4]
 
     train_ds = (
@@ -468,6 +479,44 @@ def box_loss(maps, logits_kernel, labels, masks, has_box):
     return per_example * usable
 
 
+MIX_FEATHER_PX = 5  # the pasted region's edge is blended over this many pixels
+
+
+def box_mix(images, labels, weights, masks, has_box, seeds, share: float, healthy_label: int):
+    """Tumor transplants within a batch (`TrainSettings.box_mix`), all as tensors.
+
+    A healthy image, with probability `share`, gets the box region of a randomly drawn boxed
+    tumor image of the batch pasted in (soft-edged), takes that tumor's class and box. A
+    boxed tumor image, with probability `share`, gets its box covered by the mirror image of
+    the other side of the same slice, where the mirrored box does not overlap its own, and is
+    labelled healthy (its box no longer counts). Returns (images, labels, weights, masks, has_box).
+    """
+    import tensorflow as tf
+
+    n = tf.shape(images)[0]
+    donors = tf.argsort(tf.random.stateless_uniform([n], seeds + 6))
+    pasted = ((tf.random.stateless_uniform([n], seeds + 7) < share) & (labels == healthy_label)
+              & (tf.gather(has_box, donors) > 0))
+    flipped = tf.reverse(masks, axis=[2])
+    apart = tf.reduce_sum(masks * flipped, axis=(1, 2, 3)) == 0
+    covered = ((tf.random.stateless_uniform([n], seeds + 8) < share) & (has_box > 0) & apart
+               & (labels != healthy_label) & ~pasted)
+
+    def feather(mask):
+        return tf.nn.avg_pool2d(mask, MIX_FEATHER_PX, 1, "SAME")
+
+    donor_masks = tf.gather(masks, donors)
+    per_image = lambda flags: tf.reshape(flags, [-1, 1, 1, 1])  # noqa: E731
+    edge = feather(donor_masks)
+    images = tf.where(per_image(pasted), images * (1.0 - edge) + tf.gather(images, donors) * edge, images)
+    edge = feather(masks)
+    images = tf.where(per_image(covered), images * (1.0 - edge) + tf.reverse(images, axis=[2]) * edge, images)
+    labels = tf.where(pasted, tf.gather(labels, donors), tf.where(covered, tf.cast(healthy_label, labels.dtype), labels))
+    masks = tf.where(per_image(pasted), donor_masks, masks)
+    has_box = tf.where(pasted, 1.0, tf.where(covered, 0.0, has_box))
+    return images, labels, weights, masks, has_box
+
+
 def _augmenter(arch: str, seed: int):
     """(images, masks, seeds) -> (images, masks). The paper trained without augmentation;
     `default` gets flips, small rotations and zoom (applied to the tumor-box masks alike),
@@ -581,6 +630,8 @@ def reproduce_command(data_dirs: Sequence[str | Path], settings: TrainSettings) 
     if settings.manifest:
         parts += ["--manifest", str(settings.manifest)]
     parts += ["--source-balance", str(settings.source_balance), "--box-weight", str(settings.box_weight)]
+    if settings.box_mix:
+        parts += ["--box-mix", str(settings.box_mix)]
     if settings.name:
         parts += ["--name", settings.name]
     return shlex.join(parts)

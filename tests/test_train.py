@@ -76,6 +76,7 @@ def test_temperature_softens_overconfident_predictions():
     (dict(epochs=0), "Epochs"), (dict(arch="vgg"), "architecture"), (dict(batch_size=0), "Batch size"),
     (dict(learning_rate=5.0), "Learning rate"), (dict(image_size=4), "Image size"),
     (dict(strategy="tpu"), "strategy"), (dict(name="../x"), "not allowed"),
+    (dict(box_weight=11.0), "Box weight"), (dict(box_mix=1.5), "Box mix"),
 ])
 def test_bad_settings_are_refused(change, fragment):
     with pytest.raises(SettingsInvalid, match=fragment):
@@ -191,6 +192,55 @@ def test_box_loss_is_low_when_the_evidence_lies_in_the_tumor_box_and_high_outsid
     assert _box_loss_of((6, 6), box, label=2) == 0.0  # a tumor of unknown type has no class map
 
 
+def _mix_batch(share: float, seed: int = 1):
+    """Three 32x32 images: healthy (0.2), a tumor boxed at the left (0.9 inside), a tumor boxed
+    across the midline; labels: 1 = healthy, 0 and 2 tumor classes."""
+    import tensorflow as tf
+    from mri_core.train import box_mix
+
+    images = np.full((3, 32, 32, 1), 0.2, np.float32)
+    images[1, :, 16:] = 0.5  # the other side of the boxed slice
+    masks = np.zeros((3, 32, 32, 1), np.float32)
+    masks[1, 10:20, 2:10] = 1.0
+    images[1][masks[1] > 0] = 0.9
+    masks[2, 10:20, 12:20] = 1.0
+    labels, has_box = np.array([1, 0, 2], np.int32), np.array([0.0, 1.0, 1.0], np.float32)
+    out = box_mix(tf.constant(images), tf.constant(labels), tf.ones(3), tf.constant(masks), tf.constant(has_box),
+                  tf.constant([seed, 2], tf.int64), share, healthy_label=1)
+    return images, masks, [np.asarray(o) for o in out]
+
+
+def test_box_mix_transplants_tumors_into_healthy_slices_and_covers_them_in_tumor_slices():
+    images, masks, (mixed, labels, _, mixed_masks, has_box) = _mix_batch(share=1.0)
+    inside, outside = (slice(12, 18), slice(4, 8)), (slice(0, 5), slice(20, 32))
+    # the boxed tumor is covered by the mirror image of its other side: healthy, no box
+    assert labels[1] == 1 and has_box[1] == 0.0
+    np.testing.assert_allclose(mixed[1][inside], 0.5)
+    np.testing.assert_allclose(mixed[1][outside], images[1][outside])
+    # a box across the midline would be covered by itself: left alone
+    assert labels[2] == 2 and has_box[2] == 1.0
+    np.testing.assert_allclose(mixed[2], images[2])
+    # the healthy slice takes a boxed tumor whenever its drawn donor has a box: class and box move with it
+    transplants = 0
+    for seed in range(8):
+        _, _, (mixed, labels, _, mixed_masks, has_box) = _mix_batch(share=1.0, seed=seed)
+        if labels[0] == 1:
+            assert has_box[0] == 0.0 and np.allclose(mixed[0], images[0])
+            continue
+        transplants += 1
+        donor = 1 if labels[0] == 0 else 2
+        assert has_box[0] == 1.0 and np.array_equal(mixed_masks[0], masks[donor])
+        core = (slice(12, 18), slice(4, 8)) if donor == 1 else (slice(12, 18), slice(14, 18))
+        np.testing.assert_allclose(mixed[0][core], images[donor][core], atol=1e-5)
+    assert transplants > 0
+
+
+def test_box_mix_off_changes_nothing():
+    images, masks, (mixed, labels, _, mixed_masks, has_box) = _mix_batch(share=0.0)
+    np.testing.assert_allclose(mixed, images)
+    assert labels.tolist() == [1, 0, 2] and has_box.tolist() == [0.0, 1.0, 1.0]
+
+
 def test_threshold_keeps_the_target_sensitivity_within_every_source():
     from mri_core.train import choose_threshold, choose_threshold_per_source
 
@@ -215,11 +265,11 @@ def test_boxed_images_train_the_heatmap_and_the_run_records_it(tmp_path, figshar
     boxed = link_subset(figshare_dir, tmp_path / "figshare-boxes", per_class=8)
     (boxed / "boxes.csv").symlink_to(figshare_dir / "boxes.csv")
     healthy = link_subset(kaggle_dir, tmp_path / "kaggle", per_class=12, classes=["no"])
-    settings = TrainSettings(arch="default", epochs=2, image_size=64, batch_size=8, box_weight=0.5)
+    settings = TrainSettings(arch="default", epochs=2, image_size=64, batch_size=8, box_weight=0.5, box_mix=0.5)
     result = train([boxed, healthy], settings)
     assert result.info["data"]["boxed_train_images"] > 10
     assert all(h["box_loss"] > 0 for h in result.info["history"])
-    assert "--box-weight 0.5" in result.info["command"]
+    assert "--box-weight 0.5" in result.info["command"] and "--box-mix 0.5" in result.info["command"]
     # a default-architecture package is read with the mirror average and a smoothed heatmap
     assert result.info["reading"] == {"mirror_average": True, "heatmap_sigma": 2.0}
 
