@@ -3,7 +3,9 @@
     python bench/cams.py [--model assets/models/default-4class] [--manifest bench/splits/shipped.json]
                          [--data ../shared/data] [--scorecam-images 60]
 
-For each of Grad-CAM (compiled), Grad-CAM++ and Score-CAM (tf-keras-vis): the share of
+For each of Grad-CAM (compiled, read as the package says: for the default model averaged
+over the slice and its mirror and smoothed, see `architectures.READING`), plain Grad-CAM
+(no reading aids; only when the package has some), Grad-CAM++ and Score-CAM (tf-keras-vis): the share of
 images whose heatmap peak lies in the tumor box (pointing game), the mean IoU of the
 cam_box with the tumor box, each next to the centre-of-the-brain-crop baseline
 (`bench/accuracy.localisation_figures`, `mri_core.audit`), and seconds per image (batches
@@ -31,11 +33,11 @@ from bench.accuracy import (BOXED_ROOT, DEFAULT_DATA, DEFAULT_MANIFEST, PROJECT,
                             localisation_figures, log, prepare_records, select_records)
 from bench.results_store import update_results  # noqa: E402
 from mri_core import datasets  # noqa: E402
-from mri_core.explain import library_cams  # noqa: E402
+from mri_core.explain import GradCam, library_cams  # noqa: E402
 from mri_core.model import load_model  # noqa: E402
 
 DEFAULT_MODEL = PROJECT / "assets" / "models" / "default-4class"
-METHODS = ("gradcam", "gradcam++", "scorecam")
+METHODS = ("gradcam", "gradcam-plain", "gradcam++", "scorecam")
 
 
 def cam_function(scan_model, method: str):
@@ -43,6 +45,9 @@ def cam_function(scan_model, method: str):
     if method == "gradcam":
         return lambda batch: scan_model.gradcam(batch)[1]
     tumor_idx = np.array([i for i, c in enumerate(scan_model.class_names) if c not in scan_model.no_tumor_classes])
+    if method == "gradcam-plain":
+        plain = GradCam(scan_model.keras_model, scan_model.info["gradcam_layer"], tumor_idx)
+        return lambda batch: plain(batch)[1]
 
     def cams(batch):
         raw = np.asarray(scan_model.keras_model(batch, training=False))
@@ -75,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     log(f"preparing {len(records)} boxed test images ...")
     images, crop_boxes, shapes = prepare_records(records, scan_model.image_size)
     results: dict = {"all": {}, "subset": {}}
-    for method in METHODS:
+    has_aids = scan_model.reading != {"mirror_average": False, "heatmap_sigma": 0.0}
+    for method in (m for m in METHODS if has_aids or m != "gradcam-plain"):
         for scope, limit in (("all", None), ("subset", args.scorecam_images)):
             if method == "scorecam" and scope == "all":
                 continue
@@ -95,6 +101,7 @@ def main(argv: list[str] | None = None) -> int:
     update_results("cams", {
         "model": scan_model.ref, "manifest_hash": manifest_hash, "part": "test", "boxed_images": len(records),
         "methods": results, "scorecam_subset": args.scorecam_images, "default": "gradcam",
+        "reading": scan_model.reading,
         "command": "python bench/cams.py", "seconds": round(time.monotonic() - started, 1),
     })
     print("\n".join(lines))
