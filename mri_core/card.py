@@ -82,6 +82,15 @@ def _operating_point(info: dict) -> list[str]:
     return lines
 
 
+def _reading(reading: dict) -> str:
+    parts = []
+    if reading.get("mirror_average"):
+        parts.append("probabilities and Grad-CAM averaged over the slice and its left-right mirror")
+    if reading.get("heatmap_sigma"):
+        parts.append(f"heatmap smoothed by a Gaussian of {float(reading['heatmap_sigma']):g} model-input px")
+    return "; ".join(parts) or "plain (one pass, heatmap at the layer's grid)"
+
+
 def _training_recipe(info: dict) -> list[str]:
     settings, data = info.get("settings", {}), info.get("data", {})
     rows = [(k, _fmt(settings.get(k))) for k in ("epochs", "batch_size", "learning_rate", "image_size", "seed")
@@ -95,10 +104,6 @@ def _training_recipe(info: dict) -> list[str]:
     if settings.get("box_mix"):
         rows.append(("box mix (share of healthy slices given a boxed tumor, and of boxed tumors covered by the mirrored other side)",
                      _fmt(settings["box_mix"])))
-    reading = info.get("reading", {})
-    if reading.get("mirror_average") or reading.get("heatmap_sigma"):
-        rows.append(("reading (probabilities and Grad-CAM averaged over the slice and its mirror; heatmap Gaussian, model-input px)",
-                     f"mirror {'on' if reading.get('mirror_average') else 'off'}, sigma {float(reading.get('heatmap_sigma', 0)):g} px"))
     return ["", *_table(rows)] if rows else []
 
 
@@ -124,6 +129,7 @@ def model_card(info: dict, evaluation: dict | None = None, failure_modes: str | 
             ("tumor decision", f"tumor_probability >= {info['threshold']:.2f}"),
             ("calibration temperature", _fmt(info.get("temperature"))),
             ("Grad-CAM layer", f"`{info['gradcam_layer']}`"),
+            ("reading", _reading(info.get("reading", {}))),
             ("created", info.get("created", "n/a")),
         ]),
         "",

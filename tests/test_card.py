@@ -49,4 +49,4 @@ def test_card_states_how_the_operating_point_was_chosen_and_the_training_recipe(
     assert "| kaggle-brain-mri | 1.000 (23) | 0.800 (15) |" in card
     assert "on 1900 boxed training images" in card and "| source balance" in card
     assert "| box mix" in card and "| 0.300 |" in card
-    assert "mirror on, sigma 2 px" in card
+    assert "averaged over the slice and its left-right mirror; heatmap smoothed by a Gaussian of 2 model-input px" in card
