@@ -60,7 +60,7 @@ def _parser() -> argparse.ArgumentParser:
                             "(default: 0 for paper, 0.5 for default)")
     train.add_argument("--box-weight", type=float,
                        help="weight of the loss that keeps the class evidence inside tumor boxes "
-                            "(a data folder's boxes.csv); default: 0 for paper, 3 for default")
+                            "(a data folder's boxes.csv); default: 0 for paper, 1.5 for default")
     train.add_argument("--box-mix", type=float,
                        help="share of healthy training images that get a boxed tumor pasted in, and of "
                             "boxed tumors covered by the mirrored opposite side (needs boxes); default: 0")

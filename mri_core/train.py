@@ -39,7 +39,7 @@ ARCH_DEFAULTS = {
     "paper": {"epochs": 30, "batch_size": 16, "learning_rate": 1e-3, "image_size": 128,
               "source_balance": 0.0, "box_weight": 0.0},
     "default": {"epochs": 36, "batch_size": 32, "learning_rate": 2e-3, "image_size": 128,
-                "source_balance": 0.5, "box_weight": 3.0},
+                "source_balance": 0.5, "box_weight": 1.5},
 }
 
 
