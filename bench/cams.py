@@ -34,7 +34,7 @@ from bench.accuracy import (BOXED_ROOT, DEFAULT_DATA, DEFAULT_MANIFEST, PROJECT,
 from bench.results_store import update_results  # noqa: E402
 from mri_core import datasets  # noqa: E402
 from mri_core.explain import GradCam, library_cams  # noqa: E402
-from mri_core.model import load_model  # noqa: E402
+from mri_core.model import NO_READING_AIDS, load_model  # noqa: E402
 
 DEFAULT_MODEL = PROJECT / "assets" / "models" / "default-4class"
 METHODS = ("gradcam", "gradcam-plain", "gradcam++", "scorecam")
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     log(f"preparing {len(records)} boxed test images ...")
     images, crop_boxes, shapes = prepare_records(records, scan_model.image_size)
     results: dict = {"all": {}, "subset": {}}
-    has_aids = scan_model.reading != {"mirror_average": False, "heatmap_sigma": 0.0}
+    has_aids = scan_model.reading != NO_READING_AIDS
     for method in (m for m in METHODS if has_aids or m != "gradcam-plain"):
         for scope, limit in (("all", None), ("subset", args.scorecam_images)):
             if method == "scorecam" and scope == "all":

@@ -132,7 +132,7 @@ def validate_info(info: dict, where: Path) -> None:
     if not 0.0 < float(info["threshold"]) < 1.0 or not float(info["temperature"]) > 0.0:
         raise ModelInvalid(f"{where}/model.json has threshold {info['threshold']} or temperature {info['temperature']} out of range.")
     reading = info.get("reading", {})
-    sigma = reading.get("heatmap_sigma", 0.0)
+    sigma = reading.get("heatmap_sigma", 0.0) if isinstance(reading, dict) else None
     if (not isinstance(reading, dict) or not isinstance(reading.get("mirror_average", False), bool)
             or not isinstance(sigma, (int, float)) or not 0.0 <= sigma <= MAX_HEATMAP_SIGMA):
         raise ModelInvalid(f"{where}/model.json has an invalid \"reading\" {reading!r}: mirror_average must be true or "

@@ -357,7 +357,7 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
         .batch(global_batch)
     )
 
-    healthy_label = data.class_names.index("notumor") if "notumor" in data.class_names else None
+    healthy_label = data.class_names.index(datasets.NO_TUMOR_CLASS) if datasets.NO_TUMOR_CLASS in data.class_names else None
     mix = use_boxes and settings.box_mix > 0 and healthy_label is not None
 
     def augment_batch(batch, seeds):
@@ -507,8 +507,10 @@ def box_mix(images, labels, weights, masks, has_box, seeds, share: float, health
         small = tf.image.resize(mask, [side // MIX_FEATHER_PX, side // MIX_FEATHER_PX], method="area")
         return tf.maximum(tf.image.resize(small, [side, side], method="bilinear"), mask)  # the box itself fully
 
+    def per_image(flags):  # (N,) -> (N, 1, 1, 1), to choose whole images
+        return tf.reshape(flags, [-1, 1, 1, 1])
+
     donor_masks = tf.gather(masks, donors)
-    per_image = lambda flags: tf.reshape(flags, [-1, 1, 1, 1])  # noqa: E731
     edge = feather(donor_masks)
     images = tf.where(per_image(pasted), images * (1.0 - edge) + tf.gather(images, donors) * edge, images)
     edge = feather(masks)
