@@ -33,7 +33,7 @@ from bench.accuracy import (BOXED_ROOT, DEFAULT_DATA, DEFAULT_MANIFEST, PROJECT,
                             localisation_figures, log, prepare_records, select_records)
 from bench.results_store import update_results  # noqa: E402
 from mri_core import datasets  # noqa: E402
-from mri_core.explain import GradCam, library_cams  # noqa: E402
+from mri_core.explain import GradCam  # noqa: E402
 from mri_core.model import NO_READING_AIDS, load_model  # noqa: E402
 
 DEFAULT_MODEL = PROJECT / "assets" / "models" / "default-4class"
@@ -48,13 +48,7 @@ def cam_function(scan_model, method: str):
     if method == "gradcam-plain":
         plain = GradCam(scan_model.keras_model, scan_model.info["gradcam_layer"], tumor_idx)
         return lambda batch: plain(batch)[1]
-
-    def cams(batch):
-        raw = np.asarray(scan_model.keras_model(batch, training=False))
-        targets = tumor_idx[raw[:, tumor_idx].argmax(axis=1)]
-        return library_cams(scan_model.keras_model, scan_model.info["gradcam_layer"], batch, targets, method)
-
-    return cams
+    return lambda batch: scan_model.library_cams(batch, method)[1]
 
 
 def row(figures: dict) -> dict:

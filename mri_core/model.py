@@ -82,6 +82,16 @@ class ScanModel:
         """float32 (N,S,S,1) model inputs in [0, 1] -> raw softmax (N, C), read as the package says."""
         return forward(self.keras_model, batch, self.mirror_average)
 
+    def library_cams(self, batch: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (N,S,S,1) -> (raw softmax (N, C) read as the package says, (N, h, w) maps of a
+        tf-keras-vis method for the most likely tumor class under that reading, as Grad-CAM's)."""
+        from .explain import library_cams
+
+        raw = self.predict(batch)
+        tumor_idx = np.array([i for i, c in enumerate(self.class_names) if c not in self.no_tumor_classes])
+        targets = tumor_idx[raw[:, tumor_idx].argmax(axis=1)]
+        return raw, library_cams(self.keras_model, self.info["gradcam_layer"], batch, targets, method)
+
     def predict_prepared(self, images: np.ndarray) -> np.ndarray:
         """uint8 (N,S,S,1) prepared images (x255) -> raw softmax (N, C), read as the package says."""
         return predict_arrays(self.keras_model, images, mirror=self.mirror_average)

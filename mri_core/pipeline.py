@@ -18,7 +18,7 @@ import numpy as np
 from . import io, ood, preprocess
 from .errors import MriError, SettingsInvalid
 from .evaluate import decide
-from .explain import Reading, cam_peak_and_box, library_cams
+from .explain import Reading, cam_peak_and_box
 from .volume import Volume
 
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "none")
@@ -63,10 +63,7 @@ def read_prepared(scan_model, batch: np.ndarray, prepared: Sequence[preprocess.P
     elif cam == "gradcam":
         raw, cams = scan_model.gradcam(batch)  # evidence for the most likely tumor class
     else:
-        raw = scan_model.predict(batch)
-        tumor_idx = np.array([i for i, c in enumerate(scan_model.class_names) if c not in scan_model.no_tumor_classes])
-        targets = tumor_idx[raw[:, tumor_idx].argmax(axis=1)]  # the most likely tumor class, as Grad-CAM
-        cams = library_cams(scan_model.keras_model, scan_model.info["gradcam_layer"], batch, targets, cam)
+        raw, cams = scan_model.library_cams(batch, cam)
     probabilities = scan_model.calibrate(raw)
     labels, tumor, tumor_probability = decide(
         probabilities, scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)

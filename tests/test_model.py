@@ -100,6 +100,22 @@ def test_mirror_reading_averages_the_slice_and_its_mirror(tiny_model_dir, tmp_pa
     assert model.gradcam.mirror  # the heatmap is read the same way
 
 
+def test_library_cams_explain_the_class_the_package_reading_picks(tiny_model_dir, tmp_path):
+    from mri_core.explain import library_cams
+
+    folder = _copy(tiny_model_dir, tmp_path)
+    _edit_info(folder, reading={"mirror_average": True, "heatmap_sigma": 0.0})
+    model = load_model(folder)
+    batch = np.random.default_rng(2).random((2, 64, 64, 1)).astype(np.float32)
+
+    raw, cams = model.library_cams(batch, "gradcam++")
+
+    np.testing.assert_allclose(raw, model.predict(batch), atol=1e-6)  # mirrored, as the app reads it
+    tumor = model.class_names.index("tumor")
+    expected = library_cams(model.keras_model, model.info["gradcam_layer"], batch, np.array([tumor, tumor]), "gradcam++")
+    np.testing.assert_allclose(cams, expected, atol=1e-5)
+
+
 # Stated bounds for the shipped default on the committed test split (measured 2026-11-26 with
 # default-4class@4 on the slices below: error 0.000 on brain-tumor-mri-224 and figshare-boxes
 # tumor vs no tumor, 0.25 on Kaggle's 36).
