@@ -349,7 +349,7 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
     # without boxes a (N, 1, 1, 1) stand-in keeps one pipeline and one step for both cases
     train_m = data.train_masks if use_boxes else np.zeros((len(train_y), 1, 1, 1), np.uint8)
     train_b = data.train_has_box if use_boxes else np.zeros(len(train_y), np.float32)
-    augment = _augmenter(settings.arch, settings.seed)
+    augment = _augmenter(settings.arch)
     batch_seeds = tf.data.Dataset.random(seed=settings.seed, rerandomize_each_iteration=True).batch(2)
     batches = (
         tf.data.Dataset.from_tensor_slices((train_x, train_y, train_w, train_m, train_b))
@@ -521,29 +521,52 @@ def box_mix(images, labels, weights, masks, has_box, seeds, share: float, health
     return images, labels, weights, masks, has_box
 
 
-def _augmenter(arch: str, seed: int):
+ROTATION_TURNS = 0.04  # largest rotation, in turns (0.04 = 14.4 degrees)
+ZOOM = 0.1  # largest change of scale, either way
+
+
+def geometric_augment(images, seeds):
+    """(N, S, S, C) -> the same, each image flipped left-right at random, rotated and zoomed
+    about its centre (bilinear, black outside). Every draw is a pure function of `seeds`
+    (stateless random ops), so a run is repeatable however tf.data schedules its batches."""
+    import math
+
+    import tensorflow as tf
+
+    n, side = tf.shape(images)[0], tf.shape(images)[1]
+    flip = tf.random.stateless_uniform([n], seeds + 9) < 0.5
+    images = tf.where(flip[:, None, None, None], tf.reverse(images, axis=[2]), images)
+    angle = tf.random.stateless_uniform([n], seeds + 10, -ROTATION_TURNS, ROTATION_TURNS) * (2.0 * math.pi)
+    scale = 1.0 + tf.random.stateless_uniform([n], seeds + 11, -ZOOM, ZOOM)
+    centre = (tf.cast(side, tf.float32) - 1.0) / 2.0
+    # output pixel (x, y) samples the input at scale * rotation * ((x, y) - centre) + centre
+    a0, a1 = scale * tf.cos(angle), -scale * tf.sin(angle)
+    b0, b1 = scale * tf.sin(angle), scale * tf.cos(angle)
+    a2, b2 = centre - a0 * centre - a1 * centre, centre - b0 * centre - b1 * centre
+    zero = tf.zeros_like(angle)
+    transforms = tf.stack([a0, a1, a2, b0, b1, b2, zero, zero], axis=1)
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=tf.stack([side, side]), fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="CONSTANT")
+
+
+def _augmenter(arch: str):
     """(images, masks, seeds) -> (images, masks). The paper trained without augmentation;
     `default` gets flips, small rotations and zoom (applied to the tumor-box masks alike),
     blur, gamma, contrast and noise, so that it does not learn one scanner's look. Random
-    draws are seeded per batch: a run is repeatable."""
-    import keras
+    draws are stateless, from the per-batch seeds: a run is repeatable."""
     import tensorflow as tf
 
     if arch == "paper":
         return lambda images, masks, seeds: (images, masks)
-    geometric = keras.Sequential([
-        keras.layers.RandomFlip("horizontal", seed=seed),
-        keras.layers.RandomRotation(0.04, fill_mode="constant", seed=seed + 1),
-        keras.layers.RandomZoom((-0.1, 0.1), fill_mode="constant", seed=seed + 2),
-    ])
 
     @tf.autograph.experimental.do_not_convert  # plain tensor code; its one `if` is on static shapes
     def augment(images, masks, seeds):
         if masks.shape[1] == images.shape[1]:  # real masks: move them with the image
-            both = geometric(tf.concat([images, masks], axis=-1), training=True)
+            both = geometric_augment(tf.concat([images, masks], axis=-1), seeds)
             images, masks = both[..., :1], tf.round(both[..., 1:])
         else:
-            images = geometric(images, training=True)
+            images = geometric_augment(images, seeds)
         per_image = [tf.shape(images)[0], 1, 1, 1]
         # blur: blend with a down-and-up sampled copy (lower scanner resolution, web JPEGs)
         side = tf.shape(images)[1]
