@@ -44,9 +44,8 @@ def cam_function(scan_model, method: str):
     """float32 (B, S, S, 1) -> (B, h, w) cams of the most likely tumor class."""
     if method == "gradcam":
         return lambda batch: scan_model.gradcam(batch)[1]
-    tumor_idx = np.array([i for i, c in enumerate(scan_model.class_names) if c not in scan_model.no_tumor_classes])
     if method == "gradcam-plain":
-        plain = GradCam(scan_model.keras_model, scan_model.info["gradcam_layer"], tumor_idx)
+        plain = GradCam(scan_model.keras_model, scan_model.info["gradcam_layer"], scan_model.tumor_indices)
         return lambda batch: plain(batch)[1]
     return lambda batch: scan_model.library_cams(batch, method)[1]
 

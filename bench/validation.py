@@ -69,9 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         images, crops, shapes = prepared[model.image_size]
         figures = {"package": package, **{tag: detection(model, records, images, mirror)
                                           for tag, mirror in (("plain", False), ("mirror", True))}}
-        tumor_idx = [i for i, c in enumerate(model.class_names) if c not in model.no_tumor_classes]
         for tag, aids in (("cam_plain", {}), ("cam_mirror_smoothed", {"mirror": True, "smoothing_sigma": 2.0})):
-            gradcam = GradCam(model.keras_model, model.info["gradcam_layer"], tumor_idx, **aids)
+            gradcam = GradCam(model.keras_model, model.info["gradcam_layer"], model.tumor_indices, **aids)
             loc = localisation_figures(model, records, images, crops, shapes, boxes, np.random.default_rng(0),
                                        cams_of=lambda batch, g=gradcam: g(batch)[1])
             figures[tag] = {"pointing_game": loc["pointing_game"]["rate"], "iou": loc["iou"]["mean"], "n": loc["n"]}

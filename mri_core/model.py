@@ -59,6 +59,10 @@ class ScanModel:
         return list(self.info["no_tumor_classes"])
 
     @property
+    def tumor_indices(self) -> list[int]:
+        return tumor_indices(self.info)
+
+    @property
     def threshold(self) -> float:
         return float(self.info["threshold"])
 
@@ -88,7 +92,7 @@ class ScanModel:
         from .explain import library_cams
 
         raw = self.predict(batch)
-        tumor_idx = np.array([i for i, c in enumerate(self.class_names) if c not in self.no_tumor_classes])
+        tumor_idx = np.array(self.tumor_indices)
         targets = tumor_idx[raw[:, tumor_idx].argmax(axis=1)]
         return raw, library_cams(self.keras_model, self.info["gradcam_layer"], batch, targets, method)
 
@@ -103,6 +107,11 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     logits -= logits.max(axis=-1, keepdims=True)
     scaled = np.exp(logits)
     return (scaled / scaled.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def tumor_indices(info: dict) -> list[int]:
+    """Indices of the tumor classes (every class not named a no-tumor class) in the outputs."""
+    return [i for i, c in enumerate(info["class_names"]) if c not in info["no_tumor_classes"]]
 
 
 def reading_of(info: dict) -> dict:
@@ -200,9 +209,8 @@ def load_model(ref: str | Path | ModelEntry) -> ScanModel:
     from .explain import GradCam
     from .ood import load_detector
 
-    tumor_classes = [i for i, c in enumerate(info["class_names"]) if c not in info["no_tumor_classes"]]
     reading = reading_of(info)
-    gradcam = GradCam(keras_model, info["gradcam_layer"], tumor_classes,
+    gradcam = GradCam(keras_model, info["gradcam_layer"], tumor_indices(info),
                       mirror=reading["mirror_average"], smoothing_sigma=float(reading["heatmap_sigma"]))
     return ScanModel(keras_model, info, entry.path, gradcam,
                      load_detector(entry.path, info, keras_model))
