@@ -104,6 +104,9 @@ def _training_recipe(info: dict) -> list[str]:
     if settings.get("box_mix"):
         rows.append(("box mix (share of healthy slices given a boxed tumor, and of boxed tumors covered by the mirrored other side)",
                      _fmt(settings["box_mix"])))
+    if settings.get("invert"):
+        rows.append(("grey-level inversion (share of training images whose head is inverted, any class)",
+                     _fmt(settings["invert"])))
     return ["", *_table(rows)] if rows else []
 
 

@@ -75,6 +75,10 @@ class TrainSettings:
     # class, boxed where it lands), and of boxed tumors whose box is covered by the mirrored
     # other side of the same slice (labelled healthy): style alone then never decides the label.
     box_mix: float = 0.0
+    # share of training images whose head has its grey levels inverted (1 - x inside the head):
+    # T1 slices then look T2-like and T2 slices T1-like, tumor and healthy alike, so that the
+    # contrast style (which tells the data sets' tumor and healthy images apart) cannot decide the label.
+    invert: float = 0.0
 
     def check(self) -> "TrainSettings":
         if self.arch not in architectures.ARCHITECTURES:
@@ -97,6 +101,8 @@ class TrainSettings:
             raise SettingsInvalid(f"Box weight must be between 0 and 10, got {self.box_weight}.")
         if not 0.0 <= self.box_mix <= 1.0:
             raise SettingsInvalid(f"Box mix must be between 0 and 1, got {self.box_mix}.")
+        if not 0.0 <= self.invert <= 1.0:
+            raise SettingsInvalid(f"Invert share must be between 0 and 1, got {self.invert}.")
         if self.name is not None:
             registry.check_model_name(self.name)
         return self
@@ -349,7 +355,7 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
     # without boxes a (N, 1, 1, 1) stand-in keeps one pipeline and one step for both cases
     train_m = data.train_masks if use_boxes else np.zeros((len(train_y), 1, 1, 1), np.uint8)
     train_b = data.train_has_box if use_boxes else np.zeros(len(train_y), np.float32)
-    augment = _augmenter(settings.arch)
+    augment = _augmenter(settings.arch, settings.invert)
     batch_seeds = tf.data.Dataset.random(seed=settings.seed, rerandomize_each_iteration=True).batch(2)
     batches = (
         tf.data.Dataset.from_tensor_slices((train_x, train_y, train_w, train_m, train_b))
@@ -550,10 +556,28 @@ def geometric_augment(images, seeds):
         interpolation="BILINEAR", fill_mode="CONSTANT")
 
 
-def _augmenter(arch: str):
+HEAD_LEVEL = 0.06  # grey level (after the percentile stretch) above which a pixel is taken as head
+
+
+def invert_head(images, chosen):
+    """(N, S, S, 1) in [0, 1] -> the same, with the head of each `chosen` (N,) image inverted
+    (1 - x) and the background left black. The head is the pixels above a dark level, with
+    dark holes inside it (CSF in T1) filled by an 8-px-cell closing, so they turn bright."""
+    import tensorflow as tf
+
+    side = tf.shape(images)[1]
+    head = tf.cast(images > HEAD_LEVEL, images.dtype)
+    cells = tf.image.resize(head, [side // 8, side // 8], method="area")
+    inside = tf.cast(tf.image.resize(cells, [side, side], method="bilinear") > 0.9, images.dtype)
+    inverted = tf.maximum(head, inside) * (1.0 - images)
+    return tf.where(chosen[:, None, None, None], inverted, images)
+
+
+def _augmenter(arch: str, invert: float = 0.0):
     """(images, masks, seeds) -> (images, masks). The paper trained without augmentation;
     `default` gets flips, small rotations and zoom (applied to the tumor-box masks alike),
-    blur, gamma, contrast and noise, so that it does not learn one scanner's look. Random
+    blur, gamma, contrast and noise, so that it does not learn one scanner's look, and on a
+    share `invert` of the images the head's grey levels inverted (`invert_head`). Random
     draws are stateless, from the per-batch seeds: a run is repeatable."""
     import tensorflow as tf
 
@@ -562,6 +586,8 @@ def _augmenter(arch: str):
 
     @tf.autograph.experimental.do_not_convert  # plain tensor code; its one `if` is on static shapes
     def augment(images, masks, seeds):
+        if invert > 0:
+            images = invert_head(images, tf.random.stateless_uniform([tf.shape(images)[0]], seeds + 12) < invert)
         if masks.shape[1] == images.shape[1]:  # real masks: move them with the image
             both = geometric_augment(tf.concat([images, masks], axis=-1), seeds)
             images, masks = both[..., :1], tf.round(both[..., 1:])
@@ -659,6 +685,8 @@ def reproduce_command(data_dirs: Sequence[str | Path], settings: TrainSettings) 
     parts += ["--source-balance", str(settings.source_balance), "--box-weight", str(settings.box_weight)]
     if settings.box_mix:
         parts += ["--box-mix", str(settings.box_mix)]
+    if settings.invert:
+        parts += ["--invert", str(settings.invert)]
     if settings.name:
         parts += ["--name", settings.name]
     return shlex.join(parts)

@@ -86,6 +86,32 @@ def test_geometric_augmentation_is_a_function_of_the_batch_seeds():
     assert np.all(np.abs(first.sum(axis=(1, 2, 3)) - images[0].sum()) < 0.4 * images[0].sum())
 
 
+def test_head_inversion_turns_dark_tissue_bright_and_keeps_the_background_black(typed_dir):
+    import tensorflow as tf
+
+    from mri_core import io, preprocess
+    from mri_core.train import HEAD_LEVEL, invert_head
+
+    path = sorted((typed_dir / "glioma").iterdir())[0]  # a T1 slice: dark CSF, bright fat
+    image = preprocess.prepare(io.decode_image(path.read_bytes(), path.name).pixels, 128).image
+    images = np.stack([image, image])
+    out = invert_head(tf.constant(images), tf.constant([True, False])).numpy()
+    np.testing.assert_array_equal(out[1], image)  # not chosen: untouched
+    head = image[..., 0] > HEAD_LEVEL
+    np.testing.assert_allclose(out[0][..., 0][head], 1.0 - image[..., 0][head], atol=1e-6)
+    assert out[0][:6, :6].max() == 0.0  # the corner outside the head stays black
+    # grey order reversed inside the head: the brightest tenth now darker than the darkest tenth was
+    bright = image[..., 0] >= np.percentile(image[..., 0][head], 90)
+    dark = head & (image[..., 0] <= np.percentile(image[..., 0][head], 10))
+    assert out[0][..., 0][bright].mean() < out[0][..., 0][dark].mean()
+
+
+def test_inversion_is_recorded_in_the_command(small_kaggle):
+    settings = TrainSettings(**{**FAST, "arch": "default", "epochs": 1, "image_size": 48, "invert": 0.5})
+    result = train([small_kaggle], settings)
+    assert "--invert 0.5" in result.info["command"] and result.info["settings"]["invert"] == 0.5
+
+
 def test_naive_and_grouped_splits_are_recorded(small_kaggle):
     result = train([small_kaggle], TrainSettings(**{**FAST, "epochs": 1, "split": "naive"}))
     assert result.info["data"]["split"] == "naive"
@@ -106,7 +132,7 @@ def test_temperature_softens_overconfident_predictions():
     (dict(epochs=0), "Epochs"), (dict(arch="vgg"), "architecture"), (dict(batch_size=0), "Batch size"),
     (dict(learning_rate=5.0), "Learning rate"), (dict(image_size=4), "Image size"),
     (dict(strategy="tpu"), "strategy"), (dict(name="../x"), "not allowed"),
-    (dict(box_weight=11.0), "Box weight"), (dict(box_mix=1.5), "Box mix"),
+    (dict(box_weight=11.0), "Box weight"), (dict(box_mix=1.5), "Box mix"), (dict(invert=-0.1), "Invert"),
 ])
 def test_bad_settings_are_refused(change, fragment):
     with pytest.raises(SettingsInvalid, match=fragment):
