@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--invert", type=float,
                        help="share of training images whose head's grey levels are inverted, so that T1 "
                             "looks T2-like and back, for every class; default: 0")
+    train.add_argument("--lesions", type=float,
+                       help="share of healthy training images given a synthetic focal lesion and "
+                            "labelled tumor of unknown type; default: 0")
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on folder-per-class data")
     evaluate.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
@@ -184,7 +187,7 @@ def run_train(args) -> int:
                             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                             name=args.name, strategy=args.strategy, split=args.split, manifest=args.manifest,
                             source_balance=args.source_balance, box_weight=args.box_weight,
-                            box_mix=args.box_mix, invert=args.invert)
+                            box_mix=args.box_mix, invert=args.invert, lesions=args.lesions)
     started = time.monotonic()
     entry = train_and_save(args.data_dirs, settings, on_event=ProgressBar(), activate=args.activate,
                            checkpoint_dir=args.checkpoint)

@@ -107,6 +107,9 @@ def _training_recipe(info: dict) -> list[str]:
     if settings.get("invert"):
         rows.append(("grey-level inversion (share of training images whose head is inverted, any class)",
                      _fmt(settings["invert"])))
+    if settings.get("lesions"):
+        rows.append(("synthetic lesions (share of healthy training images given one, labelled tumor of unknown type)",
+                     _fmt(settings["lesions"])))
     return ["", *_table(rows)] if rows else []
 
 

@@ -79,6 +79,9 @@ class TrainSettings:
     # T1 slices then look T2-like and T2 slices T1-like, tumor and healthy alike, so that the
     # contrast style (which tells the data sets' tumor and healthy images apart) cannot decide the label.
     invert: float = 0.0
+    # share of healthy training images that get a synthetic focal lesion drawn in and are then
+    # labelled "tumor of unknown type" (`synthetic_lesions`)
+    lesions: float = 0.0
 
     def check(self) -> "TrainSettings":
         if self.arch not in architectures.ARCHITECTURES:
@@ -103,6 +106,8 @@ class TrainSettings:
             raise SettingsInvalid(f"Box mix must be between 0 and 1, got {self.box_mix}.")
         if not 0.0 <= self.invert <= 1.0:
             raise SettingsInvalid(f"Invert share must be between 0 and 1, got {self.invert}.")
+        if not 0.0 <= self.lesions <= 1.0:
+            raise SettingsInvalid(f"Lesion share must be between 0 and 1, got {self.lesions}.")
         if self.name is not None:
             registry.check_model_name(self.name)
         return self
@@ -366,11 +371,18 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
     healthy_label = data.class_names.index(datasets.NO_TUMOR_CLASS) if datasets.NO_TUMOR_CLASS in data.class_names else None
     mix = use_boxes and settings.box_mix > 0 and healthy_label is not None
 
+    lesions = settings.arch != "paper" and settings.lesions > 0 and healthy_label is not None
+
     def augment_batch(batch, seeds):
-        images, masks = augment(tf.cast(batch[0], tf.float32) / 255.0, tf.cast(batch[3], tf.float32), seeds)
+        images, labels = tf.cast(batch[0], tf.float32) / 255.0, batch[1]
+        if lesions:  # drawn before the other augmentations, so that they act on the lesion too
+            chosen = (tf.random.stateless_uniform(tf.shape(labels), seeds + 20) < settings.lesions) & (labels == healthy_label)
+            images = synthetic_lesions(images, chosen, seeds)
+            labels = tf.where(chosen, tf.cast(data.any_tumor_label, labels.dtype), labels)
+        images, masks = augment(images, tf.cast(batch[3], tf.float32), seeds)
         if mix:
-            return box_mix(images, batch[1], batch[2], masks, batch[4], seeds, settings.box_mix, healthy_label)
-        return images, batch[1], batch[2], masks, batch[4]
+            return box_mix(images, labels, batch[2], masks, batch[4], seeds, settings.box_mix, healthy_label)
+        return images, labels, batch[2], masks, batch[4]
 
     train_ds = (
         tf.data.Dataset.zip(batches, batch_seeds)
@@ -573,6 +585,47 @@ def invert_head(images, chosen):
     return tf.where(chosen[:, None, None, None], inverted, images)
 
 
+LESION_BLOBS = 3  # Gaussian blobs summed into one irregular lesion
+LESION_SIGMA_PX = (0.025, 0.08)  # blob size, as a share of the image side
+
+
+def synthetic_lesions(images, chosen, seeds):
+    """(N, S, S, 1) in [0, 1], (N,) bool -> the same, with one synthetic focal lesion drawn into
+    the brain of each `chosen` image: an irregular blob (a few overlapping Gaussians, soft edge)
+    with a fainter halo, mostly bright (as tumors and edema show in T2), sometimes dark (as in
+    T1). It teaches "a focal lesion is a tumor" in contrast styles that the labelled tumors
+    rarely show. Every draw is a pure function of `seeds`."""
+    import tensorflow as tf
+
+    n, side = tf.shape(images)[0], tf.shape(images)[1]
+    size = tf.cast(side, tf.float32)
+    head = tf.cast(images > HEAD_LEVEL, tf.float32)
+    cells = tf.image.resize(head, [side // 16, side // 16], method="area")
+    deep = tf.cast(tf.image.resize(cells, [side, side], method="bilinear") > 0.95, tf.float32)
+    # the lesion's centre: a random pixel well inside the head (anywhere, if none is)
+    deep = tf.reshape(deep, [n, -1])
+    deep = tf.where(tf.reduce_sum(deep, axis=1, keepdims=True) > 0, deep, tf.ones_like(deep))
+    centre = tf.random.stateless_categorical(tf.math.log(deep + 1e-9), 1, seeds + 13)[:, 0]
+    cy = tf.cast(centre // tf.cast(side, tf.int64), tf.float32)[:, None]
+    cx = tf.cast(centre % tf.cast(side, tf.int64), tf.float32)[:, None]
+    sigma = tf.random.stateless_uniform([n, LESION_BLOBS], seeds + 14, *LESION_SIGMA_PX) * size
+    offset = tf.random.stateless_normal([n, LESION_BLOBS, 2], seeds + 15) * sigma[..., None] * 0.7
+    by, bx = (cy + offset[..., 0])[:, :, None, None], (cx + offset[..., 1])[:, :, None, None]
+    grid = tf.range(size)
+    yy, xx = grid[None, None, :, None], grid[None, None, None, :]
+    distance2 = (yy - by) ** 2 + (xx - bx) ** 2  # (N, B, S, S)
+    s2 = (2.0 * sigma ** 2)[:, :, None, None]
+    core = tf.sigmoid((tf.reduce_sum(tf.exp(-distance2 / s2), axis=1) - 0.6) * 12.0)
+    halo = tf.sigmoid((tf.reduce_sum(tf.exp(-distance2 / (s2 * 3.0)), axis=1) - 0.3) * 8.0)
+    bright = tf.random.stateless_uniform([n], seeds + 16) < 0.8
+    level = tf.where(bright, tf.random.stateless_uniform([n], seeds + 17, 0.75, 1.0),
+                     tf.random.stateless_uniform([n], seeds + 18, 0.02, 0.2))[:, None, None]
+    strength = tf.random.stateless_uniform([n, 2], seeds + 19, [0.6, 0.15], [1.0, 0.45])
+    blend = (strength[:, 0, None, None] * core + strength[:, 1, None, None] * halo * (1.0 - core))[..., None]
+    lesioned = images + (level[..., None] - images) * blend * head
+    return tf.where(chosen[:, None, None, None], lesioned, images)
+
+
 def _augmenter(arch: str, invert: float = 0.0):
     """(images, masks, seeds) -> (images, masks). The paper trained without augmentation;
     `default` gets flips, small rotations and zoom (applied to the tumor-box masks alike),
@@ -687,6 +740,8 @@ def reproduce_command(data_dirs: Sequence[str | Path], settings: TrainSettings) 
         parts += ["--box-mix", str(settings.box_mix)]
     if settings.invert:
         parts += ["--invert", str(settings.invert)]
+    if settings.lesions:
+        parts += ["--lesions", str(settings.lesions)]
     if settings.name:
         parts += ["--name", settings.name]
     return shlex.join(parts)

@@ -106,10 +106,36 @@ def test_head_inversion_turns_dark_tissue_bright_and_keeps_the_background_black(
     assert out[0][..., 0][bright].mean() < out[0][..., 0][dark].mean()
 
 
-def test_inversion_is_recorded_in_the_command(small_kaggle):
-    settings = TrainSettings(**{**FAST, "arch": "default", "epochs": 1, "image_size": 48, "invert": 0.5})
+def test_a_synthetic_lesion_is_one_focal_change_inside_the_head(typed_dir):
+    import tensorflow as tf
+
+    from mri_core import io, preprocess
+    from mri_core.train import HEAD_LEVEL, synthetic_lesions
+
+    path = sorted((typed_dir / "notumor").iterdir())[0]
+    image = preprocess.prepare(io.decode_image(path.read_bytes(), path.name).pixels, 128).image
+    images = tf.constant(np.stack([image] * 4))
+    chosen = tf.constant([True, True, True, False])
+    seeds = tf.constant([3, 4], tf.int64)
+    out = synthetic_lesions(images, chosen, seeds).numpy()
+    np.testing.assert_array_equal(out, synthetic_lesions(images, chosen, seeds).numpy())  # seeds decide all
+    np.testing.assert_array_equal(out[3], image)  # not chosen: untouched
+    head = image[..., 0] > HEAD_LEVEL
+    for lesioned in out[:3]:
+        changed = np.abs(lesioned - image)[..., 0] > 0.1
+        assert not (changed & ~head).any()  # nothing drawn on the background
+        assert 0.005 < changed.sum() / head.sum() < 0.35  # a focal lesion, not a new contrast
+        rows, cols = np.nonzero(changed)
+        assert np.ptp(rows) < 0.6 * 128 and np.ptp(cols) < 0.6 * 128  # in one place
+    assert len({tuple(np.argwhere(np.abs(x - image)[..., 0] > 0.1).mean(0).round()) for x in out[:3]}) == 3
+
+
+def test_inversion_and_lesions_are_recorded_in_the_command(small_kaggle):
+    settings = TrainSettings(**{**FAST, "arch": "default", "epochs": 1, "image_size": 48, "invert": 0.5,
+                                "lesions": 0.5})
     result = train([small_kaggle], settings)
-    assert "--invert 0.5" in result.info["command"] and result.info["settings"]["invert"] == 0.5
+    assert "--invert 0.5" in result.info["command"] and "--lesions 0.5" in result.info["command"]
+    assert result.info["settings"]["lesions"] == 0.5
 
 
 def test_naive_and_grouped_splits_are_recorded(small_kaggle):
@@ -133,6 +159,7 @@ def test_temperature_softens_overconfident_predictions():
     (dict(learning_rate=5.0), "Learning rate"), (dict(image_size=4), "Image size"),
     (dict(strategy="tpu"), "strategy"), (dict(name="../x"), "not allowed"),
     (dict(box_weight=11.0), "Box weight"), (dict(box_mix=1.5), "Box mix"), (dict(invert=-0.1), "Invert"),
+    (dict(lesions=2.0), "Lesion share"),
 ])
 def test_bad_settings_are_refused(change, fragment):
     with pytest.raises(SettingsInvalid, match=fragment):
