@@ -571,17 +571,31 @@ def geometric_augment(images, seeds):
 HEAD_LEVEL = 0.06  # grey level (after the percentile stretch) above which a pixel is taken as head
 
 
+def head_mask(images):
+    """(N, S, S, 1) in [0, 1] -> float 1 where a pixel is brighter than HEAD_LEVEL."""
+    import tensorflow as tf
+
+    return tf.cast(images > HEAD_LEVEL, images.dtype)
+
+
+def head_interior(head, cell_px: int, share: float):
+    """A head mask -> float 1 where the `cell_px` cells around a pixel, bilinearly blended, are
+    more than `share` head: dark holes smaller than a cell are filled, the rim is eroded."""
+    import tensorflow as tf
+
+    side = tf.shape(head)[1]
+    cells = tf.image.resize(head, [side // cell_px, side // cell_px], method="area")
+    return tf.cast(tf.image.resize(cells, [side, side], method="bilinear") > share, head.dtype)
+
+
 def invert_head(images, chosen):
     """(N, S, S, 1) in [0, 1] -> the same, with the head of each `chosen` (N,) image inverted
     (1 - x) and the background left black. The head is the pixels above a dark level, with
     dark holes inside it (CSF in T1) filled by an 8-px-cell closing, so they turn bright."""
     import tensorflow as tf
 
-    side = tf.shape(images)[1]
-    head = tf.cast(images > HEAD_LEVEL, images.dtype)
-    cells = tf.image.resize(head, [side // 8, side // 8], method="area")
-    inside = tf.cast(tf.image.resize(cells, [side, side], method="bilinear") > 0.9, images.dtype)
-    inverted = tf.maximum(head, inside) * (1.0 - images)
+    head = head_mask(images)
+    inverted = tf.maximum(head, head_interior(head, 8, 0.9)) * (1.0 - images)
     return tf.where(chosen[:, None, None, None], inverted, images)
 
 
@@ -599,11 +613,9 @@ def synthetic_lesions(images, chosen, seeds):
 
     n, side = tf.shape(images)[0], tf.shape(images)[1]
     size = tf.cast(side, tf.float32)
-    head = tf.cast(images > HEAD_LEVEL, tf.float32)
-    cells = tf.image.resize(head, [side // 16, side // 16], method="area")
-    deep = tf.cast(tf.image.resize(cells, [side, side], method="bilinear") > 0.95, tf.float32)
+    head = head_mask(images)
     # the lesion's centre: a random pixel well inside the head (anywhere, if none is)
-    deep = tf.reshape(deep, [n, -1])
+    deep = tf.reshape(head_interior(head, 16, 0.95), [n, -1])
     deep = tf.where(tf.reduce_sum(deep, axis=1, keepdims=True) > 0, deep, tf.ones_like(deep))
     centre = tf.random.stateless_categorical(tf.math.log(deep + 1e-9), 1, seeds + 13)[:, 0]
     cy = tf.cast(centre // tf.cast(side, tf.int64), tf.float32)[:, None]
