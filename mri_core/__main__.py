@@ -55,21 +55,19 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--manifest", help="follow this split manifest (e.g. bench/splits/shipped.json)")
     train.add_argument("--checkpoint", metavar="DIR",
                        help="save the state after every epoch here; if DIR holds a checkpoint, resume from it")
-    train.add_argument("--source-balance", type=float,
-                       help="weight (source, class) strata by (median size / size) ** X; 0 = off "
-                            "(default: 0 for paper, 0.5 for default)")
-    train.add_argument("--box-weight", type=float,
-                       help="weight of the loss that keeps the class evidence inside tumor boxes "
-                            "(a data folder's boxes.csv); default: 0 for paper, 1.5 for default")
-    train.add_argument("--box-mix", type=float,
-                       help="share of healthy training images that get a boxed tumor pasted in, and of "
-                            "boxed tumors covered by the mirrored opposite side (needs boxes); default: 0")
-    train.add_argument("--invert", type=float,
-                       help="share of training images whose head's grey levels are inverted, so that T1 "
-                            "looks T2-like and back, for every class; default: 0")
-    train.add_argument("--lesions", type=float,
-                       help="share of healthy training images given a synthetic focal lesion and "
-                            "labelled tumor of unknown type; default: 0")
+    for flag, text in (
+        ("--source-balance", "weight (source, class) strata by (median size / size) ** X; 0 = off "
+                             "(default: 0 for paper, 0.5 for default)"),
+        ("--box-weight", "weight of the loss that keeps the class evidence inside tumor boxes "
+                         "(a data folder's boxes.csv); default: 0 for paper, 1.5 for default"),
+        ("--box-mix", "share of healthy training images that get a boxed tumor pasted in, and of "
+                      "boxed tumors covered by the mirrored opposite side (needs boxes); default: 0"),
+        ("--invert", "share of training images whose head's grey levels are inverted, so that T1 "
+                     "looks T2-like and back, for every class; default: 0"),
+        ("--lesions", "share of healthy training images given a synthetic focal lesion and "
+                      "labelled tumor of unknown type; default: 0"),
+    ):
+        train.add_argument(flag, type=float, help=text)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on folder-per-class data")
     evaluate.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
