@@ -622,20 +622,29 @@ def synthetic_lesions(images, chosen, seeds):
     cx = tf.cast(centre % tf.cast(side, tf.int64), tf.float32)[:, None]
     sigma = tf.random.stateless_uniform([n, LESION_BLOBS], seeds + 14, *LESION_SIGMA_PX) * size
     offset = tf.random.stateless_normal([n, LESION_BLOBS, 2], seeds + 15) * sigma[..., None] * 0.7
+    bright = tf.random.stateless_uniform([n], seeds + 16) < 0.8
+    level = tf.where(bright, tf.random.stateless_uniform([n], seeds + 17, 0.75, 1.0),
+                     tf.random.stateless_uniform([n], seeds + 18, 0.02, 0.2))
+    strength = tf.random.stateless_uniform([n, 2], seeds + 19, [0.6, 0.15], [1.0, 0.45])
+    # every image's draws are made (so they do not depend on which are chosen); the lesion
+    # maps, (K, blobs, S, S) Gaussians, only for the K chosen ones
+    picked = tf.where(chosen)[:, 0]
+
+    def only_chosen(values):
+        return tf.gather(values, picked)
+
+    cy, cx, sigma, offset, level, strength = map(only_chosen, (cy, cx, sigma, offset, level, strength))
     by, bx = (cy + offset[..., 0])[:, :, None, None], (cx + offset[..., 1])[:, :, None, None]
     grid = tf.range(size)
     yy, xx = grid[None, None, :, None], grid[None, None, None, :]
-    distance2 = (yy - by) ** 2 + (xx - bx) ** 2  # (N, B, S, S)
+    distance2 = (yy - by) ** 2 + (xx - bx) ** 2  # (K, B, S, S)
     s2 = (2.0 * sigma ** 2)[:, :, None, None]
     core = tf.sigmoid((tf.reduce_sum(tf.exp(-distance2 / s2), axis=1) - 0.6) * 12.0)
     halo = tf.sigmoid((tf.reduce_sum(tf.exp(-distance2 / (s2 * 3.0)), axis=1) - 0.3) * 8.0)
-    bright = tf.random.stateless_uniform([n], seeds + 16) < 0.8
-    level = tf.where(bright, tf.random.stateless_uniform([n], seeds + 17, 0.75, 1.0),
-                     tf.random.stateless_uniform([n], seeds + 18, 0.02, 0.2))[:, None, None]
-    strength = tf.random.stateless_uniform([n, 2], seeds + 19, [0.6, 0.15], [1.0, 0.45])
     blend = (strength[:, 0, None, None] * core + strength[:, 1, None, None] * halo * (1.0 - core))[..., None]
-    lesioned = images + (level[..., None] - images) * blend * head
-    return tf.where(chosen[:, None, None, None], lesioned, images)
+    originals = only_chosen(images)
+    lesioned = originals + (level[:, None, None, None] - originals) * blend * only_chosen(head)
+    return tf.tensor_scatter_nd_update(images, picked[:, None], lesioned)
 
 
 def _augmenter(arch: str, invert: float = 0.0):
