@@ -375,14 +375,18 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
 
     def augment_batch(batch, seeds):
         images, labels = tf.cast(batch[0], tf.float32) / 255.0, batch[1]
+        masks, has_box = tf.cast(batch[3], tf.float32), batch[4]
         if lesions:  # drawn before the other augmentations, so that they act on the lesion too
             chosen = (tf.random.stateless_uniform(tf.shape(labels), seeds + 20) < settings.lesions) & (labels == healthy_label)
-            images = synthetic_lesions(images, chosen, seeds)
+            images, cores = synthetic_lesions(images, chosen, seeds)
             labels = tf.where(chosen, tf.cast(data.any_tumor_label, labels.dtype), labels)
-        images, masks = augment(images, tf.cast(batch[3], tf.float32), seeds)
+            if use_boxes:  # the lesion's core is its box: the heatmap is taught to land on it
+                masks = tf.maximum(tf.cast(batch[3], tf.float32), cores)
+                has_box = tf.maximum(batch[4], tf.cast(chosen, batch[4].dtype))
+        images, masks = augment(images, masks, seeds)
         if mix:
-            return box_mix(images, labels, batch[2], masks, batch[4], seeds, settings.box_mix, healthy_label)
-        return images, labels, batch[2], masks, batch[4]
+            return box_mix(images, labels, batch[2], masks, has_box, seeds, settings.box_mix, healthy_label)
+        return images, labels, batch[2], masks, has_box
 
     train_ds = (
         tf.data.Dataset.zip(batches, batch_seeds)
@@ -407,7 +411,8 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
             loss = tf.nn.compute_average_loss(per_example * weights, global_batch_size=global_batch)
             boxed = tf.zeros_like(per_example)
             if use_boxes:
-                boxed = box_loss(maps, logits_kernel, labels, masks, has_box)
+                shown = tf.argmax(probabilities * tumor_mask, axis=-1, output_type=tf.int32)
+                boxed = box_loss(maps, logits_kernel, labels, masks, has_box, untyped_class=shown)
                 loss += settings.box_weight * tf.nn.compute_average_loss(boxed, global_batch_size=global_batch)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
@@ -473,12 +478,14 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
     return model, history
 
 
-def box_loss(maps, logits_kernel, labels, masks, has_box):
+def box_loss(maps, logits_kernel, labels, masks, has_box, untyped_class=None):
     """Per image: -log(share of its true class's spatial evidence softmax that lies inside its box).
 
     maps (N, h, w, K) Grad-CAM layer output; logits_kernel (K, C); labels (N,) int32 (C =
-    tumor of unknown type: no loss); masks (N, S, S, 1) float 1 inside the box; has_box (N,)
-    float. With global average pooling before `logits`, the class evidence map sum_k A_k w_kc
+    tumor of unknown type); masks (N, S, S, 1) float 1 inside the box; has_box (N,) float. A
+    boxed tumor of unknown type (a synthetic lesion) is judged on the map of `untyped_class`
+    (N,), the tumor class that Grad-CAM would explain for it; without it, such images add no
+    loss. With global average pooling before `logits`, the class evidence map sum_k A_k w_kc
     is exactly what Grad-CAM on the logit shows, so this teaches the heatmap to land on the tumor.
     Returns (N,) float32, 0 where an image has no usable box.
     """
@@ -486,13 +493,15 @@ def box_loss(maps, logits_kernel, labels, masks, has_box):
 
     n_classes = logits_kernel.shape[-1]
     evidence = tf.einsum("nhwk,kc->nhwc", maps, logits_kernel)
-    own = tf.gather(evidence, tf.minimum(labels, n_classes - 1), axis=3, batch_dims=1)  # (N, h, w)
+    typed = labels < n_classes
+    shown = labels if untyped_class is None else tf.where(typed, labels, tf.cast(untyped_class, labels.dtype))
+    own = tf.gather(evidence, tf.minimum(shown, n_classes - 1), axis=3, batch_dims=1)  # (N, h, w)
     n, cells = tf.shape(own)[0], tf.shape(own)[1] * tf.shape(own)[2]
     log_share = tf.nn.log_softmax(tf.reshape(own, [n, cells]), axis=-1)
     inside = tf.image.resize(masks, tf.shape(own)[1:3], method="area")  # share of each cell in the box
     inside = tf.reshape(inside, [n, cells])
     usable = (has_box * tf.cast(tf.reduce_max(inside, axis=-1) > 0, tf.float32)
-              * tf.cast(labels < n_classes, tf.float32))
+              * tf.cast(typed | (untyped_class is not None), tf.float32))
     per_example = -tf.reduce_logsumexp(log_share + tf.math.log(inside + 1e-6), axis=-1)
     return per_example * usable
 
@@ -604,11 +613,12 @@ LESION_SIGMA_PX = (0.025, 0.08)  # blob size, as a share of the image side
 
 
 def synthetic_lesions(images, chosen, seeds):
-    """(N, S, S, 1) in [0, 1], (N,) bool -> the same, with one synthetic focal lesion drawn into
-    the brain of each `chosen` image: an irregular blob (a few overlapping Gaussians, soft edge)
-    with a fainter halo, mostly bright (as tumors and edema show in T2), sometimes dark (as in
-    T1). It teaches "a focal lesion is a tumor" in contrast styles that the labelled tumors
-    rarely show. Every draw is a pure function of `seeds`."""
+    """(N, S, S, 1) in [0, 1], (N,) bool -> (the same, with one synthetic focal lesion drawn into
+    the brain of each `chosen` image; (N, S, S, 1) float masks of the lesions' cores, 0 for the
+    others). A lesion is an irregular blob (a few overlapping Gaussians, soft edge) with a
+    fainter halo, mostly bright (as tumors and edema show in T2), sometimes dark (as in T1). It
+    teaches "a focal lesion is a tumor" in contrast styles that the labelled tumors rarely
+    show. Every draw is a pure function of `seeds`."""
     import tensorflow as tf
 
     n, side = tf.shape(images)[0], tf.shape(images)[1]
@@ -642,9 +652,11 @@ def synthetic_lesions(images, chosen, seeds):
     core = tf.sigmoid((tf.reduce_sum(tf.exp(-distance2 / s2), axis=1) - 0.6) * 12.0)
     halo = tf.sigmoid((tf.reduce_sum(tf.exp(-distance2 / (s2 * 3.0)), axis=1) - 0.3) * 8.0)
     blend = (strength[:, 0, None, None] * core + strength[:, 1, None, None] * halo * (1.0 - core))[..., None]
-    originals = only_chosen(images)
-    lesioned = originals + (level[:, None, None, None] - originals) * blend * only_chosen(head)
-    return tf.tensor_scatter_nd_update(images, picked[:, None], lesioned)
+    originals, inside = only_chosen(images), only_chosen(head)
+    lesioned = originals + (level[:, None, None, None] - originals) * blend * inside
+    cores = tf.cast(core[..., None] > 0.5, tf.float32) * inside
+    return (tf.tensor_scatter_nd_update(images, picked[:, None], lesioned),
+            tf.tensor_scatter_nd_update(tf.zeros_like(images), picked[:, None], cores))
 
 
 def _augmenter(arch: str, invert: float = 0.0):

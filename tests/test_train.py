@@ -117,16 +117,20 @@ def test_a_synthetic_lesion_is_one_focal_change_inside_the_head(typed_dir):
     images = tf.constant(np.stack([image] * 4))
     chosen = tf.constant([True, True, True, False])
     seeds = tf.constant([3, 4], tf.int64)
-    out = synthetic_lesions(images, chosen, seeds).numpy()
-    np.testing.assert_array_equal(out, synthetic_lesions(images, chosen, seeds).numpy())  # seeds decide all
-    np.testing.assert_array_equal(out[3], image)  # not chosen: untouched
+    out, cores = (x.numpy() for x in synthetic_lesions(images, chosen, seeds))
+    np.testing.assert_array_equal(out, synthetic_lesions(images, chosen, seeds)[0].numpy())  # seeds decide all
+    np.testing.assert_array_equal(out[3], image)  # not chosen: untouched, and no lesion box
+    assert cores.shape == out.shape and not cores[3].any()
     head = image[..., 0] > HEAD_LEVEL
-    for lesioned in out[:3]:
+    for lesioned, core in zip(out[:3], cores[:3, ..., 0] > 0):
         changed = np.abs(lesioned - image)[..., 0] > 0.1
         assert not (changed & ~head).any()  # nothing drawn on the background
         assert 0.005 < changed.sum() / head.sum() < 0.35  # a focal lesion, not a new contrast
         rows, cols = np.nonzero(changed)
         assert np.ptp(rows) < 0.6 * 128 and np.ptp(cols) < 0.6 * 128  # in one place
+        # its box (the core) lies on the drawn lesion, inside the head
+        assert core.any() and not (core & ~head).any()
+        assert (core & changed).sum() > 0.5 * core.sum()
     assert len({tuple(np.argwhere(np.abs(x - image)[..., 0] > 0.1).mean(0).round()) for x in out[:3]}) == 3
 
 
@@ -251,7 +255,7 @@ def test_a_stopped_run_resumes_from_its_last_completed_epoch(small_kaggle, tmp_p
 # --- tumor boxes and the operating point ---------------------------------------------------
 
 def _box_loss_of(evidence_at: tuple[int, int], box: tuple[int, int, int, int], label: int = 0,
-                 has_box: float = 1.0) -> float:
+                 has_box: float = 1.0, untyped_class: int | None = None) -> float:
     """Box loss of one 8x8 map whose class-0 evidence peaks at one cell, box in 32 px input."""
     import tensorflow as tf
 
@@ -263,8 +267,9 @@ def _box_loss_of(evidence_at: tuple[int, int], box: tuple[int, int, int, int], l
     masks = np.zeros((1, 32, 32, 1), np.float32)
     x0, y0, x1, y1 = box
     masks[0, y0:y1 + 1, x0:x1 + 1] = 1.0
+    shown = None if untyped_class is None else tf.constant([untyped_class])
     return float(box_loss(tf.constant(maps), kernel, tf.constant([label]), tf.constant(masks),
-                          tf.constant([has_box]))[0])
+                          tf.constant([has_box]), untyped_class=shown)[0])
 
 
 def test_box_loss_is_low_when_the_evidence_lies_in_the_tumor_box_and_high_outside():
@@ -273,6 +278,9 @@ def test_box_loss_is_low_when_the_evidence_lies_in_the_tumor_box_and_high_outsid
     assert inside < 1.0 < outside
     assert _box_loss_of((6, 6), box, has_box=0.0) == 0.0  # images without a box add nothing
     assert _box_loss_of((6, 6), box, label=2) == 0.0  # a tumor of unknown type has no class map
+    # unless the caller names the tumor class shown for it (a boxed synthetic lesion)
+    assert _box_loss_of((2, 3), box, label=2, untyped_class=0) == inside
+    assert _box_loss_of((6, 6), box, label=2, untyped_class=0) == outside
 
 
 def _mix_batch(share: float, seed: int = 1):
@@ -348,7 +356,8 @@ def test_boxed_images_train_the_heatmap_and_the_run_records_it(tmp_path, figshar
     boxed = link_subset(figshare_dir, tmp_path / "figshare-boxes", per_class=8)
     (boxed / "boxes.csv").symlink_to(figshare_dir / "boxes.csv")
     healthy = link_subset(kaggle_dir, tmp_path / "kaggle", per_class=12, classes=["no"])
-    settings = TrainSettings(arch="default", epochs=2, image_size=64, batch_size=8, box_weight=0.5, box_mix=0.5)
+    settings = TrainSettings(arch="default", epochs=2, image_size=64, batch_size=8, box_weight=0.5, box_mix=0.5,
+                             lesions=0.5)  # lesioned healthy slices get their lesion as box
     result = train([boxed, healthy], settings)
     assert result.info["data"]["boxed_train_images"] > 10
     assert all(h["box_loss"] > 0 for h in result.info["history"])
