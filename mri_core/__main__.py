@@ -65,7 +65,7 @@ def _parser() -> argparse.ArgumentParser:
         ("--invert", "share of training images whose head's grey levels are inverted, so that T1 "
                      "looks T2-like and back, for every class; default: 0"),
         ("--lesions", "share of healthy training images given a synthetic focal lesion and "
-                      "labelled tumor of unknown type; default: 0"),
+                      "labelled tumor of unknown type (its core is its box when the data has boxes); default: 0"),
     ):
         train.add_argument(flag, type=float, help=text)
 
