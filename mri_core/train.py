@@ -381,7 +381,7 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
             images, cores = synthetic_lesions(images, chosen, seeds)
             labels = tf.where(chosen, tf.cast(data.any_tumor_label, labels.dtype), labels)
             if use_boxes:  # the lesion's core is its box: the heatmap is taught to land on it
-                masks = tf.maximum(tf.cast(batch[3], tf.float32), cores)
+                masks = tf.maximum(masks, cores)
                 has_box = tf.maximum(batch[4], tf.cast(chosen, batch[4].dtype))
         images, masks = augment(images, masks, seeds)
         if mix:
@@ -421,7 +421,7 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
         predicted = tf.argmax(probabilities, -1, output_type=tf.int32)
         hit = tf.where(labels == n_classes, tf.gather(tumor_mask, predicted) > 0.5, tf.equal(predicted, labels))
         correct = tf.reduce_sum(tf.cast(hit, tf.float32))
-        return tf.reduce_sum(per_example), correct, tf.reduce_sum(boxed)
+        return tf.reduce_sum(per_example), correct, tf.reduce_sum(boxed), tf.reduce_sum(has_box)
 
     @tf.function
     def train_step(images, labels, weights, masks, has_box):
@@ -440,14 +440,15 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
         history, best_loss, best_weights = resumed.history, resumed.best_loss, resumed.best_weights
     started = time.monotonic() - (history[-1]["elapsed_s"] if history else 0.0)
     for epoch in range(len(history) + 1, settings.epochs + 1):
-        loss_total, correct_total, box_total = 0.0, 0.0, 0.0
+        loss_total, correct_total, box_total, box_count = 0.0, 0.0, 0.0, 0.0
         for step, batch in enumerate(dist_train, start=1):
             if stop():
                 raise TrainingCancelled("Training was cancelled; no model was saved.")
-            loss_sum, correct, box_sum = train_step(*batch)
+            loss_sum, correct, box_sum, boxes = train_step(*batch)
             loss_total += float(loss_sum)
             correct_total += float(correct)
             box_total += float(box_sum)
+            box_count += float(boxes)  # lesions add boxes, covered tumors lose theirs
             emit(StepEnd(epoch, step, steps))
         val_x, val_y = data.arrays["val"]
         val_probabilities = predict_arrays(model, val_x)
@@ -463,7 +464,7 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
             "elapsed_s": round(elapsed, 2),
         }
         if use_boxes:
-            record["box_loss"] = box_total / max(float(train_b.sum()), 1.0)
+            record["box_loss"] = box_total / max(box_count, 1.0)
         history.append(record)
         if val_loss < best_loss:  # keep the weights of the best validation epoch
             best_loss, best_weights = val_loss, [w.copy() for w in model.get_weights()]
