@@ -382,7 +382,7 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
             labels = tf.where(chosen, tf.cast(data.any_tumor_label, labels.dtype), labels)
             if use_boxes:  # the lesion's core is its box: the heatmap is taught to land on it
                 masks = tf.maximum(masks, cores)
-                has_box = tf.maximum(batch[4], tf.cast(chosen, batch[4].dtype))
+                has_box = tf.maximum(has_box, tf.cast(chosen, has_box.dtype))
         images, masks = augment(images, masks, seeds)
         if mix:
             return box_mix(images, labels, batch[2], masks, has_box, seeds, settings.box_mix, healthy_label)
@@ -411,7 +411,8 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
             loss = tf.nn.compute_average_loss(per_example * weights, global_batch_size=global_batch)
             boxed = tf.zeros_like(per_example)
             if use_boxes:
-                shown = tf.argmax(probabilities * tumor_mask, axis=-1, output_type=tf.int32)
+                # only synthetic lesions give a tumor of unknown type a box
+                shown = tf.argmax(probabilities * tumor_mask, axis=-1, output_type=tf.int32) if lesions else None
                 boxed = box_loss(maps, logits_kernel, labels, masks, has_box, untyped_class=shown)
                 loss += settings.box_weight * tf.nn.compute_average_loss(boxed, global_batch_size=global_batch)
             if model.losses:
