@@ -9,12 +9,18 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from mri_core import io, registry, render, report
-from mri_core.ood import describe_warning
-from mri_core.pipeline import CAM_METHODS
-from mri_core.preload import preload_model
-from mri_core.errors import MriError
-from mri_core.volume import available_planes, middle_index, plane_count
+from mri_core.io import slices as io
+
+from mri_core.package import registry
+
+from mri_core.present import render
+
+from mri_core.present import report
+from mri_core.io.reading import describe_warning
+from mri_core.inference.read import CAM_METHODS
+from mri_core.inference.preload import preload_model
+from mri_core.io.errors import MriError
+from mri_core.io.volume import available_planes, middle_index, plane_count
 
 UPLOAD_TYPES = None  # any name: DICOM files from a PACS often have no extension; the bytes decide
 NOTICE = "Decision support, not a diagnosis: a radiologist must review every scan."
@@ -23,7 +29,7 @@ NOTICE = "Decision support, not a diagnosis: a radiologist must review every sca
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
 def load_scan_model(package_path: str, version: int):
     """The model package at `package_path`; shared by every session, never mutated."""
-    from mri_core.model import load_cached  # imports TensorFlow: only when first needed
+    from mri_core.inference.model import load_cached  # imports TensorFlow: only when first needed
 
     return load_cached(package_path, version)
 
@@ -39,7 +45,7 @@ def uploaded_volumes(files: list[tuple[str, bytes]], key: tuple) -> list:
 @st.cache_data(show_spinner="Reading the scan ...", max_entries=16, ttl=3600)
 def read_scan(package_path: str, version: int, scan_key: tuple, _volume, index: int, plane: str, cam: str):
     """Slice `index` of `plane` -> (Slice, Reading) with a heatmap by `cam`; `scan_key` names the volume."""
-    from mri_core import pipeline
+    from mri_core.inference import read as pipeline
 
     [slice_] = io.volume_slices(_volume, index, plane)
     return slice_, pipeline.read_slices(load_scan_model(package_path, version), [slice_], cam=cam)[0]
@@ -47,7 +53,7 @@ def read_scan(package_path: str, version: int, scan_key: tuple, _volume, index: 
 
 def scan_all_slices(package_path: str, version: int, scan_key: tuple, volume, plane: str, slider_key: str):
     """Button callback: tumor probability of every slice in batches, then jump to the most suspicious."""
-    from mri_core import pipeline
+    from mri_core.inference import read as pipeline
 
     try:
         readings = pipeline.read_volume(load_scan_model(package_path, version), volume, "all", plane, cam="none")

@@ -30,10 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.results_store import update_results  # noqa: E402
-from mri_core import audit, datasets, io, preprocess  # noqa: E402
-from mri_core.evaluate import NO_TUMOR_NAMES, compute_metrics, decide  # noqa: E402
-from mri_core.explain import cam_peak_and_box  # noqa: E402
-from mri_core.model import load_model  # noqa: E402
+from mri_core.training import audit  # noqa: E402
+from mri_core.training import data as datasets
+from mri_core.io import slices as io
+from mri_core.io import preprocess
+from mri_core.inference.verdict import decide  # noqa: E402
+from mri_core.training.evaluate import NO_TUMOR_NAMES, compute_metrics  # noqa: E402
+from mri_core.inference.explain import cam_peak_and_box  # noqa: E402
+from mri_core.inference.model import load_model  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = PROJECT / "bench" / "splits" / "shipped.json"
@@ -63,10 +67,10 @@ def select_records(data: Path, manifest_path: Path, part: str) -> tuple[list[dat
 
 
 def prepare_records(records, image_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Records -> (uint8 (N, S, S, 1) model inputs x255, crop boxes (N, 4), shapes (N, 2) = (H, W))."""
+    """Records -> (float32 (N, S, S, 1) model inputs as a reading makes them, crop boxes (N, 4), shapes (N, 2) = (H, W))."""
     def prepare_one(record):
         prepared = preprocess.prepare(io.read_file(record.path)[0].pixels, image_size)
-        return np.round(prepared.image * 255.0).astype(np.uint8), prepared.crop_box, prepared.original_shape
+        return prepared.image, prepared.crop_box, prepared.original_shape
 
     with ThreadPoolExecutor(max_workers=PREPARE_WORKERS) as pool:
         images, crop_boxes, shapes = zip(*pool.map(prepare_one, records))
@@ -81,7 +85,7 @@ def detection_figures(scan_model, records, images: np.ndarray, rng: np.random.Ge
 
     true_classes = [r.class_name for r in records]
     roots = np.array([r.root_name for r in records])
-    raw = scan_model.predict_prepared(images)
+    raw = scan_model.predict(images)
     calibrated = scan_model.calibrate(raw)
     args = (scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)
     before, metrics = compute_metrics(true_classes, raw, *args), compute_metrics(true_classes, calibrated, *args)
@@ -148,9 +152,9 @@ def localisation_figures(scan_model, records, images, crop_boxes, shapes, boxes,
     started = time.perf_counter()
     for start in range(0, len(boxed), GRADCAM_BATCH):
         batch = boxed[start:start + GRADCAM_BATCH]
-        cams = cams_of(images[batch].astype(np.float32) / 255.0)  # cams (B, h, w)
+        cams = cams_of(images[batch])  # cams (B, h, w)
         for j, (i, cam) in enumerate(zip(batch, cams), start):
-            prepared = preprocess.Prepared(images[i].astype(np.float32) / 255.0, tuple(crop_boxes[i]), tuple(shapes[i]))
+            prepared = preprocess.Prepared(images[i], tuple(crop_boxes[i]), tuple(shapes[i]))
             peak, box = cam_peak_and_box(preprocess.heatmap_to_original(cam, prepared))
             if peak is not None:
                 peaks[j], cam_boxes[j], has_cam[j] = peak, box, True

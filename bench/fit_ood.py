@@ -20,7 +20,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mri_core import datasets, ood, registry  # noqa: E402
+from mri_core.training import data as datasets  # noqa: E402
+
+from mri_core.training import ood_fit as ood
+
+from mri_core.package import registry
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = PROJECT / "bench" / "splits" / "shipped.json"
@@ -28,13 +32,14 @@ DEFAULT_DATA = PROJECT.parent / "shared" / "data"
 
 
 def add_reliability(package: Path, info: dict, test_records) -> None:
-    from mri_core.evaluate import NO_TUMOR_NAMES, decide, reliability_bins
-    from mri_core.model import load_model
-    from mri_core.pipeline import prepare_paths
+    from mri_core.inference.verdict import decide
+    from mri_core.training.evaluate import NO_TUMOR_NAMES, reliability_bins
+    from mri_core.inference.model import load_model
+    from mri_core.io.inputs import prepare_files
 
     scan_model = load_model(package)
-    probabilities = scan_model.calibrate(scan_model.predict_prepared(
-        prepare_paths([r.path for r in test_records], scan_model.image_size)))
+    probabilities = scan_model.calibrate(scan_model.predict(
+        prepare_files([r.path for r in test_records], scan_model.image_size)))
     _, _, tumor_probability = decide(probabilities, scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)
     true_tumor = [r.class_name not in NO_TUMOR_NAMES and r.class_name not in scan_model.no_tumor_classes for r in test_records]
     info.setdefault("test_metrics", {})["reliability"] = reliability_bins(tumor_probability, true_tumor)

@@ -30,7 +30,9 @@ from PIL import Image
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from mri_core import datasets, io  # noqa: E402
+from mri_core.training import data as datasets  # noqa: E402
+
+from mri_core.io import slices as io
 
 ROOT_NAMES = ("kaggle-brain-mri", "brain-tumor-mri-224", "figshare-boxes")
 DEFAULT_DATA = Path(os.environ.get("MRI_DATA", PROJECT.parent / "shared" / "data"))

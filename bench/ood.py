@@ -40,9 +40,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.accuracy import DEFAULT_DATA, DEFAULT_MANIFEST, PROJECT, log, select_records  # noqa: E402
 from bench.results_store import update_results  # noqa: E402
-from mri_core import io, ood, pipeline  # noqa: E402
-from mri_core.errors import MriError  # noqa: E402
-from mri_core.model import load_model  # noqa: E402
+from mri_core.io import slices as io  # noqa: E402
+from mri_core.inference import ood
+from mri_core.inference import read as pipeline
+from mri_core.inference.stream import read_paths
+from mri_core.io.errors import MriError  # noqa: E402
+from mri_core.inference.model import load_model  # noqa: E402
 
 DEFAULT_MODEL = PROJECT / "assets" / "models" / "default-4class"
 SEEDS = {"eval": 0, "tune": 1}
@@ -286,7 +289,7 @@ def mri_false_alarms(scan_model, data: Path, manifest: Path, part: str = "test")
     source_of = {str(r.path): r.root_name for r in records}
     counts = {w: 0 for w in (ood.OUT_OF_DISTRIBUTION, ood.LOW_CONFIDENCE, ood.IMAGE_SMALL, ood.IMAGE_LARGE)}
     per_source: dict[str, list[int]] = {}
-    for file, outcome in pipeline.read_paths(scan_model, [r.path for r in records], cam="none"):
+    for file, outcome in read_paths(scan_model, [r.path for r in records], cam="none"):
         if isinstance(outcome, MriError):
             continue
         for w in counts:

@@ -24,8 +24,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mri_core import ood, registry, train  # noqa: E402
-from mri_core.model import load_model  # noqa: E402
+from mri_core.training import ood_fit as ood  # noqa: E402
+
+from mri_core.package import registry
+
+from mri_core.training import train
+from mri_core.inference.model import load_model  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT.parent / "shared" / "data"

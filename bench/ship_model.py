@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mri_core import registry  # noqa: E402
-from mri_core.card import model_card  # noqa: E402
+from mri_core.package import registry  # noqa: E402
+from mri_core.package.card import model_card  # noqa: E402
 
 
 def find_evaluation(results: Path, ref: str) -> dict | None:

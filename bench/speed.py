@@ -29,7 +29,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -82,9 +81,9 @@ def load_average() -> list[float]:
 COLD_SCRIPT = """
 import json, sys, time
 started = time.perf_counter()
-from mri_core import registry
-from mri_core.model import load_model
-from mri_core.pipeline import read_upload
+from mri_core.package import registry
+from mri_core.inference.model import load_model
+from mri_core.inference.read import read_upload
 imported = time.perf_counter()
 scan_model = load_model(registry.default_shipped())
 loaded = time.perf_counter()
@@ -107,7 +106,7 @@ def in_process_cold(slices: list[Path], runs: int) -> dict:
 
 
 def in_process_warm(scan_model, slices: list[Path], reads: int) -> dict:
-    from mri_core.pipeline import read_upload
+    from mri_core.inference.read import read_upload
 
     datas = [(p.read_bytes(), p.name) for p in slices[:reads]]
     read_upload(scan_model, *datas[0])
@@ -121,8 +120,8 @@ def in_process_warm(scan_model, slices: list[Path], reads: int) -> dict:
 
 def sequential_read(scan_model, slices: list[Path], batch_size: int = 32) -> None:
     """The path before streaming: Pillow decode in the loop, then one batch at a time."""
-    from mri_core import io
-    from mri_core.pipeline import read_slices
+    from mri_core.io import slices as io
+    from mri_core.inference.read import read_slices
 
     for start in range(0, len(slices), batch_size):
         read_slices(scan_model, [io.read_file(p)[0] for p in slices[start:start + batch_size]])
@@ -130,7 +129,8 @@ def sequential_read(scan_model, slices: list[Path], batch_size: int = 32) -> Non
 
 def plain_predict_loop(scan_model, slices: list[Path], batch_size: int = 32) -> None:
     """What one writes first: read, prepare, `model.predict` per batch; no Grad-CAM."""
-    from mri_core import io, preprocess
+    from mri_core.io import slices as io
+    from mri_core.io import preprocess
 
     for start in range(0, len(slices), batch_size):
         batch, _ = preprocess.prepare_batch([io.read_file(p)[0].pixels for p in slices[start:start + batch_size]],
@@ -144,7 +144,7 @@ def consume(items) -> None:
 
 
 def throughput(scan_model, slices: list[Path]) -> dict:
-    from mri_core.batch import stream_readings
+    from mri_core.inference.stream import stream_readings
 
     def timed(run) -> float:
         started = time.perf_counter()
@@ -159,7 +159,8 @@ def throughput(scan_model, slices: list[Path]) -> dict:
     # interleaved twice, so a burst of load from elsewhere hits every variant alike
     runs = {"stream_gradcam_s_per_slice": [], "sequential_gradcam_s_per_slice": [], "plain_predict_loop_s_per_slice": [],
             "forward_only_predict_s_per_slice": []}
-    from mri_core import io, preprocess
+    from mri_core.io import slices as io
+    from mri_core.io import preprocess
 
     prepared, _ = preprocess.prepare_batch([io.read_file(p)[0].pixels for p in slices], scan_model.image_size)
     for _ in range(2):
@@ -322,7 +323,8 @@ def app_figures(slices: list[Path], uploads: int) -> dict:
 
 def training_figures(data: Path, per_class: int, epochs: int) -> dict:
     """Images/s of the training step (second epoch on: the first includes the trace)."""
-    from mri_core import pipeline, train
+    from mri_core.io.inputs import prepare_files
+    from mri_core.training import train
 
     typed = data / "brain-tumor-mri-224"
     classes = sorted(p.name for p in typed.iterdir() if p.is_dir())
@@ -330,7 +332,7 @@ def training_figures(data: Path, per_class: int, epochs: int) -> dict:
     labels = np.array([classes.index(f.parent.name) for f in files], np.int32)
     figures = {"images": len(files), "epochs_timed": epochs - 1, "image_size": 128}
     for arch in ("paper", "default"):
-        images = pipeline.prepare_paths(files, 128)
+        images = prepare_files(files, 128)
         split = {"train": (images, labels), "val": (images[:32], labels[:32]), "test": (images[:32], labels[:32])}
         training = train.TrainingData(classes, split, summary={"split_sizes": {k: len(v[1]) for k, v in split.items()}})
         settings = train.settings_for(arch, epochs=epochs)
@@ -367,8 +369,8 @@ def main(argv: list[str] | None = None) -> int:
     slices = pick_slices(args.data, n_slices)
     figures = {"quick": args.quick, "slices": f"{len(slices)} files: every {SLICE_STRIDE}th of {', '.join(SLICE_SOURCES)}"}
 
-    from mri_core import registry
-    from mri_core.model import load_model
+    from mri_core.package import registry
+    from mri_core.inference.model import load_model
 
     entry = registry.default_shipped()
     figures["model"] = entry.ref

@@ -24,11 +24,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.accuracy import (BOXED_ROOT, DEFAULT_DATA, DEFAULT_MANIFEST, KAGGLE_ROOT,  # noqa: E402
                             localisation_figures, prepare_records, select_records)
-from mri_core import datasets  # noqa: E402
-from mri_core.evaluate import compute_metrics  # noqa: E402
-from mri_core.explain import GradCam  # noqa: E402
-from mri_core.model import apply_temperature, load_model, predict_arrays  # noqa: E402
-from mri_core.train import choose_threshold_per_source, fit_temperature  # noqa: E402
+from mri_core.training import data as datasets  # noqa: E402
+from mri_core.training.evaluate import compute_metrics  # noqa: E402
+from mri_core.inference.explain import GradCam  # noqa: E402
+from mri_core.inference.model import apply_temperature, load_model, predict_arrays  # noqa: E402
+from mri_core.training.train import choose_threshold_per_source, fit_temperature  # noqa: E402
 
 
 def detection(model, records, images: np.ndarray, mirror: bool) -> dict:

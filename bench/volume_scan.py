@@ -25,8 +25,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.results_store import update_results  # noqa: E402
-from mri_core import io, pipeline, registry  # noqa: E402
-from mri_core.model import load_model  # noqa: E402
+from mri_core.io import slices as io  # noqa: E402
+from mri_core.inference import read as pipeline
+from mri_core.package import registry
+from mri_core.inference.model import load_model  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "figshare-boxes"
 

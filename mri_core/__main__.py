@@ -17,7 +17,7 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ logs off the terminal
 
-from .errors import MriError  # noqa: E402
+from mri_core.io.errors import MriError  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -87,8 +87,8 @@ def _slice_choice(text: str) -> int | str:
 
 
 def _load(ref: str | None):
-    from . import registry
-    from .model import load_model
+    from mri_core.package import registry
+    from mri_core.inference.model import load_model
 
     return load_model(ref if ref else registry.active())
 
@@ -110,8 +110,8 @@ def _format_reading(reading) -> str:
 
 
 def _write_report(folder: Path, file: str, reading, scan_model, cam: str, used: set[str]) -> None:
-    from . import io
-    from .report import reading_report
+    from mri_core.io import slices as io
+    from mri_core.present.report import reading_report
 
     pixels = io.read_file(file)[reading.slice_index or 0].pixels  # decoded again: readings keep no pixels
     path = _heatmap_path(folder, Path(file).stem + (f"_slice{reading.slice_index}" if reading.slice_index is not None else ""), used)
@@ -121,7 +121,7 @@ def _write_report(folder: Path, file: str, reading, scan_model, cam: str, used: 
 def run_predict(args) -> int:
     import numpy as np
 
-    from .pipeline import read_paths
+    from mri_core.inference.stream import read_paths
 
     scan_model = _load(args.model)
     folder = Path(args.save_heatmaps) if args.save_heatmaps else None
@@ -162,7 +162,7 @@ class ProgressBar:
         self.stream, self.width = stream, width
 
     def __call__(self, event) -> None:
-        from .train import DataReady, EpochEnd, StepEnd
+        from mri_core.training.train import DataReady, EpochEnd, StepEnd
 
         if isinstance(event, DataReady):
             self.stream.write(f"data: {event.n_train} train / {event.n_val} val / {event.n_test} test images, "
@@ -179,7 +179,7 @@ class ProgressBar:
 
 
 def run_train(args) -> int:
-    from .train import settings_for, train_and_save
+    from mri_core.training.train import settings_for, train_and_save
 
     settings = settings_for(args.arch, epochs=args.epochs, image_size=args.image_size,
                             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
@@ -200,7 +200,7 @@ def run_train(args) -> int:
 
 
 def run_evaluate(args) -> int:
-    from .evaluate import evaluate_dirs
+    from mri_core.training.evaluate import evaluate_dirs
 
     scan_model = _load(args.model)
     metrics = evaluate_dirs(scan_model, args.data_dirs, manifest=args.manifest, part=args.part)

@@ -1,6 +1,6 @@
 """Train: choose data (server folders or an uploaded zip), settings, and watch a model train.
 
-A thin script: training runs in a background job (`mri_core.jobs`) that outlives this
+A thin script: training runs in a background job (`mri_core.training.jobs`) that outlives this
 script run; a reload or a second tab finds the running job and reattaches to it. The
 page only draws the job's snapshot: progress, loss and accuracy curves, the test result.
 """
@@ -14,10 +14,16 @@ from pathlib import Path
 import plotly.graph_objects as go
 import streamlit as st
 
-from mri_core import archive, datasets, jobs, registry
-from mri_core.architectures import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
-from mri_core.errors import MriError
-from mri_core.train import ARCH_DEFAULTS, settings_for
+from mri_core.training import uploads
+
+from mri_core.training import data as datasets
+
+from mri_core.training import jobs
+
+from mri_core.package import registry
+from mri_core.training.recipes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE
+from mri_core.io.errors import MriError
+from mri_core.training.train import ARCH_DEFAULTS, settings_for
 
 REFRESH_S = 2.0  # how often the running view redraws
 SERVER, UPLOAD = "Folders on this server", "Upload a zip"
@@ -32,7 +38,7 @@ def summarize_folders(folders: tuple[str, ...]) -> dict:
 @st.cache_data(show_spinner="Unpacking and checking the zip ...", max_entries=2, ttl=600)
 def summarize_zip(upload_id: str, _data: bytes) -> dict:
     """Keyed by the upload's id: hashing a large zip on every rerun would stall the page."""
-    with archive.extracted_zip(_data) as root:
+    with uploads.extracted_zip(_data) as root:
         return describe(datasets.discover([root]))
 
 
@@ -86,9 +92,9 @@ def choose_settings():
 
 def start_from_zip(data: bytes, settings) -> None:
     """Unpack the zip into a temp folder that the job removes when it ends."""
-    folder = archive.make_temp_folder()
+    folder = uploads.make_temp_folder()
     try:
-        root = archive.extract_zip(data, folder)
+        root = uploads.extract_zip(data, folder)
         jobs.start_job([root], settings, cleanup=lambda: shutil.rmtree(folder, ignore_errors=True),
                        resumable=False)  # the upload's temp folder does not outlive the job
     except BaseException:
@@ -179,7 +185,7 @@ def show_result(snap: jobs.JobSnapshot) -> None:
 st.set_page_config(page_title="Train - Brain MRI screening", layout="wide")
 st.title("Train")
 st.caption("Train a model on your own folder-per-class images (no/ and yes/, or notumor/ and the tumor types).")
-archive.remove_orphaned_uploads()  # zips unpacked by a server that was killed mid-training
+uploads.remove_orphaned_uploads()  # zips unpacked by a server that was killed mid-training
 
 job = jobs.current_job()
 if job is not None:

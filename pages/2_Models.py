@@ -1,7 +1,7 @@
 """Models: every shipped and trained model; activate, compare, download or delete one.
 
 A thin page: everything it shows comes from each package's `model.json` through
-`mri_core.registry`; the zip comes from `mri_core.packaging`. No TensorFlow here.
+`mri_core.package.registry`; the zip comes from `mri_core.package.packaging`. No TensorFlow here.
 """
 
 from __future__ import annotations
@@ -9,8 +9,12 @@ from __future__ import annotations
 import plotly.graph_objects as go
 import streamlit as st
 
-from mri_core import packaging, registry, report
-from mri_core.errors import MriError
+from mri_core.package import packaging
+
+from mri_core.package import registry
+
+from mri_core.present import report
+from mri_core.io.errors import MriError
 
 METRICS = [("Test accuracy", "accuracy"), ("ROC AUC", "roc_auc"), ("Sensitivity", "sensitivity"),
            ("Specificity", "specificity"), ("ECE", "ece")]

@@ -1,14 +1,16 @@
 """Batch: read many slices (or a zip of them) at once; a sortable table, downloads, open one on Diagnose.
 
-A thin script: widgets, one call into `mri_core.batch`, rendering. Uploads stay in memory.
+A thin script: widgets, one call into `mri_core.inference.stream`, rendering. Uploads stay in memory.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from mri_core import batch, registry
-from mri_core.errors import MriError
+from mri_core.present import batch
+
+from mri_core.package import registry
+from mri_core.io.errors import MriError
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "zip"]
 NOTICE = "Decision support, not a diagnosis: a radiologist must review every scan."
@@ -16,7 +18,7 @@ NOTICE = "Decision support, not a diagnosis: a radiologist must review every sca
 
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
 def load_scan_model(package_path: str, version: int):
-    from mri_core.model import load_cached  # imports TensorFlow: only when first needed
+    from mri_core.inference.model import load_cached  # imports TensorFlow: only when first needed
 
     return load_cached(package_path, version)
 

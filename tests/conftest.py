@@ -78,7 +78,7 @@ def tiny_model_dir(small_kaggle: Path, tmp_path_factory) -> Path:
     """A real `paper` model package trained for 2 epochs at 64 px on `small_kaggle`."""
     import json
 
-    from mri_core.train import TrainSettings, train
+    from mri_core.training.train import TrainSettings, train
 
     result = train([small_kaggle], TrainSettings(arch="paper", epochs=2, image_size=64, seed=0))
     folder = tmp_path_factory.mktemp("tiny_model")
@@ -89,7 +89,7 @@ def tiny_model_dir(small_kaggle: Path, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tiny_model_dir: Path):
-    from mri_core.model import load_model
+    from mri_core.inference.model import load_model
 
     return load_model(tiny_model_dir)
 
@@ -98,7 +98,7 @@ def tiny_model(tiny_model_dir: Path):
 def no_leftover_job():
     """Cancel and wait for any training job a test left running (jobs are process-wide)."""
     yield
-    from mri_core import jobs
+    from mri_core.training import jobs
 
     job = jobs.current_job()
     if job is not None:

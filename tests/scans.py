@@ -17,7 +17,7 @@ from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.encaps import encapsulate
 
-from mri_core.io import decode_image
+from mri_core.io.slices import decode_image
 
 # Identifying values a privacy test looks for: none may ever be shown, printed or logged.
 SECRET_TAGS = {

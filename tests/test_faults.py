@@ -21,8 +21,12 @@ from pathlib import Path
 
 import pytest
 
-from mri_core import archive, jobs, registry
-from mri_core.train import settings_for
+from mri_core.training import uploads
+
+from mri_core.training import jobs
+
+from mri_core.package import registry
+from mri_core.training.train import settings_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KILLS = 40
@@ -31,7 +35,7 @@ JOB_TIMEOUT_S = 300
 SAVE_FOREVER = """
 import json, shutil, sys
 from pathlib import Path
-from mri_core import registry
+from mri_core.package import registry
 weights, info = Path(sys.argv[1]), json.loads(sys.argv[2])
 print("ready", flush=True)
 while True:
@@ -44,7 +48,7 @@ def digest(path: Path) -> str:
 
 
 def test_sigkill_at_random_points_of_saving_never_lists_a_half_package(tmp_path, monkeypatch):
-    from mri_core.model import load_model
+    from mri_core.inference.model import load_model
 
     monkeypatch.setenv("MRI_HOME", str(tmp_path / "home"))
     shipped = registry.default_shipped()
@@ -111,8 +115,8 @@ def zip_of(folder: Path, count: int = 40) -> bytes:
 @pytest.mark.usefixtures("no_leftover_job")
 def test_cancelling_training_from_a_zip_leaves_no_temp_files_and_no_model(small_kaggle, private_tmp, tmp_path):
     data = zip_of(small_kaggle)
-    folder = archive.make_temp_folder()  # what the Train page does with an uploaded zip
-    root = archive.extract_zip(data, folder)
+    folder = uploads.make_temp_folder()  # what the Train page does with an uploaded zip
+    root = uploads.extract_zip(data, folder)
     job = jobs.start_job([root], settings_for("paper", epochs=200, image_size=64),
                          cleanup=lambda: shutil.rmtree(folder, ignore_errors=True), resumable=False)
     deadline = time.monotonic() + JOB_TIMEOUT_S

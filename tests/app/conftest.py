@@ -10,8 +10,8 @@ import os
 
 import pytest
 
-from mri_core import registry
-from mri_core.errors import MriError
+from mri_core.package import registry
+from mri_core.io.errors import MriError
 
 
 @pytest.fixture

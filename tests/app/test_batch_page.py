@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mri_core import pipeline
-from mri_core.model import load_model
+from mri_core.inference import read as pipeline
+from mri_core.inference.model import load_model
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 BATCH_PAGE = "pages/3_Batch.py"

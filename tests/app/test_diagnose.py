@@ -7,8 +7,10 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mri_core import pipeline, registry
-from mri_core.model import load_model
+from mri_core.inference import read as pipeline
+
+from mri_core.package import registry
+from mri_core.inference.model import load_model
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 # The first run imports TensorFlow and loads the model: slow on 2 cores, but bounded.
@@ -115,7 +117,7 @@ def test_nifti_volume_gets_a_slider_at_the_middle_and_each_slice_its_reading(act
 
     slice_slider.set_value(4).run()
     assert not page.exception
-    volume = __import__("mri_core.io", fromlist=["io"]).read_volumes([("brain.nii.gz", data)])[0]
+    volume = __import__("mri_core.io.slices", fromlist=["io"]).read_volumes([("brain.nii.gz", data)])[0]
     [expected] = pipeline.read_volume(load_model(active_entry), volume, 4)
     assert {m.label: m.value for m in page.metric}["Tumor probability"] == f"{expected.tumor_probability:.1%}"
     assert "axial slice 4 of 5" in page.image[0].captions[0]
@@ -124,7 +126,7 @@ def test_nifti_volume_gets_a_slider_at_the_middle_and_each_slice_its_reading(act
 def test_scan_all_charts_every_slice_and_jumps_to_the_most_suspicious(active_entry, figshare_dir, typed_dir):
     from scans import nifti_bytes, stack_of
 
-    from mri_core import io
+    from mri_core.io import slices as io
 
     stack = stack_of(sorted((typed_dir / "notumor").iterdir())[:3] + sorted((figshare_dir / "glioma").iterdir())[:1], 224)
     data = nifti_bytes(stack)

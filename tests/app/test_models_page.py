@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mri_core import registry
-from mri_core.train import TrainSettings, train_and_save
+from mri_core.package import registry
+from mri_core.training.train import TrainSettings, train_and_save
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE, DIAGNOSE = ROOT / "pages" / "2_Models.py", ROOT / "app.py"

@@ -1,7 +1,7 @@
 """The pages under bad input, a lost browser, two sessions at once, and what a session leaves behind.
 
 Run headless with AppTest on the real app scripts, the real model and real data; the corpus is
-the one of tests/corpus (its table is in tests/test_corpus.py).
+the one of tests/corpus (its table is in tests/io/test_corpus.py).
 """
 
 from __future__ import annotations
@@ -16,8 +16,12 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mri_core import jobs, pipeline, registry
-from mri_core.model import load_model
+from mri_core.training import jobs
+
+from mri_core.inference import read as pipeline
+
+from mri_core.package import registry
+from mri_core.inference.model import load_model
 from test_faults import left_in, private_tmp, zip_of  # noqa: F401 (private_tmp is a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]

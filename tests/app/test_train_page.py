@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from mri_core import datasets, jobs, registry
-from mri_core.train import settings_for
+from mri_core.training import data as datasets
+
+from mri_core.training import jobs
+
+from mri_core.package import registry
+from mri_core.training.train import settings_for
 
 PAGE = Path(__file__).resolve().parents[2] / "pages" / "1_Train.py"
 RUN_TIMEOUT_S = 180  # the first run imports TensorFlow: slow on 2 shared cores, but bounded

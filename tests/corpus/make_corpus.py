@@ -3,7 +3,7 @@
 Nothing here is committed data and nothing comes from ../shared/data: every file is built
 from synthetic pixels with Pillow, pydicom, nibabel and zipfile (the model packages start
 from a copy of the shipped default in assets/models). `build_corpus(folder)` writes every
-item and returns {item name: path}; tests/test_corpus.py holds the table of what each item
+item and returns {item name: path}; tests/io/test_corpus.py holds the table of what each item
 must give. Run as a script to write the corpus into a folder: `python make_corpus.py DIR`.
 """
 
@@ -12,7 +12,6 @@ from __future__ import annotations
 import gzip
 import io
 import json
-import shutil
 import stat
 import struct
 import sys
@@ -206,7 +205,7 @@ def scan_items(slice_: np.ndarray) -> dict[str, bytes]:
 
 
 def archive_items(slice_: np.ndarray, bomb: bytes) -> dict[str, bytes]:
-    """Training-data zips for archive.extract_zip: name -> bytes."""
+    """Training-data zips for uploads.extract_zip: name -> bytes."""
     png = encode(Image.fromarray(slice_), "PNG")
     return {
         "train_traversal.zip": zip_of([("no/a.png", png), ("../../evil.png", png)]),

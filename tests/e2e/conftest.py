@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from mri_core import registry
-from mri_core.errors import MriError
+from mri_core.package import registry
+from mri_core.io.errors import MriError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from mri_core import registry
+from mri_core.package import registry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from scans import nifti_bytes, stack_of
-from test_diagnose_e2e import UPLOAD_INPUT, save_full_page_screenshot, wait_for_page_ready
+from e2e.test_diagnose_e2e import UPLOAD_INPUT, save_full_page_screenshot, wait_for_page_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 

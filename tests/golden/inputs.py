@@ -11,7 +11,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 from pydicom import uid as dicom_uid
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

@@ -1,0 +1,1 @@
+"""inference layer of mri_core (see DESIGN.md, "Shape")."""

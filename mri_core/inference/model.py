@@ -1,0 +1,174 @@
+"""A loaded model package: the Keras model plus what `model.json` says about it.
+
+`load_model` validates the package (required keys, class count against the network's
+output, `safe_mode=True` so no Lambda layers or foreign code) and
+returns a `ScanModel`. Everything a page or the CLI needs about a model comes from here;
+nothing about a model is hard-coded elsewhere. A `ScanModel` is shared by every Streamlit
+session: it is never mutated after loading. Never imports streamlit.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mri_core.io.errors import ModelInvalid
+from mri_core.package.info import reading_of, tumor_indices, validate_info
+from mri_core.package.registry import MODEL_FILE, ModelEntry, read_info, resolve
+
+@dataclass(frozen=True)
+class ScanModel:
+    """A model ready to read scans. `keras_model` maps (N,S,S,1) [0,1] -> softmax (N,C)."""
+
+    keras_model: Any
+    info: dict
+    path: Path
+    gradcam: Any = field(repr=False, default=None)  # explain.GradCam, compiled once per model
+    ood: Any = field(repr=False, default=None)  # ood.OodDetector; stats None = cheap checks only
+
+    @property
+    def ref(self) -> str:
+        return f"{self.info['name']}@{self.info['version']}"
+
+    @property
+    def image_size(self) -> int:
+        return int(self.info["input"]["size"])
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.info["class_names"])
+
+    @property
+    def no_tumor_classes(self) -> list[str]:
+        return list(self.info["no_tumor_classes"])
+
+    @property
+    def tumor_indices(self) -> list[int]:
+        return tumor_indices(self.info)
+
+    @property
+    def threshold(self) -> float:
+        return float(self.info["threshold"])
+
+    @property
+    def temperature(self) -> float:
+        return float(self.info["temperature"])
+
+    @property
+    def reading(self) -> dict:
+        return reading_of(self.info)
+
+    @property
+    def mirror_average(self) -> bool:
+        return bool(self.reading["mirror_average"])
+
+    def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
+        """Softmax probabilities (N, C) -> temperature-scaled probabilities (N, C)."""
+        return apply_temperature(probabilities, self.temperature)
+
+    def predict(self, batch: np.ndarray) -> np.ndarray:
+        """float32 (N,S,S,1) model inputs in [0, 1] -> raw softmax (N, C), read as the package says."""
+        return predict_arrays(self.keras_model, batch, mirror=self.mirror_average)
+
+    def library_cams(self, batch: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
+        """float32 (N,S,S,1) -> (raw softmax (N, C) read as the package says, (N, h, w) maps of a
+        tf-keras-vis method for the most likely tumor class under that reading, as Grad-CAM's)."""
+        from mri_core.inference.explain import library_cams
+
+        raw = self.predict(batch)
+        tumor_idx = np.array(self.tumor_indices)
+        targets = tumor_idx[raw[:, tumor_idx].argmax(axis=1)]
+        return raw, library_cams(self.keras_model, self.info["gradcam_layer"], batch, targets, method)
+
+
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Rescale softmax outputs as if their logits were divided by `temperature`."""
+    logits = np.log(np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)) / temperature
+    logits -= logits.max(axis=-1, keepdims=True)
+    scaled = np.exp(logits)
+    return (scaled / scaled.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+
+def forward(keras_model, batch: np.ndarray, mirror: bool = False) -> np.ndarray:
+    """float32 (N,S,S,1) in [0, 1] -> raw softmax (N, C); with `mirror`, the mean of the
+    slice's and its left-right mirror image's (one pass over both)."""
+    batch = np.asarray(batch, dtype=np.float32)
+    if not mirror:
+        return np.asarray(keras_model(batch, training=False))
+    both = np.asarray(keras_model(np.concatenate([batch, batch[:, :, ::-1]]), training=False))
+    return (both[:len(batch)] + both[len(batch):]) / 2.0
+
+
+def predict_arrays(keras_model, images: np.ndarray, batch_size: int = 64, mirror: bool = False) -> np.ndarray:
+    """float32 (N,S,S,1) model inputs in [0, 1] -> raw softmax probabilities (N, C), `batch_size`
+    at a time (`forward`)."""
+    outputs = [
+        forward(keras_model, images[i:i + batch_size], mirror)
+        for i in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(outputs) if outputs else np.zeros((0, keras_model.output_shape[-1]), np.float32)
+
+
+_LOAD_LOCK = threading.Lock()
+
+
+def load_cached(package_path: str, version: int) -> ScanModel:
+    """One load per process and package version: every page, session and thread shares it
+    (never mutate it); a second caller waits for a load in progress instead of loading again."""
+    with _LOAD_LOCK:
+        return _load_once(str(package_path), int(version))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_once(package_path: str, version: int) -> ScanModel:
+    return load_model(package_path)
+
+
+def load_model(ref: str | Path | ModelEntry) -> ScanModel:
+    """Load a package by entry, folder path, `name` or `name@version`."""
+    entry = ref if isinstance(ref, ModelEntry) else resolve(ref)
+    info = read_info(entry.path)
+    validate_info(info, entry.path)
+    if not zipfile.is_zipfile(entry.path / MODEL_FILE):  # Keras would call a damaged file "not found"
+        raise ModelInvalid(f"{entry.path / MODEL_FILE} is damaged (not a complete Keras archive; a copy may have "
+                           "been cut short). Restore the package from a backup or retrain the model.")
+    import keras  # heavy: imported only when a model is really loaded
+
+    try:
+        keras_model = keras.saving.load_model(entry.path / MODEL_FILE, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises many types for a damaged or unsafe file
+        if "Lambda" in str(exc):
+            raise ModelInvalid(
+                f"{entry.path / MODEL_FILE} holds a Lambda layer (Python code that would run when it loads), so it "
+                "is refused: models load with safe_mode=True. Retrain the model with this app.") from exc
+        raise ModelInvalid(
+            f"{entry.path / MODEL_FILE} could not be loaded safely ({type(exc).__name__}: {str(exc)[:200]}). "
+            "Packages with Lambda layers or custom code are refused; retrain the model with this app."
+        ) from exc
+    n_outputs = keras_model.output_shape[-1]
+    if n_outputs != len(info["class_names"]):
+        raise ModelInvalid(
+            f"{entry.path}: model.json lists {len(info['class_names'])} classes but the network has {n_outputs} outputs."
+        )
+    expected_input = (info["input"]["size"], info["input"]["size"], info["input"].get("channels", 1))
+    if tuple(keras_model.input_shape[1:]) != tuple(expected_input):
+        raise ModelInvalid(f"{entry.path}: model.json says input {expected_input} but the network takes {keras_model.input_shape[1:]}.")
+    try:
+        keras_model.get_layer(info["gradcam_layer"])
+    except ValueError as exc:
+        raise ModelInvalid(f"{entry.path}: the Grad-CAM layer {info['gradcam_layer']!r} is not in the network.") from exc
+    from mri_core.inference.explain import GradCam
+    from mri_core.inference.ood import load_detector
+
+    reading = reading_of(info)
+    gradcam = GradCam(keras_model, info["gradcam_layer"], tumor_indices(info),
+                      mirror=reading["mirror_average"], smoothing_sigma=float(reading["heatmap_sigma"]))
+    return ScanModel(keras_model, info, entry.path, gradcam,
+                     load_detector(entry.path, info, keras_model))

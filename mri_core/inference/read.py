@@ -1,0 +1,102 @@
+"""The reading path end to end: bytes or files -> `io` -> `preprocess` -> model + Grad-CAM -> `Reading`.
+
+Pages and the CLI call `read_upload` / `read_paths` and only format the `Reading`s they
+get back. Batches go through the model together (one compiled Grad-CAM call per batch).
+Never imports streamlit.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from mri_core.io import slices as io
+
+from mri_core.inference import ood
+
+from mri_core.io import preprocess
+from mri_core.io.errors import SettingsInvalid
+from mri_core.inference.verdict import decide
+from mri_core.inference.explain import cam_peak_and_box
+from mri_core.io.reading import Reading
+from mri_core.io.volume import Volume
+
+CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "none")
+DEFAULT_BATCH_SIZE = 32
+
+
+def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") -> list[Reading]:
+    """Slices -> one Reading each, in order, in one batch through the model."""
+    batch, prepared = preprocess.prepare_batch([s.pixels for s in slices], scan_model.image_size)
+    return read_prepared(scan_model, batch, prepared, slices, cam)
+
+
+def read_prepared(scan_model, batch: np.ndarray, prepared: Sequence[preprocess.Prepared],
+                  slices: Sequence[io.Slice], cam: str = "gradcam",
+                  pixel_notes: Sequence[tuple[str, ...]] | None = None) -> list[Reading]:
+    """(N, S, S, 1) float32 model batch + its Prepared + the Slices it came from -> Readings.
+
+    With `pixel_notes` (each slice's `ood.pixel_warnings`, taken while its pixels were at
+    hand) only the slices' names, warnings and indexes are used: their pixels may be dropped.
+    """
+    if cam not in CAM_METHODS:
+        raise SettingsInvalid(f"Unknown CAM method {cam!r}; choose one of {', '.join(CAM_METHODS)}.")
+    if not len(slices):
+        return []
+    if cam == "none":
+        raw = scan_model.predict(batch)
+        cams = None
+    elif cam == "gradcam":
+        raw, cams = scan_model.gradcam(batch)  # evidence for the most likely tumor class
+    else:
+        raw, cams = scan_model.library_cams(batch, cam)
+    probabilities = scan_model.calibrate(raw)
+    labels, tumor, tumor_probability = decide(
+        probabilities, scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)
+    extra_warnings = ood.reading_warnings(scan_model, slices, batch, tumor_probability, pixel_notes)
+    readings = []
+    for i, (slice_, prep) in enumerate(zip(slices, prepared)):
+        heatmap = peak = box = None
+        if cams is not None:
+            heatmap = preprocess.heatmap_to_original(cams[i], prep)
+            peak, box = cam_peak_and_box(heatmap)
+        readings.append(Reading(
+            source=slice_.source,
+            label=labels[i],
+            tumor=bool(tumor[i]),
+            tumor_probability=float(tumor_probability[i]),
+            threshold=scan_model.threshold,
+            probabilities={c: float(p) for c, p in zip(scan_model.class_names, probabilities[i])},
+            heatmap=heatmap,
+            cam_peak=peak,
+            cam_box=box,
+            warnings=tuple(slice_.warnings) + extra_warnings[i],
+            model=scan_model.ref,
+            slice_index=slice_.index if slice_.count > 1 else None,
+        ))
+    return readings
+
+
+def read_upload(scan_model, data: bytes, name: str, cam: str = "gradcam",
+                choice: io.SliceChoice = None, plane: str = "axial") -> list[Reading]:
+    """Uploaded bytes (kept in memory) -> readings of the chosen slices of each series; MriError for a bad file."""
+    volumes = io.read_volumes([(name, data)])
+    return read_slices(scan_model, [s for v in volumes for s in io.volume_slices(v, choice, plane)], cam)
+
+
+def read_volume(scan_model, volume: Volume, choice: io.SliceChoice = None, plane: str = "axial",
+                cam: str = "gradcam", batch_size: int = DEFAULT_BATCH_SIZE) -> list[Reading]:
+    """One series -> readings of the middle slice (None), slice N, or every slice ("all"), in slice order.
+
+    Slices go through the model `batch_size` at a time ("scan all" of 155 slices is 5 batches).
+    """
+    slices = io.volume_slices(volume, choice, plane)
+    return [r for start in range(0, len(slices), batch_size)
+            for r in read_slices(scan_model, slices[start:start + batch_size], cam)]
+
+
+def most_suspicious_slice(readings: Sequence[Reading]) -> int:
+    """The slice index with the highest tumor probability (the first of equals)."""
+    best = max(range(len(readings)), key=lambda i: (readings[i].tumor_probability, -i))
+    return readings[best].slice_index or 0

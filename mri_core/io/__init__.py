@@ -1,0 +1,1 @@
+"""io layer of mri_core (see DESIGN.md, "Shape")."""

@@ -1,0 +1,78 @@
+"""What one reading of one slice is: the `Reading` pages, the CLI and reports show, and the
+names and plain words of the warnings it can carry.
+
+Plain data: importing it loads neither TensorFlow nor a model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+JSON_DECIMALS = 6
+OUT_OF_DISTRIBUTION, LOW_CONFIDENCE = "out_of_distribution", "low_confidence"
+IMAGE_SMALL, IMAGE_LARGE = "image_small", "image_large"
+
+# Plain words for every warning a reading can carry (ours and the ones `io` adds).
+WARNING_TEXT = {
+    OUT_OF_DISTRIBUTION: "This image does not look like the brain MRI slices the model was trained on "
+                         "(a photo, document, screenshot, blank image, another body part or modality?). "
+                         "The reading below is not meaningful for it.",
+    LOW_CONFIDENCE: "The tumor probability is close to the decision threshold: the model cannot tell "
+                    "well here; rely on the radiologist's reading.",
+    IMAGE_SMALL: "The image is smaller than any the model was trained on; fine detail may be lost.",
+    IMAGE_LARGE: "The image is larger than any the model was trained on; it was shrunk to the model's input size.",
+    "converted_from_color": "The original image was in colour; it was converted to grey.",
+    "had_alpha": "The image had transparent parts; they were shown as black.",
+    "16_bit": "A 16-bit image was windowed to its 0.5-99.5 percentile range.",
+    "32_bit": "A 32-bit image was windowed to its 0.5-99.5 percentile range.",
+    "float": "A floating-point image was windowed to its 0.5-99.5 percentile range.",
+    "animated_first_frame": "The file is animated; only its first frame was read.",
+}
+
+
+def describe_warning(name: str) -> str:
+    """A warning's name -> one or two plain sentences for a reader."""
+    return WARNING_TEXT.get(name, name.replace("_", " ").capitalize() + ".")
+
+
+
+def _rounded(value: float) -> float:
+    return round(float(value), JSON_DECIMALS)
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What a page or the CLI shows for one slice; coordinates are original-image pixels."""
+
+    source: str
+    label: str
+    tumor: bool
+    tumor_probability: float
+    threshold: float
+    probabilities: dict[str, float]
+    heatmap: np.ndarray | None  # (H, W) float32 in [0, 1] at the original size; None = no cam
+    cam_peak: tuple[int, int] | None  # (x, y)
+    cam_box: tuple[int, int, int, int] | None  # (x0, y0, x1, y1), inclusive
+    warnings: tuple[str, ...]
+    model: str  # "name@version"
+    slice_index: int | None = None
+
+    def to_json(self) -> dict:
+        """The CLI's JSON line (DESIGN.md), plain Python types only; the heatmap is not in it."""
+        line = {
+            "file": str(self.source),
+            "label": str(self.label),
+            "tumor": bool(self.tumor),
+            "tumor_probability": _rounded(self.tumor_probability),
+            "threshold": _rounded(self.threshold),
+            "probabilities": {str(name): _rounded(p) for name, p in self.probabilities.items()},
+            "cam_peak": None if self.cam_peak is None else [int(v) for v in self.cam_peak],
+            "cam_box": None if self.cam_box is None else [int(v) for v in self.cam_box],
+            "warnings": [str(w) for w in self.warnings],
+            "model": str(self.model),
+        }
+        if self.slice_index is not None:
+            line["slice"] = int(self.slice_index)
+        return line

@@ -1,0 +1,1 @@
+"""package layer of mri_core (see DESIGN.md, "Shape")."""

@@ -1,0 +1,55 @@
+"""What a package's model.json must say, and how to read it: the contract between a model
+package and the code that loads it (DESIGN.md, "A model package").
+
+`validate_info` refuses a model.json that lacks a key, names an architecture this app does
+not know, or holds values out of range, with a message that says what to do.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mri_core.io.errors import ModelInvalid
+
+# The architectures this app can train and read; `training.recipes` holds one recipe for each.
+ARCHITECTURES = ("paper", "default")
+
+# model.json "reading": how a package's slices are read (packages without it: neither aid)
+NO_READING_AIDS = {"mirror_average": False, "heatmap_sigma": 0.0}
+MAX_HEATMAP_SIGMA = 16.0  # model-input pixels
+
+REQUIRED_KEYS = (
+    "name", "version", "architecture", "input", "class_names", "no_tumor_classes",
+    "threshold", "temperature", "gradcam_layer",
+)
+
+
+def tumor_indices(info: dict) -> list[int]:
+    """Indices of the tumor classes (every class not named a no-tumor class) in the outputs."""
+    return [i for i, c in enumerate(info["class_names"]) if c not in info["no_tumor_classes"]]
+
+
+def reading_of(info: dict) -> dict:
+    """model.json -> how its slices are read: mirror averaging and heatmap smoothing (none if unset)."""
+    return {**NO_READING_AIDS, **info.get("reading", {})}
+
+
+def validate_info(info: dict, where: Path) -> None:
+    """Raise ModelInvalid naming what is missing or inconsistent in model.json."""
+    missing = [key for key in REQUIRED_KEYS if key not in info]
+    if missing:
+        raise ModelInvalid(f"{where}/model.json lacks {', '.join(missing)}; the package is incomplete. Retrain it or restore it from a backup.")
+    if info["architecture"] not in ARCHITECTURES:
+        raise ModelInvalid(f"{where}/model.json names an unknown architecture {info['architecture']!r}; "
+                           f"this app knows {', '.join(ARCHITECTURES)}.")
+    classes, no_tumor = info["class_names"], info["no_tumor_classes"]
+    if not isinstance(classes, list) or len(classes) < 2 or not set(no_tumor) <= set(classes):
+        raise ModelInvalid(f"{where}/model.json has an invalid class list {classes!r} (no-tumor classes {no_tumor!r}).")
+    if not 0.0 < float(info["threshold"]) < 1.0 or not float(info["temperature"]) > 0.0:
+        raise ModelInvalid(f"{where}/model.json has threshold {info['threshold']} or temperature {info['temperature']} out of range.")
+    reading = info.get("reading", {})
+    sigma = reading.get("heatmap_sigma", 0.0) if isinstance(reading, dict) else None
+    if (not isinstance(reading, dict) or not isinstance(reading.get("mirror_average", False), bool)
+            or not isinstance(sigma, (int, float)) or not 0.0 <= sigma <= MAX_HEATMAP_SIGMA):
+        raise ModelInvalid(f"{where}/model.json has an invalid \"reading\" {reading!r}: mirror_average must be true or "
+                           f"false and heatmap_sigma 0 to {MAX_HEATMAP_SIGMA} pixels.")

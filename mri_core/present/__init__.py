@@ -1,0 +1,1 @@
+"""present layer of mri_core (see DESIGN.md, "Shape")."""

@@ -1,0 +1,1 @@
+"""training layer of mri_core (see DESIGN.md, "Shape")."""

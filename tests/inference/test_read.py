@@ -1,0 +1,115 @@
+"""The reading path: real scans in, Readings out, in order, bad files isolated."""
+
+import numpy as np
+import pytest
+
+from mri_core.io import slices as io
+from mri_core.io.errors import MriError, SettingsInvalid, UnreadableImage
+from mri_core.inference.read import read_slices, read_upload
+from mri_core.inference.stream import read_paths
+from mri_core.io.inputs import prepare_files
+
+
+def test_a_real_scan_gives_a_consistent_reading_with_heatmap_at_original_size(tiny_model, tumor_image_path):
+    data = tumor_image_path.read_bytes()
+    original = io.decode_image(data, tumor_image_path.name).pixels
+    [reading] = read_upload(tiny_model, data, tumor_image_path.name)
+    height, width = original.shape
+    assert reading.heatmap.shape == (height, width) and reading.heatmap.dtype == np.float32
+    assert 0.0 <= reading.heatmap.min() and reading.heatmap.max() <= 1.0
+    x, y = reading.cam_peak
+    assert 0 <= x < width and 0 <= y < height
+    assert reading.heatmap[y, x] == pytest.approx(reading.heatmap.max())
+    x0, y0, x1, y1 = reading.cam_box
+    assert 0 <= x0 <= x <= x1 < width and 0 <= y0 <= y <= y1 < height
+    assert sum(reading.probabilities.values()) == pytest.approx(1.0, abs=1e-4)
+    assert reading.tumor_probability == pytest.approx(1 - reading.probabilities["notumor"], abs=1e-5)
+    assert reading.tumor == (reading.tumor_probability >= reading.threshold)
+    assert (reading.label == "notumor") != reading.tumor
+    assert reading.model == "tiny@1"
+
+
+def test_cam_none_skips_the_heatmap_but_not_the_answer(tiny_model, tumor_image_path):
+    data = tumor_image_path.read_bytes()
+    [with_cam] = read_upload(tiny_model, data, "a.jpg")
+    [without] = read_upload(tiny_model, data, "a.jpg", cam="none")
+    assert without.heatmap is None and without.cam_peak is None and without.cam_box is None
+    assert without.tumor_probability == pytest.approx(with_cam.tumor_probability, abs=1e-5)
+
+
+def test_batches_answer_in_input_order_and_isolate_a_bad_file(tiny_model, kaggle_dir, tmp_path):
+    good = sorted((kaggle_dir / "yes").iterdir())[:3] + sorted((kaggle_dir / "no").iterdir())[:2]
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(good[0].read_bytes()[:500])
+    files = [good[0], good[1], corrupt, good[2], good[3], good[4]]
+    outcomes = list(read_paths(tiny_model, files, batch_size=2))
+    assert [file for file, _ in outcomes] == [str(f) for f in files]
+    assert isinstance(outcomes[2][1], UnreadableImage) and "corrupt.jpg" in str(outcomes[2][1])
+    singles = [read_upload(tiny_model, f.read_bytes(), f.name)[0].tumor_probability for f in good]
+    batched = [o.tumor_probability for _, o in outcomes if not isinstance(o, MriError)]
+    np.testing.assert_allclose(batched, singles, atol=1e-4)  # batching does not change answers
+
+
+def test_prepare_files_gives_exactly_the_model_inputs_of_a_reading(kaggle_dir):
+    from mri_core.io import preprocess
+
+    files = sorted((kaggle_dir / "no").iterdir())[:4]
+    images = prepare_files(files, 64)
+    assert images.shape == (4, 64, 64, 1) and images.dtype == np.float32
+    for path, image in zip(files, images):  # what an upload of the same bytes feeds the model
+        upload = io.read_volumes([(path.name, path.read_bytes())])[0]
+        expected = preprocess.prepare(io.volume_slices(upload)[0].pixels, 64).image
+        np.testing.assert_array_equal(image, expected)
+
+
+def test_unknown_cam_method_is_refused(tiny_model, tumor_image_path):
+    with pytest.raises(SettingsInvalid, match="CAM method"):
+        read_slices(tiny_model, [io.read_file(tumor_image_path)[0]], cam="magic")
+
+
+# --- scanner files: the same slice as DICOM or NIfTI reads like its JPEG -------------------
+
+@pytest.fixture(scope="module")
+def shipped_model():
+    from mri_core.package import registry
+    from mri_core.inference.model import load_model
+
+    return load_model(registry.default_shipped())
+
+
+@pytest.mark.parametrize("container", ["uncompressed", "rle", "jpeg-baseline", "jpeg2000", "nifti"])
+def test_scanner_file_of_a_slice_gives_the_jpeg_reading(shipped_model, figshare_dir, container):
+    from pydicom import uid
+    from scans import dicom_bytes, grey_uint8, nifti_bytes
+
+    source_path = figshare_dir / "glioma" / sorted(p.name for p in (figshare_dir / "glioma").iterdir())[0]
+    source = grey_uint8(source_path)
+    syntaxes = {"uncompressed": uid.ExplicitVRLittleEndian, "rle": uid.RLELossless,
+                "jpeg-baseline": uid.JPEGBaseline8Bit, "jpeg2000": uid.JPEG2000Lossless}
+    data = nifti_bytes(source[None], gz=True) if container == "nifti" else dicom_bytes(source, syntaxes[container])
+    [expected] = read_upload(shipped_model, source_path.read_bytes(), source_path.name)
+    [reading] = read_upload(shipped_model, data, "scan.dcm")
+    lossy = container == "jpeg-baseline"
+    assert reading.label == expected.label and reading.tumor == expected.tumor
+    assert reading.tumor_probability == pytest.approx(expected.tumor_probability, abs=0.02 if lossy else 1e-4)
+    assert reading.heatmap.shape == source.shape
+    distance = np.hypot(*np.subtract(reading.cam_peak, expected.cam_peak))
+    assert distance <= (8 if lossy else 0), (reading.cam_peak, expected.cam_peak)
+
+
+def test_scan_all_reads_every_slice_in_order_like_one_by_one(shipped_model, figshare_dir):
+    from scans import nifti_bytes, stack_of
+
+    from mri_core.inference.read import most_suspicious_slice, read_volume
+
+    notumor = stack_of(sorted((figshare_dir.parent / "brain-tumor-mri-224" / "notumor").iterdir())[:3], 224)
+    tumor = stack_of(sorted((figshare_dir / "meningioma").iterdir())[:1], 224)
+    volume = io.read_volumes([("v.nii", nifti_bytes(np.concatenate([notumor[:2], tumor, notumor[2:]])))])[0]
+    readings = read_volume(shipped_model, volume, "all", cam="none", batch_size=3)
+    assert [r.slice_index for r in readings] == [0, 1, 2, 3]
+    [one] = read_volume(shipped_model, volume, 2)
+    assert one.slice_index == 2 and one.cam_peak is not None
+    assert one.tumor_probability == pytest.approx(readings[2].tumor_probability, abs=1e-4)
+    assert most_suspicious_slice(readings) == int(np.argmax([r.tumor_probability for r in readings]))
+    [middle] = read_volume(shipped_model, volume)
+    assert middle.slice_index == 2

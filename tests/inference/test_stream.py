@@ -1,0 +1,124 @@
+"""Streaming batch reading on real scans: order, isolation of bad inputs, flat memory, downloads."""
+
+from __future__ import annotations
+
+import csv
+import io as _io
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mri_core.io import slices as io
+from mri_core.inference.stream import DEFAULT_BATCH_SIZE, decode_raster, stream_readings
+from mri_core.present.batch import HeatmapArchive, overlay_thumbnail, png_data_url, rows_to_csv, summary_row
+from mri_core.io.errors import MriError, SettingsInvalid, UnreadableImage, UnsupportedFormat
+from mri_core.inference.read import read_upload
+
+
+def _png_bytes(image: Image.Image, **params) -> bytes:
+    buffer = _io.BytesIO()
+    image.save(buffer, format=params.pop("format", "PNG"), **params)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def real_scans(kaggle_dir, typed_dir, figshare_dir):
+    """Grey and colour JPEGs (Kaggle, 224 set) and grey PNGs (figshare): the formats users send."""
+    return (sorted((kaggle_dir / "yes").iterdir())[:2] + sorted((typed_dir / "glioma").iterdir())[:2]
+            + sorted((figshare_dir / "meningioma").iterdir())[:2])
+
+
+def test_fast_decode_gives_exactly_what_io_gives_on_real_scans(real_scans):
+    for path in real_scans:
+        data = path.read_bytes()
+        fast, reference = decode_raster(data, str(path)), io.decode_image(data, str(path))
+        assert fast.source == reference.source == path.name
+        assert fast.warnings == reference.warnings
+        np.testing.assert_allclose(fast.pixels, reference.pixels, atol=1e-6)
+
+
+def test_fast_decode_keeps_io_checks_for_unusual_files(tumor_image_path):
+    data = tumor_image_path.read_bytes()
+    with pytest.raises(UnreadableImage, match="cut.jpg"):  # OpenCV would silently grey-fill it
+        decode_raster(data[: len(data) // 2], "cut.jpg")
+    with pytest.raises(UnsupportedFormat, match="notes.txt"):
+        decode_raster(b"not an image at all", "notes.txt")
+    upright = io.decode_image(data, "a.jpg").pixels
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored rotated: viewers turn it 90 degrees clockwise
+    rotated = _png_bytes(Image.open(tumor_image_path).convert("L").transpose(Image.Transpose.ROTATE_90),
+                         format="JPEG", quality=95, exif=exif.tobytes())
+    turned = decode_raster(rotated, "r.jpg").pixels
+    assert turned.shape == upright.shape and np.abs(turned - upright).mean() < 0.02  # upright, as in io
+    rgba = Image.open(tumor_image_path).convert("RGBA")
+    rgba.putalpha(128)
+    assert "had_alpha" in decode_raster(_png_bytes(rgba), "a.png").warnings
+
+
+def test_stream_answers_in_input_order_and_isolates_bad_inputs(tiny_model, real_scans, tmp_path):
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(real_scans[0].read_bytes()[:400])
+    uploads = [(p.name, p.read_bytes()) for p in real_scans[3:]]
+    inputs = [real_scans[0], tmp_path / "missing.png", real_scans[1], corrupt, real_scans[2],
+              ("notes.txt", b"hello"), *uploads]
+    items = list(stream_readings(tiny_model, iter(inputs), batch_size=3))
+    assert [item.file for item in items] == [x[0] if isinstance(x, tuple) else str(x) for x in inputs]
+    assert [item.position for item in items] == list(range(len(inputs)))
+    assert [item.failed for item in items] == [False, True, False, True, False, True, False, False, False]
+    assert "missing.png" in str(items[1].outcome) and "corrupt.jpg" in str(items[3].outcome)
+    good = [p for p in real_scans]
+    singles = [read_upload(tiny_model, p.read_bytes(), p.name)[0] for p in good]
+    streamed = [item.outcome for item in items if not item.failed]
+    np.testing.assert_allclose([r.tumor_probability for r in streamed],
+                               [r.tumor_probability for r in singles], atol=1e-5)
+    assert [r.cam_peak for r in streamed] == [r.cam_peak for r in singles]
+    assert all(r.heatmap.shape == s.heatmap.shape for r, s in zip(streamed, singles))
+    assert tiny_model.gradcam.tracing_count == 1  # batches of 3, 2, 1: one compiled graph serves all
+
+
+def test_stream_reads_its_inputs_lazily_so_memory_stays_flat(tiny_model, real_scans):
+    pulled = []
+
+    def endless():
+        while True:
+            for path in real_scans:
+                pulled.append(path)
+                yield path
+
+    stream = stream_readings(tiny_model, endless(), batch_size=4)
+    answers = [next(stream) for _ in range(12)]
+    stream.close()
+    assert all(not a.failed for a in answers)
+    assert len(pulled) < 12 + 64  # a few batches ahead, never the whole (endless) input
+
+
+def test_thumbnails_csv_and_heatmap_zip_for_the_batch_page(tiny_model, real_scans):
+    items = list(stream_readings(tiny_model, real_scans[:3] + ["nowhere.jpg"], thumbnail_side=64))
+    assert items[0].thumbnail.ndim == 2 and max(items[0].thumbnail.shape) <= 64  # the slice, shrunk
+    thumbnail = overlay_thumbnail(items[0].thumbnail, items[0].outcome)
+    assert thumbnail.dtype == np.uint8 and thumbnail.shape == (*items[0].thumbnail.shape, 3)
+    assert png_data_url(thumbnail).startswith("data:image/png;base64,")
+    rows = [summary_row(item) for item in items]
+    parsed = list(csv.DictReader(_io.StringIO(rows_to_csv(rows).decode())))
+    assert [r["file"] for r in parsed] == [str(p) for p in real_scans[:3]] + ["nowhere.jpg"]
+    assert float(parsed[0]["tumor_probability"]) == pytest.approx(items[0].outcome.tumor_probability, abs=1e-6)
+    assert parsed[3]["error"] and not parsed[3]["label"]
+
+    archive = HeatmapArchive()
+    names = [archive.add(item) for item in items + items[:1]]  # the same file twice gets a new name
+    assert names[3] is None and names[4] != names[0]
+    with zipfile.ZipFile(_io.BytesIO(archive.to_bytes())) as opened:
+        assert sorted(opened.namelist()) == sorted(n for n in names if n)
+        heatmap = np.asarray(Image.open(_io.BytesIO(opened.read(names[0]))))
+    assert heatmap.shape == items[0].outcome.heatmap.shape
+    np.testing.assert_allclose(heatmap / 255.0, items[0].outcome.heatmap, atol=1 / 255)
+
+
+def test_bad_settings_are_refused_before_any_work(tiny_model, real_scans):
+    with pytest.raises(SettingsInvalid, match="Batch size"):
+        next(stream_readings(tiny_model, real_scans, batch_size=0))
+    with pytest.raises(SettingsInvalid, match="CAM method"):
+        next(stream_readings(tiny_model, real_scans, cam="magic"))
+    assert DEFAULT_BATCH_SIZE >= 1 and issubclass(UnreadableImage, MriError)

@@ -1,0 +1,113 @@
+"""render: the overlay a clinician looks at, drawn on a real MRI slice."""
+
+from __future__ import annotations
+
+import io as _io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mri_core.io import slices as io
+
+from mri_core.present import render
+
+
+@pytest.fixture(scope="module")
+def scan(tumor_image_path) -> np.ndarray:
+    return io.read_file(tumor_image_path)[0].pixels
+
+
+@pytest.fixture(scope="module")
+def heatmap(scan) -> np.ndarray:
+    """A smooth blob at the upper left third, as Grad-CAM maps look at original size."""
+    height, width = scan.shape
+    ys, xs = np.mgrid[0:height, 0:width]
+    blob = np.exp(-(((xs - width / 3) / (width / 8)) ** 2 + ((ys - height / 3) / (height / 8)) ** 2))
+    return blob.astype(np.float32)
+
+
+def test_overlay_is_rgb_uint8_at_the_scan_size(scan, heatmap):
+    rgb = render.overlay(scan, heatmap)
+    assert rgb.shape == (*scan.shape, 3)
+    assert rgb.dtype == np.uint8
+
+
+def test_opacity_zero_shows_the_grey_scan_unchanged(scan, heatmap):
+    rgb = render.overlay(scan, heatmap, opacity=0.0)
+    expected = np.round(scan * 255).astype(np.uint8)
+    for channel in range(3):
+        np.testing.assert_array_equal(rgb[:, :, channel], expected)
+
+
+def test_no_heatmap_shows_the_grey_scan(scan):
+    np.testing.assert_array_equal(render.overlay(scan, None, opacity=0.8), render.overlay(scan, None, opacity=0.0))
+    rgb = render.overlay(scan, None)
+    assert (rgb[:, :, 0] == rgb[:, :, 1]).all() and (rgb[:, :, 1] == rgb[:, :, 2]).all()
+
+
+def test_heatmap_colours_the_hot_spot_red_and_more_with_opacity(scan, heatmap):
+    height, width = scan.shape
+    hot_y, hot_x = int(height / 3), int(width / 3)
+    faint = render.overlay(scan, heatmap, opacity=0.2).astype(int)
+    strong = render.overlay(scan, heatmap, opacity=0.9).astype(int)
+    # at the hot spot red dominates blue; stronger opacity pushes it further from grey
+    assert strong[hot_y, hot_x, 0] > strong[hot_y, hot_x, 2] + 100
+    spread = lambda rgb: rgb[hot_y, hot_x].max() - rgb[hot_y, hot_x].min()  # noqa: E731
+    assert spread(strong) > spread(faint)
+
+
+def test_box_edges_are_drawn_in_the_box_colour(scan, heatmap):
+    box = (20, 30, 120, 110)
+    rgb = render.overlay(scan, heatmap, box=box)
+    x0, y0, x1, y1 = box
+    for x, y in [(x0, y0), (x1, y1), ((x0 + x1) // 2, y0), (x0, (y0 + y1) // 2), (x1, (y0 + y1) // 2)]:
+        assert tuple(rgb[y, x]) == render.BOX_RGB
+    # inside the box the scan/heatmap is untouched
+    inside = render.overlay(scan, heatmap)
+    np.testing.assert_array_equal(rgb[y0 + 10:y1 - 10, x0 + 10:x1 - 10], inside[y0 + 10:y1 - 10, x0 + 10:x1 - 10])
+
+
+def test_peak_is_marked_with_a_cross(scan, heatmap):
+    peak = (scan.shape[1] // 3, scan.shape[0] // 3)
+    plain = render.overlay(scan, heatmap)
+    marked = render.overlay(scan, heatmap, peak=peak)
+    assert tuple(marked[peak[1], peak[0]]) == render.PEAK_RGB
+    changed_y, changed_x = np.nonzero((marked != plain).any(axis=2))
+    # the mark is small and centred on the peak
+    assert abs(changed_x.mean() - peak[0]) < 3 and abs(changed_y.mean() - peak[1]) < 3
+    assert len(changed_x) < 0.02 * scan.size
+
+
+def test_line_width_grows_with_the_image(scan):
+    def top_edge_thickness(rgb, box):
+        x0, y0, x1, _ = box
+        column = rgb[max(0, y0 - 10):y0 + 20, (x0 + x1) // 2]
+        return int((column == render.BOX_RGB).all(axis=1).sum())
+
+    small_box, big_box = (10, 20, 60, 60), (40, 80, 240, 240)
+    small = render.overlay(scan, None, box=small_box)
+    big_scan = np.kron(scan, np.ones((4, 4), np.float32))  # same slice, 4x the pixels a side
+    big = render.overlay(big_scan, None, box=big_box)
+    assert top_edge_thickness(big, big_box) > top_edge_thickness(small, small_box) >= 1
+
+
+def test_mismatched_heatmap_and_bad_opacity_are_refused(scan, heatmap):
+    with pytest.raises(ValueError, match="does not match the scan"):
+        render.overlay(scan, heatmap[:-1])
+    with pytest.raises(ValueError, match="opacity"):
+        render.overlay(scan, heatmap, opacity=1.5)
+
+
+def test_to_png_round_trips(scan, heatmap):
+    rgb = render.overlay(scan, heatmap, peak=(30, 40), box=(10, 10, 80, 90))
+    decoded = np.asarray(Image.open(_io.BytesIO(render.to_png(rgb))))
+    np.testing.assert_array_equal(decoded, rgb)
+
+
+def test_cold_areas_keep_the_plain_scan(scan, heatmap):
+    rgb = render.overlay(scan, heatmap, opacity=1.0)
+    cold = heatmap < 1e-3  # far from the blob: no evidence
+    grey = render.grey_rgb(scan)
+    assert cold.any()
+    assert np.abs(rgb[cold].astype(int) - grey[cold].astype(int)).max() <= 1

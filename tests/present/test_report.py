@@ -1,0 +1,58 @@
+"""The reading report: a PDF that opens and carries the label, probabilities, warnings and the notice."""
+
+from __future__ import annotations
+
+import io as _io
+import json
+
+import pytest
+
+from mri_core.io import slices as io
+from mri_core.__main__ import main
+from mri_core.inference.read import read_slices
+from mri_core.present.report import NOTICE, confidence_words, reading_report
+
+pypdf = pytest.importorskip("pypdf")
+
+
+def pdf_text(data: bytes) -> str:
+    reader = pypdf.PdfReader(_io.BytesIO(data))
+    return "\n".join(page.extract_text() for page in reader.pages)
+
+
+def test_report_names_label_probabilities_warnings_and_model(tiny_model, tumor_image_path):
+    slice_ = io.read_file(tumor_image_path)[0]
+    [reading] = read_slices(tiny_model, [slice_])
+    reading = reading.__class__(**{**reading.__dict__, "warnings": ("out_of_distribution", "low_confidence")})
+    text = pdf_text(reading_report(reading, slice_.pixels, tiny_model.info, "gradcam"))
+    assert reading.label in text
+    for name, probability in reading.probabilities.items():
+        assert f"{name}: {probability:.1%}" in text
+    assert f"Tumor probability {reading.tumor_probability:.1%}" in text
+    assert "out_of_distribution" in text and "low_confidence" in text
+    assert NOTICE in text
+    assert "tiny@1" in text
+    assert tumor_image_path.stem not in text  # no file name: it may carry a patient's name
+
+
+def test_only_a_typed_note_identifies_anything(tiny_model, tumor_image_path):
+    slice_ = io.read_file(tumor_image_path)[0]
+    [reading] = read_slices(tiny_model, [slice_], cam="none")
+    assert "Case 4711" in pdf_text(reading_report(reading, slice_.pixels, tiny_model.info, "none", note="Case 4711"))
+    assert "Note" not in pdf_text(reading_report(reading, slice_.pixels, tiny_model.info, "none"))
+
+
+def test_confidence_words_state_the_frequency_meaning():
+    text = confidence_words(0.9, 0.5, 0.01)
+    assert "roughly 90 would show a tumor and 10 would not" in text and "1.0%" in text
+
+
+def test_cli_writes_one_report_per_input(tiny_model_dir, tumor_image_path, no_tumor_image_path, tmp_path, capsys):
+    code = main(["predict", str(tumor_image_path), str(no_tumor_image_path), "--model", str(tiny_model_dir),
+                 "--report", str(tmp_path / "reports"), "--json"])
+    assert code == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 2
+    for line, path in zip(lines, (tumor_image_path, no_tumor_image_path)):
+        text = pdf_text((tmp_path / "reports" / f"{path.stem}.pdf").read_bytes())
+        assert line["label"] in text and NOTICE in text
