@@ -1,0 +1,66 @@
+"""The tumor decision, on constructed probabilities with known answers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mri_core.inference.verdict import decide
+from mri_core.io.errors import ModelInvalid, SettingsInvalid
+
+TYPED = ["glioma", "meningioma", "notumor", "pituitary"]
+BINARY = ["notumor", "tumor"]
+
+
+def test_binary_decision_follows_the_threshold():
+    probabilities = np.array([[0.9, 0.1], [0.4, 0.6], [0.3, 0.7], [0.5, 0.5]])
+
+    labels, tumor, tumor_probability = decide(probabilities, BINARY, ["notumor"], threshold=0.65)
+
+    np.testing.assert_allclose(tumor_probability, [0.1, 0.6, 0.7, 0.5])
+    assert tumor.tolist() == [False, False, True, False]
+    assert labels == ["notumor", "notumor", "tumor", "notumor"]
+
+
+def test_threshold_is_inclusive():
+    _, tumor, _ = decide(np.array([[0.5, 0.5]]), BINARY, ["notumor"], threshold=0.5)
+    assert tumor.tolist() == [True]
+
+
+def test_typed_decision_reports_the_likeliest_tumor_type_or_no_tumor():
+    probabilities = np.array([
+        [0.30, 0.25, 0.40, 0.05],  # no-tumor is the top class, yet 60 % is tumor
+        [0.05, 0.05, 0.85, 0.05],  # clearly no tumor
+        [0.10, 0.50, 0.30, 0.10],  # meningioma
+        [0.25, 0.10, 0.45, 0.20],  # 55 % tumor: glioma is its likeliest type
+    ])
+
+    labels, tumor, tumor_probability = decide(probabilities, TYPED, ["notumor"], threshold=0.5)
+
+    np.testing.assert_allclose(tumor_probability, [0.60, 0.15, 0.70, 0.55])
+    assert tumor.tolist() == [True, False, True, True]
+    assert labels == ["glioma", "notumor", "meningioma", "glioma"]
+
+
+def test_label_and_tumor_never_contradict():
+    rng = np.random.default_rng(7)
+    probabilities = rng.dirichlet(np.ones(4) * 0.5, size=500)
+    for threshold in (0.0, 0.2, 0.5, 0.8, 1.0):
+        labels, tumor, tumor_probability = decide(probabilities, TYPED, ["notumor"], threshold)
+        assert [label != "notumor" for label in labels] == tumor.tolist()
+        assert tumor.tolist() == (tumor_probability >= threshold).tolist()
+
+
+def test_single_row_gives_plain_values():
+    label, tumor, tumor_probability = decide(np.array([0.1, 0.1, 0.2, 0.6]), TYPED, ["notumor"], 0.5)
+    assert (label, tumor) == ("pituitary", True)
+    assert tumor_probability == pytest.approx(0.8)
+
+
+def test_bad_decision_settings_say_what_to_fix():
+    with pytest.raises(ModelInvalid, match="'normal'"):
+        decide(np.array([[0.5, 0.5]]), BINARY, ["normal"], 0.5)
+    with pytest.raises(SettingsInvalid, match="between 0 and 1"):
+        decide(np.array([[0.5, 0.5]]), BINARY, ["notumor"], 1.5)
+    with pytest.raises(ValueError, match=r"\(N, 4\)"):
+        decide(np.array([[0.5, 0.5]]), TYPED, ["notumor"], 0.5)
