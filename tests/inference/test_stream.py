@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import io as _io
-import zipfile
 
 import numpy as np
 import pytest
@@ -12,7 +10,6 @@ from PIL import Image
 
 from mri_core.io import slices as io
 from mri_core.inference.stream import DEFAULT_BATCH_SIZE, decode_raster, stream_readings
-from mri_core.present.batch import HeatmapArchive, overlay_thumbnail, png_data_url, rows_to_csv, summary_row
 from mri_core.io.errors import MriError, SettingsInvalid, UnreadableImage, UnsupportedFormat
 from mri_core.inference.read import read_upload
 
@@ -92,28 +89,6 @@ def test_stream_reads_its_inputs_lazily_so_memory_stays_flat(tiny_model, real_sc
     stream.close()
     assert all(not a.failed for a in answers)
     assert len(pulled) < 12 + 64  # a few batches ahead, never the whole (endless) input
-
-
-def test_thumbnails_csv_and_heatmap_zip_for_the_batch_page(tiny_model, real_scans):
-    items = list(stream_readings(tiny_model, real_scans[:3] + ["nowhere.jpg"], thumbnail_side=64))
-    assert items[0].thumbnail.ndim == 2 and max(items[0].thumbnail.shape) <= 64  # the slice, shrunk
-    thumbnail = overlay_thumbnail(items[0].thumbnail, items[0].outcome)
-    assert thumbnail.dtype == np.uint8 and thumbnail.shape == (*items[0].thumbnail.shape, 3)
-    assert png_data_url(thumbnail).startswith("data:image/png;base64,")
-    rows = [summary_row(item) for item in items]
-    parsed = list(csv.DictReader(_io.StringIO(rows_to_csv(rows).decode())))
-    assert [r["file"] for r in parsed] == [str(p) for p in real_scans[:3]] + ["nowhere.jpg"]
-    assert float(parsed[0]["tumor_probability"]) == pytest.approx(items[0].outcome.tumor_probability, abs=1e-6)
-    assert parsed[3]["error"] and not parsed[3]["label"]
-
-    archive = HeatmapArchive()
-    names = [archive.add(item) for item in items + items[:1]]  # the same file twice gets a new name
-    assert names[3] is None and names[4] != names[0]
-    with zipfile.ZipFile(_io.BytesIO(archive.to_bytes())) as opened:
-        assert sorted(opened.namelist()) == sorted(n for n in names if n)
-        heatmap = np.asarray(Image.open(_io.BytesIO(opened.read(names[0]))))
-    assert heatmap.shape == items[0].outcome.heatmap.shape
-    np.testing.assert_allclose(heatmap / 255.0, items[0].outcome.heatmap, atol=1 / 255)
 
 
 def test_bad_settings_are_refused_before_any_work(tiny_model, real_scans):
