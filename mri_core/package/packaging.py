@@ -1,9 +1,11 @@
 """A model package as one zip file, built in memory, for the Models page's download button.
 
-The zip holds one folder, `<name>-v<version>/`, with exactly the package files
-(`model.keras`, `model.json`, and `MODEL_CARD.md` when the package has one): unzipped, that
-folder loads with `mri_core.inference.model.load_model`. Nothing is written to disk. Never imports
-streamlit or tensorflow.
+The zip holds one folder, `<name>-v<version>/`, with every file of the package folder
+(`model.keras`, `model.json`, `MODEL_CARD.md`, `ood.npz` and whatever else the reading needs;
+subfolders too): a package is written whole and never changed after, so all it holds is part
+of it, and unzipped, that folder loads and reads exactly as the original. Links are left out
+(a package written by this app has none; a link could point outside it). Nothing is written
+to disk. Never imports streamlit or tensorflow.
 """
 
 from __future__ import annotations
@@ -14,11 +16,10 @@ import zipfile
 from pathlib import Path
 
 from mri_core.io.errors import ModelInvalid
-from mri_core.package.registry import CARD_FILE, INFO_FILE, MODEL_FILE, ModelEntry, read_info, resolve
+from mri_core.package.registry import MODEL_FILE, ModelEntry, read_info, resolve
 
-PACKAGE_FILES = (MODEL_FILE, INFO_FILE, CARD_FILE)
-# model.keras is itself a zip archive: deflating it again costs time and saves nothing
-STORED_FILES = {MODEL_FILE}
+# already compressed archives (model.keras and .npz are zips): deflating them again costs time and saves nothing
+STORED_SUFFIXES = {".keras", ".npz", ".zip"}
 
 
 def package_folder_name(entry: ModelEntry) -> str:
@@ -30,20 +31,28 @@ def zip_file_name(entry: ModelEntry) -> str:
     return f"{package_folder_name(entry)}.zip"
 
 
+def package_files(folder: str | os.PathLike) -> list[Path]:
+    """Every regular file in a package folder and its subfolders (links not followed), relative to it, sorted."""
+    folder = Path(folder)
+    found = []
+    for parent, _, names in os.walk(folder):  # does not descend into linked folders
+        found += [Path(parent, name).relative_to(folder) for name in names
+                  if Path(parent, name).is_file() and not Path(parent, name).is_symlink()]
+    return sorted(found)
+
+
 def zip_package(ref: str | os.PathLike | ModelEntry) -> bytes:
     """A package (entry, folder, `name` or `name@version`) -> the bytes of its zip file."""
     entry = ref if isinstance(ref, ModelEntry) else resolve(ref)
-    read_info(entry.path)  # ModelInvalid now, not a half zip, when a file is missing
+    read_info(entry.path)  # ModelInvalid now, not a half zip, when model.json or model.keras is missing
     folder = package_folder_name(entry)
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w") as archive:
-        for file_name in PACKAGE_FILES:
-            source = Path(entry.path) / file_name
-            if not source.is_file():
-                continue  # only MODEL_CARD.md is optional; read_info checked the others
-            compression = zipfile.ZIP_STORED if file_name in STORED_FILES else zipfile.ZIP_DEFLATED
+        for relative in package_files(entry.path):
+            source = Path(entry.path) / relative
+            compression = zipfile.ZIP_STORED if source.suffix in STORED_SUFFIXES else zipfile.ZIP_DEFLATED
             try:
-                archive.write(source, f"{folder}/{file_name}", compress_type=compression)
+                archive.write(source, f"{folder}/{relative.as_posix()}", compress_type=compression)
             except OSError as exc:
                 raise ModelInvalid(f"{source} cannot be read ({exc}); check the file's permissions or restore the package.") from exc
     return buffer.getvalue()
