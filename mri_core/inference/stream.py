@@ -2,7 +2,7 @@
 
 Inputs (file paths, or `(name, bytes)` pairs of uploads) flow through `tf.data`: a
 counter numbers chunks of inputs, a parallel map pulls and decodes and prepares them
-(OpenCV for plain 8-bit JPEG/PNG, `mri_core.io.slices` for everything else), the rows (one per
+(`mri_core.io.slices.read_input`, as any upload is decoded), the rows (one per
 slice) are re-batched to `batch_size` and prefetched, so the compiled Grad-CAM reads one batch while the next
 is decoded. Only a few batches are in memory however many inputs come in. A bad input
 becomes an `MriError` in its place and the rest still run. `present.batch` turns the
@@ -12,7 +12,6 @@ Never imports streamlit; TensorFlow is imported only when a stream starts.
 
 from __future__ import annotations
 
-import io as _io
 import functools
 import itertools
 import os
@@ -23,9 +22,9 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
-from PIL import Image
 
 from mri_core.io import slices as io
+from mri_core.io.raster import decode_raster  # noqa: F401 (imported from here by tests/inference/test_stream.py)
 
 from mri_core.inference import ood
 
@@ -42,10 +41,6 @@ DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 DECODE_CHUNK = 8
 THUMBNAIL_SIDE = 96
 THUMBNAIL_OPACITY = 0.5
-FAST_FORMATS = ("JPEG", "PNG")
-EXIF_ORIENTATION = 0x0112
-JPEG_END = b"\xff\xd9"
-LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)  # as io (ITU-R 601-2)
 CSV_COLUMNS = ("file", "slice", "label", "tumor", "tumor_probability", "threshold", "warnings", "model", "error")
 
 Input = "str | os.PathLike | tuple[str, bytes]"  # a file path, or an upload's (name, bytes)
@@ -67,60 +62,11 @@ class BatchItem:
 
 # --- decoding ---------------------------------------------------------------------------
 
-def decode_raster(data: bytes, name: str) -> io.Slice:
-    """Image bytes -> Slice exactly as `io.decode_image` gives it, faster for the common case.
-
-    Plain 8-bit grey or RGB JPEG/PNG without EXIF rotation or transparency is decoded by
-    OpenCV (a few times faster than Pillow plus conversion); anything else, and anything
-    OpenCV cannot read cleanly, goes to `io.decode_image`, which validates it and raises
-    the same errors and warnings as for a single upload.
-    """
-    image_format = io.sniff_format(data)
-    if image_format not in FAST_FORMATS or (image_format == "JPEG" and not _ends_complete(data)):
-        return io.decode_image(data, name)
-    try:
-        header = Image.open(_io.BytesIO(data), formats=(image_format,))  # reads the header only
-        width, height = header.size
-        plain = (header.mode in ("L", "RGB") and "transparency" not in header.info
-                 and not getattr(header, "is_animated", False)
-                 and header.getexif().get(EXIF_ORIENTATION, 1) == 1)
-    except Exception:  # damaged header: io names the problem
-        return io.decode_image(data, name)
-    if not plain or width * height > io.MAX_IMAGE_PIXELS or min(width, height) < io.MIN_SIDE:
-        return io.decode_image(data, name)
-    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
-    if pixels is None or pixels.dtype != np.uint8 or pixels.shape[:2] != (height, width):
-        return io.decode_image(data, name)
-    source = Path(name).name or name
-    if pixels.ndim == 2:
-        return io.Slice(pixels=pixels.astype(np.float32) / np.float32(255.0), source=source)
-    rgb = pixels[..., 2::-1]  # OpenCV gives BGR
-    notes = ("converted_from_color",) if io._is_coloured(rgb) else ()
-    grey = rgb.astype(np.float32) @ LUMA_WEIGHTS / np.float32(255.0)
-    return io.Slice(pixels=grey, source=source, warnings=notes)
-
-
-def _ends_complete(data: bytes) -> bool:
-    """A JPEG cut short has no end marker; OpenCV would fill the rest with grey, io refuses it."""
-    return data.rstrip(b"\x00").endswith(JPEG_END)
-
-
 def decode_input(item, choice: io.SliceChoice = None, plane: str = "axial") -> list[io.Slice]:
     """A path (file, DICOM folder, zip) or an upload's (name, bytes) -> its slices; MriError when
-    it cannot be read. A DICOM series or NIfTI volume gives its `choice` of slices (None: the middle)."""
-    if isinstance(item, tuple):
-        name, data = item
-        if io.sniff_format(data) in FAST_FORMATS:
-            return [decode_raster(data, name)]
-        return [s for volume in io.read_volumes([(name, data)]) for s in io.volume_slices(volume, choice, plane)]
-    path = Path(item)
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return io.read_file(path, choice, plane)  # a folder, or io words the error (not found, unreadable)
-    if io.sniff_format(data) in FAST_FORMATS:
-        return [decode_raster(data, str(path))]
-    return io.read_file(path, choice, plane)  # other formats: io decides (and names what it cannot read)
+    it cannot be read. A DICOM series or NIfTI volume gives its `choice` of slices (None: the middle).
+    Plain images go through io's one raster decoder, as for a single upload."""
+    return io.read_input(item, choice, plane)
 
 
 def input_name(item) -> str:

@@ -1,9 +1,10 @@
 """Model inputs from image files, prepared exactly as a reading prepares an upload.
 
 Evaluation, the out-of-distribution fit and training all go through `prepare_files`: the
-same decoder (`slices.read_file`), the same brain crop and normalisation
-(`preprocess.prepare`), the same float32 values in [0, 1] that the reading path feeds the
-model. What `evaluate` measures is what the app sees.
+same reading (`slices.read_file`, whose plain images go through the one raster decoder,
+`raster.decode_raster`), the same brain crop and normalisation (`preprocess.prepare`), the
+same float32 values in [0, 1] that the reading path feeds the model. What `evaluate`
+measures is what the app sees.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from typing import Callable, Sequence
 import numpy as np
 
 from mri_core.io import preprocess
-from mri_core.io.slices import Slice, read_file
+from mri_core.io.slices import read_file
+from mri_core.io.volume import Slice
 
 # Decoding threads: Pillow, OpenCV and NumPy release the GIL, so a few threads keep the cores busy.
 PREPARE_THREADS = max(1, min(4, os.cpu_count() or 1))

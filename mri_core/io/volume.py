@@ -1,12 +1,14 @@
-"""A stack of slices (a DICOM series or a NIfTI volume) and the planes a reader can page through.
+"""A stack of slices (a DICOM series or a NIfTI volume), the planes a reader can page through,
+and the `Slice` every reading starts from.
 
 A `Volume` holds float32 (Z, H, W) voxels in [0, 1], already windowed, as axial slices
 ordered inferior to superior with each slice in radiological view (patient's right on the
 image's left, anterior at the top), like the 2-D training images. `plane_slice` cuts one
 slice out of it along the axial, coronal or sagittal plane; the two reformatted planes are
-offered only for isotropic volumes, where they are not squashed. Identifying DICOM tags
-never reach a `Volume`: it keeps only the study and series descriptions. No file formats
-here (`dicom` and `nifti` build volumes). Never imports streamlit.
+offered only for isotropic volumes, where they are not squashed; `volume_slices` gives the
+chosen ones as `Slice`s. Identifying DICOM tags never reach a `Volume`: it keeps only the
+study and series descriptions. No file formats here (`raster`, `dicom` and `nifti` decode
+them). Never imports streamlit.
 """
 
 from __future__ import annotations
@@ -20,12 +22,26 @@ from mri_core.io.errors import NotASlice, UnreadableImage
 PLANES = ("axial", "coronal", "sagittal")
 # Voxels whose sides differ by at most this ratio are isotropic: reformatting looks right.
 ISOTROPIC_RATIO = 1.1
-# Smaller than this is a line, not a slice (the same bound as io.MIN_SIDE).
+# Smaller than this is a thumbnail, an icon or a line, not a slice a model can read (for
+# plain images too: `raster` uses this bound).
 MIN_SIDE = 16
 # Robust window for volumes without a stored display range; a few hot voxels must not
 # darken the rest. Estimated on at most this many voxels (a strided sample) to stay fast.
 WINDOW_PERCENTILES = (0.5, 99.5)
 WINDOW_SAMPLE_VOXELS = 2_000_000
+
+
+SliceChoice = int | str | None  # None: the middle slice; N: slice N; "all": every slice
+
+
+@dataclass(frozen=True)
+class Slice:
+    pixels: np.ndarray  # float32 (H, W) in [0, 1]
+    source: str  # file name to show the user (no directories)
+    spacing: tuple[float, float] | None = None  # mm per pixel (row, col) when known
+    index: int = 0  # which slice of how many (for volumes)
+    count: int = 1
+    warnings: tuple[str, ...] = ()  # e.g. "converted_from_color", "had_alpha", "16_bit"
 
 
 @dataclass(frozen=True)
@@ -95,6 +111,20 @@ def plane_slice(volume: Volume, index: int, plane: str = "axial") -> np.ndarray:
     if plane == "coronal":
         return np.ascontiguousarray(volume.voxels[::-1, index, :])
     return np.ascontiguousarray(volume.voxels[::-1, :, index])
+
+
+def volume_slices(volume: Volume, choice: SliceChoice = None, plane: str = "axial") -> list[Slice]:
+    """The slices to read: the middle one (None), slice N (0-based), or every slice ("all")."""
+    count = plane_count(volume, plane)
+    if choice == "all":
+        indices = range(count)
+    elif choice is None:
+        indices = [middle_index(volume, plane)]
+    else:
+        indices = [int(choice)]
+    return [Slice(pixels=plane_slice(volume, i, plane), source=volume.source,
+                  spacing=plane_spacing(volume, plane), index=i, count=count, warnings=volume.warnings)
+            for i in indices]
 
 
 def plane_spacing(volume: Volume, plane: str = "axial") -> tuple[float, float] | None:

@@ -1,9 +1,11 @@
 """Uploaded training data: safe extraction of a folder-per-class zip into a temp folder.
 
-The members are checked by `io.zips.checked_members` (links, absolute or `..` paths, caps);
-extraction counts the bytes actually written, so a header that lies about its size cannot
-fill the disk. `extract_zip` returns the data root inside the folder (descending through a
-single top folder such as `brain_mri/`), ready for `data.discover`.
+The zip is opened and its members checked by `io.zips` (links, absolute or `..` paths,
+clutter, nested archives, one set of limits), in a data set's words (DatasetInvalid).
+Extraction streams each member to disk, counting the bytes really written against the
+limit, so a header that lies about its size cannot fill the disk. `extract_zip` returns the
+data root inside the folder (descending through a single top folder such as `brain_mri/`),
+ready for `data.discover`.
 """
 
 from __future__ import annotations
@@ -11,51 +13,45 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-import zipfile
 from contextlib import contextmanager
-from io import BytesIO
 from pathlib import Path
 from typing import Iterator
 
 from mri_core.io.errors import DatasetInvalid
-from mri_core.io.zips import CHUNK_BYTES, IGNORED_NAMES, MAX_FILES, MAX_TOTAL_BYTES, checked_members, megabytes
+from mri_core.io.zips import IGNORED_NAMES, MAX_FILES, MAX_TOTAL_BYTES, ZipErrors, is_zip, open_zip
 from mri_core.training.data import FOLDER_CLASSES
 
 TEMP_PREFIX = "mri-upload-"
+# A training zip's problems, in a data set's words.
+DATASET_ZIP = ZipErrors(DatasetInvalid, DatasetInvalid, DatasetInvalid, contents="the data folder",
+                        smaller="upload a smaller data set (or split it into several zips) or use a server folder")
 
 
 def extract_zip(data: bytes | str | os.PathLike, target_dir: str | os.PathLike,
                 max_total_bytes: int = MAX_TOTAL_BYTES, max_files: int = MAX_FILES) -> Path:
-    """Zip bytes or file -> the data root (folder of class folders) extracted under target_dir."""
+    """Zip bytes or file -> the data root (folder of class folders) extracted under target_dir.
+
+    Nothing is written before every member passed the checks; members that are themselves
+    zips are skipped."""
     target = Path(target_dir)
     target.mkdir(parents=True, exist_ok=True)
-    source = BytesIO(data) if isinstance(data, (bytes, bytearray)) else data
-    try:
-        with zipfile.ZipFile(source) as archive:
-            members = checked_members(archive, max_total_bytes, max_files)
-            written = 0
-            for info, relative in members:
-                written = _extract_member(archive, info, target / relative, written, max_total_bytes)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as exc:
-        raise DatasetInvalid(f"The upload is not a readable zip file ({exc}); zip the data folder again and re-upload it.") from exc
-    except NotImplementedError as exc:  # e.g. an unsupported compression method
-        raise DatasetInvalid(f"The zip uses a compression this app cannot read ({exc}); re-create it with standard (deflate) compression.") from exc
-    except RuntimeError as exc:  # encrypted members
-        raise DatasetInvalid(f"The zip cannot be extracted ({exc}); upload an unencrypted zip.") from exc
+    with open_zip(data, DATASET_ZIP, max_total_bytes=max_total_bytes, max_files=max_files) as checked:
+        for info, relative in checked.members:
+            _extract_member(checked.chunks(info), target / relative)
     return find_data_root(target)
 
 
-def _extract_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, destination: Path,
-                    written: int, max_total_bytes: int) -> int:
-    """Stream one member to destination; returns the running byte total (raises past the cap)."""
+def _extract_member(chunks: Iterator[bytes], destination: Path) -> None:
+    """Stream one member's chunks to destination (none when the member is itself a zip)."""
+    first = next(chunks, b"")
+    if is_zip(first):
+        chunks.close()
+        return
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with archive.open(info) as source, open(destination, "wb") as sink:
-        while chunk := source.read(CHUNK_BYTES):
-            written += len(chunk)
-            if written > max_total_bytes:
-                raise DatasetInvalid(f"The zip unpacks to more than {megabytes(max_total_bytes)}; upload a smaller data set or use a server folder.")
+    with open(destination, "wb") as sink:
+        sink.write(first)
+        for chunk in chunks:
             sink.write(chunk)
-    return written
 
 
 def find_data_root(folder: str | os.PathLike) -> Path:

@@ -31,7 +31,7 @@ sys.path.insert(0, str(PROJECT_ROOT / "tests"))
 from scans import dicom_bytes  # noqa: E402
 
 SIZE = 128  # side of the synthetic slices
-ZIP_BOMB_BYTES = 2_300 * 1024**2  # unpacks past both caps: io's 1 GiB and archive's 2 GiB
+ZIP_BOMB_BYTES = 2_300 * 1024**2  # unpacks past the one limit of every zip (io.zips: 1 GiB)
 
 
 def brain_slice(seed: int = 0, size: int = SIZE) -> np.ndarray:

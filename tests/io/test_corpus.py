@@ -3,7 +3,7 @@
 The table says, for each item, whether it is read (and with which warnings) or refused (with
 which `MriError` subclass and a fragment of its message); docs/benchmarks.md shows
 the same table (`python tests/io/test_corpus.py` prints it, a test keeps the two equal). Items are
-checked through the library (io, model, datasets, archive) and, for every scan-like item at
+checked through the library (io, model, datasets, training uploads) and, for every scan-like item at
 once, through the CLI: refused files give `{"file", "error"}` lines, the rest are answered,
 exit code 1, never a traceback. The Diagnose page gets a few of them in tests/app.
 """
@@ -106,7 +106,7 @@ CORPUS = {
     "train_absolute.zip": ("training zip with /tmp/evil.png", TRAINING_ZIP, Refused(DatasetInvalid, "absolute path")),
     "train_symlink.zip": ("training zip with a symbolic link", TRAINING_ZIP, Refused(DatasetInvalid, "symbolic link")),
     "train_bomb.zip": ("training zip bomb (2.3 GB of zeros)", TRAINING_ZIP,
-                       Refused(DatasetInvalid, "unpacks to more than 2,048 MB")),
+                       Refused(DatasetInvalid, "unpacks to more than 1,024 MB")),
     "train_nested.zip": ("training zip holding only a zip", TRAINING_ZIP, Refused(DatasetInvalid, "holds no images")),
     "train_not_a_zip.zip": ("PNG renamed .zip", TRAINING_ZIP, Refused(DatasetInvalid, "not a readable zip")),
     "model_corrupt": ("model.keras of garbage", MODEL, Refused(ModelInvalid, "not a complete Keras archive")),
