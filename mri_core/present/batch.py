@@ -1,6 +1,7 @@
 """What the Batch page shows and offers for download: an overlay thumbnail per answer, the
 results table and its CSV, and a zip of the heatmaps, built in memory as answers stream in
-from `inference.stream`.
+from `inference.stream`. Importing it loads no TensorFlow (the stream is imported when a batch
+is read), so the Batch page starts before the model does. Never imports streamlit.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ import io as _io
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator, Sequence
 
 import cv2
 import numpy as np
 from PIL import Image
 
-from mri_core.inference.stream import DEFAULT_BATCH_SIZE, BatchItem, stream_readings
 from mri_core.io.errors import UnreadableImage
 from mri_core.present import render
+
+if TYPE_CHECKING:  # the stream imports TensorFlow: only when a batch is read
+    from mri_core.inference.stream import BatchItem
 
 THUMBNAIL_SIDE = 96
 THUMBNAIL_OPACITY = 0.5
@@ -40,7 +43,7 @@ def overlay_thumbnail(small_pixels: np.ndarray, reading) -> np.ndarray:
 
 # --- what the Batch page offers ---------------------------------------------------------
 
-def summary_row(item: BatchItem) -> dict:
+def summary_row(item: "BatchItem") -> dict:
     """One row of the results table and CSV (CSV_COLUMNS); an error row has only file and error."""
     if item.failed:
         return {"file": item.file, "slice": None, "label": None, "tumor": None,
@@ -81,7 +84,7 @@ class HeatmapArchive:
         self._zip = zipfile.ZipFile(self._buffer, "w", zipfile.ZIP_DEFLATED)
         self._used: set[str] = set()
 
-    def add(self, item: BatchItem) -> str | None:
+    def add(self, item: "BatchItem") -> str | None:
         """Add one answer's heatmap; returns its name in the zip (None when it has none)."""
         if item.failed or item.outcome.heatmap is None:
             return None
@@ -150,8 +153,12 @@ class BatchReport:
 
 def read_batch(scan_model, inputs: Iterable, total: int | None = None,
                on_progress: Callable[[int, int | None], None] | None = None,
-               batch_size: int = DEFAULT_BATCH_SIZE, thumbnail_side: int = THUMBNAIL_SIDE) -> BatchReport:
-    """Inputs -> BatchReport, streaming; `on_progress(done, total)` after every answer."""
+               batch_size: int | None = None, thumbnail_side: int = THUMBNAIL_SIDE) -> BatchReport:
+    """Inputs -> BatchReport, streaming; `on_progress(done, total)` after every answer.
+    `batch_size`: slices per model call (None: the stream's default)."""
+    from mri_core.inference.stream import DEFAULT_BATCH_SIZE, stream_readings
+
+    batch_size = batch_size or DEFAULT_BATCH_SIZE
     rows, archive, failed = [], HeatmapArchive(), 0
     for done, item in enumerate(stream_readings(scan_model, inputs, batch_size=batch_size,
                                                 thumbnail_side=thumbnail_side), start=1):

@@ -1,4 +1,4 @@
-"""The Batch page (pages/3_Batch.py), run with AppTest on real scans and the active model."""
+"""The Batch page (pages/batch.py), run with AppTest on real scans and the active model."""
 
 from __future__ import annotations
 
@@ -14,13 +14,12 @@ from mri_core.inference import read as pipeline
 from mri_core.inference.model import load_model
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
-BATCH_PAGE = "pages/3_Batch.py"
+BATCH_PAGE = "pages/batch.py"
 RUN_TIMEOUT_S = 240
 
 
 def open_batch_page() -> AppTest:
     page = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S)
-    page.run()
     page.switch_page(BATCH_PAGE).run()
     assert not page.exception, page.exception
     return page

@@ -1,4 +1,4 @@
-"""The Diagnose page (app.py), run headless with Streamlit's AppTest on real scans and the real model."""
+"""The Diagnose page (pages/diagnose.py, the start page of app.py), run headless with Streamlit's AppTest on real scans and the real model."""
 
 from __future__ import annotations
 

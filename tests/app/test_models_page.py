@@ -1,4 +1,4 @@
-"""The Models page (pages/2_Models.py), run headless with AppTest on the shipped packages and a really trained one."""
+"""The Models page (pages/models.py), run headless with AppTest on the shipped packages and a really trained one."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from mri_core.package import registry
 from mri_core.training.train import TrainSettings, train_and_save
 
 ROOT = Path(__file__).resolve().parents[2]
-PAGE, DIAGNOSE = ROOT / "pages" / "2_Models.py", ROOT / "app.py"
+APP, PAGE = ROOT / "app.py", "pages/models.py"
 # the Diagnose check imports TensorFlow and loads a model: slow on 2 cores, but bounded
 RUN_TIMEOUT_S = 180
 
@@ -34,7 +34,7 @@ def trained(trained_package: Path) -> registry.ModelEntry:
 
 
 def run_page(page: AppTest | None = None) -> AppTest:
-    page = page or AppTest.from_file(str(PAGE), default_timeout=RUN_TIMEOUT_S)
+    page = page or AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S).switch_page(PAGE)
     page.run()
     assert not page.exception, page.exception
     return page
@@ -87,7 +87,7 @@ def test_activating_a_trained_model_makes_the_diagnose_page_use_it(trained):
     assert registry.active().ref == trained.ref
     assert trained.ref in page.success[0].value
     assert [ref for ref, row in table_rows(page).items() if row["Active"]] == [trained.ref]
-    diagnose = AppTest.from_file(str(DIAGNOSE), default_timeout=RUN_TIMEOUT_S)
+    diagnose = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S)
     diagnose.run()
     assert not diagnose.exception and not diagnose.error
     assert any(f"Model **{trained.ref}**" in m.value for m in diagnose.markdown)

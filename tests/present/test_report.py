@@ -56,3 +56,29 @@ def test_cli_writes_one_report_per_input(tiny_model_dir, tumor_image_path, no_tu
     for line, path in zip(lines, (tumor_image_path, no_tumor_image_path)):
         text = pdf_text((tmp_path / "reports" / f"{path.stem}.pdf").read_bytes())
         assert line["label"] in text and NOTICE in text
+
+
+def test_the_page_words_name_peak_model_volume_and_slice(tiny_model, kaggle_dir, tumor_image_path):
+    from scans import dicom_bytes, nifti_bytes, stack_of
+
+    from mri_core.inference.read import CAM_METHODS
+    from mri_core.present.report import CAM_NAMES, image_caption, model_line, peak_words, volume_words
+
+    assert tuple(CAM_NAMES) == CAM_METHODS, "the Diagnose page offers every method by its name"
+    scan = io.read_file(tumor_image_path)[0]
+    [reading] = read_slices(tiny_model, [scan])
+    x0, y0, x1, y1 = reading.cam_box
+    assert peak_words(reading).startswith(f"Heatmap peak at x {reading.cam_peak[0]}, y {reading.cam_peak[1]}; "
+                                          f"box x {x0}–{x1}, y {y0}–{y1}")
+    assert peak_words(read_slices(tiny_model, [scan], cam="none")[0]) is None
+    stack = stack_of(sorted((kaggle_dir / "yes").iterdir())[:3], size=64)
+    [volume] = io.read_volumes([("brain.nii", nifti_bytes(stack))])
+    [slice_] = io.volume_slices(volume, 1)
+    assert model_line("tiny@1", tiny_model.info).startswith("Model **tiny@1** · paper · classes: ")
+    assert volume_words(volume, "axial") == "3 axial slice(s)"
+    assert image_caption(slice_, "gradcam++", "axial").startswith("brain.nii · axial slice 1 of 3 · heatmap (Grad-CAM++)")
+
+    [dicom] = io.read_volumes([("IM1", dicom_bytes(stack[0], StudyDescription="MR HEAD", SeriesDescription="T1 AX"))])
+    assert volume_words(dicom, "axial") == "MR HEAD · T1 AX · 1 axial slice(s)"
+    [plain] = io.read_volumes([(tumor_image_path.name, tumor_image_path.read_bytes())])
+    assert volume_words(plain, "axial") is None

@@ -1,0 +1,102 @@
+"""Every plotly figure the pages show, built from plain values: a reading's class
+probabilities, the per-slice tumor probability of a scanned volume, a test confusion matrix,
+the loss and accuracy curves of a training history, and the reliability diagram.
+
+Pages only hand the figures to `st.plotly_chart`. Inputs are what `Reading`, `model.json`
+and training events already hold; nothing here reads files. Never imports streamlit or
+tensorflow.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Sequence
+
+import plotly.graph_objects as go
+
+TUMOR_RGB, NO_TUMOR_RGB, MARK_RGB = "#c62828", "#2e7d32", "#c62828"
+MARGIN = {"l": 10, "r": 20, "t": 40, "b": 10}
+PERCENT_AXIS = {"range": [0, 1.001], "tickformat": ".0%"}
+# (title, train key, validation key, y axis) of each training curve, in model.json's history keys
+CURVES = (("Loss", "loss", "val_loss", {}), ("Accuracy", "accuracy", "val_accuracy", {"tickformat": ".0%"}))
+
+
+def class_probability_figure(probabilities: Mapping[str, float], no_tumor_classes: Sequence[str]) -> go.Figure:
+    """A reading's class probabilities as horizontal bars, no-tumor classes green, tumor classes red."""
+    classes = list(probabilities)
+    figure = go.Figure(go.Bar(
+        x=[probabilities[c] for c in classes], y=classes, orientation="h",
+        marker_color=[NO_TUMOR_RGB if c in no_tumor_classes else TUMOR_RGB for c in classes],
+        text=[f"{probabilities[c]:.1%}" for c in classes], textposition="auto"))
+    figure.update_layout(title="Class probabilities", xaxis=PERCENT_AXIS, yaxis={"autorange": "reversed"},
+                         height=90 + 36 * len(classes), margin=MARGIN)
+    return figure
+
+
+def slice_probability_figure(tumor_probabilities: Sequence[float], threshold: float,
+                             current_slice: int | None = None) -> go.Figure:
+    """Tumor probability of every slice (0-based, as the slider) with the threshold and the slice shown."""
+    figure = go.Figure(go.Scatter(x=list(range(len(tumor_probabilities))), y=list(tumor_probabilities),
+                                  mode="lines+markers", name="tumor probability"))
+    figure.add_hline(y=threshold, line_dash="dash", annotation_text="threshold")
+    if current_slice is not None:
+        figure.add_vline(x=current_slice, line_color=MARK_RGB)
+    figure.update_layout(title="Tumor probability per slice", xaxis_title="slice", height=260,
+                         yaxis=PERCENT_AXIS, margin=MARGIN)
+    return figure
+
+
+def confusion_figure(test_metrics: Mapping[str, Any] | None, title: str) -> go.Figure | None:
+    """model.json's test confusion matrix (rows true, columns reported) as a heatmap; None when absent."""
+    confusion = (test_metrics or {}).get("confusion_matrix")
+    if not confusion:
+        return None
+    labels, matrix = confusion["labels"], confusion["matrix"]
+    figure = go.Figure(go.Heatmap(z=matrix, x=labels, y=labels, colorscale="Blues", showscale=False,
+                                  text=matrix, texttemplate="%{text}"))
+    figure.update_layout(title=title, xaxis_title="reported", yaxis_title="true",
+                         yaxis={"autorange": "reversed"}, height=370, margin=MARGIN)
+    return figure
+
+
+def _value(row: Any, key: str):
+    """A history row is a model.json dict or a training event with the same names as attributes."""
+    return row.get(key) if isinstance(row, Mapping) else getattr(row, key, None)
+
+
+def curve_figures(history: Sequence[Any], planned_epochs: int | None = None,
+                  title_suffix: str = "") -> list[go.Figure]:
+    """Loss and accuracy per epoch, train and validation; [] without history.
+
+    `history`: model.json "history" rows or training `EpochEnd` events. `planned_epochs` fixes
+    the x axis to every epoch of a run still going, so the curves grow into it.
+    """
+    if not history:
+        return []
+    epochs = [_value(row, "epoch") or number for number, row in enumerate(history, start=1)]
+    last = max(planned_epochs or 0, epochs[-1], 2)
+    x_axis = {"title": "epoch", "range": [0.8, last + 0.2], "tickformat": "d", "dtick": 1 if last <= 20 else None}
+    figures = []
+    for title, train_key, val_key, y_axis in CURVES:
+        figure = go.Figure([go.Scatter(x=epochs, y=[_value(row, key) for row in history], name=name,
+                                       mode="lines+markers", line={"dash": dash})
+                            for name, key, dash in (("train", train_key, "solid"), ("validation", val_key, "dash"))])
+        figure.update_layout(title=title + title_suffix, xaxis=x_axis, yaxis=y_axis, height=320, margin=MARGIN)
+        figures.append(figure)
+    return figures
+
+
+def reliability_figure(bins: Sequence[Mapping[str, float]]) -> go.Figure:
+    """Reliability diagram of model.json's stored bins: observed tumor rate against stated probability."""
+    largest = max(b["n"] for b in bins)
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
+                                line={"dash": "dash", "color": "#888"}))
+    figure.add_trace(go.Scatter(
+        x=[b["mean_probability"] for b in bins], y=[b["tumor_rate"] for b in bins], mode="lines+markers",
+        name="this model (test split)", marker={"size": [6 + 24 * (b["n"] / largest) ** 0.5 for b in bins]},
+        text=[f"{b['n']} scans with p in ({b['lo']:.1f}, {b['hi']:.1f}]" for b in bins], hoverinfo="text+x+y"))
+    figure.update_layout(title="Reliability: stated tumor probability vs share that had a tumor",
+                         xaxis={"title": "stated tumor probability", "range": [0, 1], "tickformat": ".0%"},
+                         yaxis={"title": "share with a tumor", "range": [0, 1.02], "tickformat": ".0%"},
+                         height=360, margin=MARGIN, legend={"x": 0.02, "y": 0.98})
+    return figure

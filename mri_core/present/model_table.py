@@ -1,0 +1,54 @@
+"""What the Models page lists and compares, in words: one table row per model package and the
+facts of two packages side by side, all read from each package's model.json (a package
+without metrics or history shows "–"). Never imports streamlit or tensorflow.
+"""
+
+from __future__ import annotations
+
+from mri_core.package.registry import ModelEntry
+
+MISSING = "–"
+# (column label, key in model.json "test_metrics"); the table shows the first four
+METRICS = (("Test accuracy", "accuracy"), ("ROC AUC", "roc_auc"), ("Sensitivity", "sensitivity"),
+           ("Specificity", "specificity"), ("ECE", "ece"))
+
+
+def percent(value) -> str:
+    return MISSING if value is None else f"{value:.1%}"
+
+
+def images_per_class(info: dict) -> str:
+    counts = info.get("data", {}).get("counts_per_class", {})
+    return ", ".join(f"{name} {count}" for name, count in counts.items()) or MISSING
+
+
+def created_at(info: dict) -> str:
+    """model.json's ISO 8601 "created" to the minute: `2025-01-31 14:05 UTC`."""
+    created = str(info.get("created", MISSING))
+    return created[:16].replace("T", " ") + (" UTC" if created.endswith("+00:00") else "")
+
+
+def summary_row(entry: ModelEntry, active_ref: str | None) -> dict:
+    """One row of the Models page's table."""
+    info, metrics = entry.info, entry.info.get("test_metrics", {})
+    return {"Active": "active" if entry.ref == active_ref else "", "Model": entry.ref,
+            "Source": "shipped" if entry.shipped else "trained", "Architecture": info.get("architecture", MISSING),
+            **{label: percent(metrics.get(key)) for label, key in METRICS[:4]},
+            "Classes": ", ".join(info.get("class_names", [])) or MISSING,
+            "Images per class": images_per_class(info), "Created": created_at(info)}
+
+
+def facts(entry: ModelEntry) -> dict[str, str]:
+    """What the comparison shows of one model: its test metrics, threshold, architecture, size, epochs, classes."""
+    info, metrics = entry.info, entry.info.get("test_metrics", {})
+    return {**{label: percent(metrics.get(key)) for label, key in METRICS},
+            "Test images": str(metrics.get("n", MISSING)), "Threshold": percent(info.get("threshold")),
+            "Architecture": info.get("architecture", MISSING),
+            "Image size": str(info.get("input", {}).get("size", MISSING)),
+            "Epochs": str(len(info.get("history", [])) or MISSING), "Classes": ", ".join(info.get("class_names", []))}
+
+
+def compare_rows(left: ModelEntry, right: ModelEntry) -> list[dict]:
+    """Rows of the comparison table: one per fact, a column per model (A, B)."""
+    left_facts, right_facts = facts(left), facts(right)
+    return [{"": key, f"A · {left.ref}": left_facts[key], f"B · {right.ref}": right_facts[key]} for key in left_facts]

@@ -1,0 +1,78 @@
+"""What every page shares: the one cached model loader, the active model, error display, charts,
+and the file the Batch page hands to the Diagnose page (in memory, this session only).
+
+Not a page (app.py lists the pages); imported as `pages.common` from the project root. No
+TensorFlow at import: the model loads on the first reading (or in `preload_model`'s thread).
+"""
+
+from __future__ import annotations
+
+from typing import Callable, TypeVar
+
+import streamlit as st
+
+from mri_core.inference.preload import preload_model
+from mri_core.io.errors import MriError
+from mri_core.io.slices import read_volumes
+from mri_core.package import registry
+
+NOTICE = "Decision support, not a diagnosis: a radiologist must review every scan."
+DIAGNOSE_PAGE = "pages/diagnose.py"
+HANDED_FILE = "diagnose_input"  # session state: (name, bytes) that Batch hands to Diagnose
+Result = TypeVar("Result")
+
+
+@st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
+def load_scan_model(package_path: str, version: int):
+    """The model package at `package_path`; shared by every page and session, never mutated."""
+    from mri_core.inference.model import load_cached  # imports TensorFlow: only when first needed
+
+    return load_cached(package_path, version)
+
+
+def or_stop(call: Callable[..., Result], *args, **kwargs) -> Result:
+    """`call(*args, **kwargs)`, or its MriError's message on the page and the script stopped there."""
+    try:
+        return call(*args, **kwargs)
+    except MriError as exc:
+        st.error(str(exc))
+        st.stop()
+
+
+def active_model() -> registry.ModelEntry:
+    """The active model package; TensorFlow and the model load in the background meanwhile."""
+    def find() -> registry.ModelEntry:
+        entry = registry.active()
+        preload_model(str(entry.path), entry.version)  # ModelInvalid at once for a damaged file
+        return entry
+
+    return or_stop(find)
+
+
+def show_chart(figure, key: str | None = None, where=st) -> None:
+    """A plotly figure from `mri_core.present.charts`, without the mode bar; nothing for None."""
+    if figure is not None:
+        where.plotly_chart(figure, config={"displayModeBar": False}, key=key)
+
+
+def open_on_diagnose(name: str, data: bytes) -> None:
+    """Hand one file, in memory, to the Diagnose page and go there (Batch's "Open on Diagnose")."""
+    st.session_state[HANDED_FILE] = (name, data)
+    st.switch_page(DIAGNOSE_PAGE)
+
+
+def volumes_to_read(uploads) -> tuple[list, tuple] | None:
+    """Diagnose's uploads (else the file handed from Batch) as volumes, and a key naming them; None
+    when there is nothing to read. Read once per set of files, kept in this session only (in memory)."""
+    if uploads:
+        st.session_state.pop(HANDED_FILE, None)  # a new upload replaces a file opened from Batch
+        files, key = [(u.name, u.getvalue()) for u in uploads], tuple(u.file_id for u in uploads)
+    elif HANDED_FILE in st.session_state:
+        files = [st.session_state[HANDED_FILE]]
+        key = ("batch", files[0][0], len(files[0][1]))
+    else:
+        return None
+    if st.session_state.get("volumes_key") != key:
+        st.session_state.volumes = or_stop(read_volumes, files)
+        st.session_state.volumes_key, st.session_state.scans = key, {}
+    return st.session_state.volumes, key

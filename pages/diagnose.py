@@ -1,0 +1,103 @@
+"""Diagnose: upload a brain MRI slice, DICOM series or NIfTI volume, get tumor / no tumor with its probability and a heatmap.
+
+A thin script: widgets, calls into `mri_core`, rendering; the figures, overlay and words come
+from `mri_core.present`. TensorFlow loads in the background and on the first reading.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mri_core.io import slices as io
+from mri_core.io.errors import MriError
+from mri_core.io.reading import describe_warning
+from mri_core.io.volume import available_planes, middle_index, plane_count
+from mri_core.present import charts, render, report
+from pages.common import NOTICE, active_model, volumes_to_read, load_scan_model, or_stop, show_chart
+
+UPLOAD_TYPES = None  # any name: DICOM files from a PACS often have no extension; the bytes decide
+
+
+@st.cache_data(show_spinner="Reading the scan ...", max_entries=16, ttl=3600)
+def read_scan(package_path: str, version: int, scan_key: tuple, _volume, index: int, plane: str, cam: str):
+    """Slice `index` of `plane` -> (Slice, Reading) with a heatmap by `cam`; `scan_key` names the volume."""
+    from mri_core.inference import read as pipeline
+
+    [slice_] = io.volume_slices(_volume, index, plane)
+    return slice_, pipeline.read_slices(load_scan_model(package_path, version), [slice_], cam=cam)[0]
+
+
+def scan_all_slices(entry, scan_key: tuple, volume, plane: str, slider_key: str) -> None:
+    """Button callback: tumor probability of every slice (no heatmaps), then jump to the most suspicious."""
+    from mri_core.inference import read as pipeline
+
+    try:
+        readings = pipeline.read_volume(load_scan_model(str(entry.path), entry.version), volume, "all", plane, cam="none")
+    except MriError as exc:  # shown in place of the chart on the next run
+        st.session_state.scans[scan_key] = str(exc)
+        return
+    st.session_state.scans[scan_key] = [r.tumor_probability for r in readings]
+    st.session_state[slider_key] = pipeline.most_suspicious_slice(readings)
+
+
+st.title("Diagnose")
+st.caption(NOTICE)
+entry = active_model()
+st.markdown(report.model_line(entry.ref, entry.info))
+uploads = st.file_uploader("Brain MRI: a slice (PNG, JPEG, BMP, TIFF), DICOM files or a zip of a series, "
+                           "or a NIfTI volume (.nii, .nii.gz)", type=UPLOAD_TYPES, accept_multiple_files=True)
+cam = st.selectbox("Heatmap method", list(report.CAM_NAMES), format_func=report.CAM_NAMES.get,
+                   help="Grad-CAM is fast and as good as the others here (bench/cams.py); Score-CAM takes seconds.")
+chosen = volumes_to_read(uploads)
+if chosen is None:
+    st.info("Upload one axial brain MRI slice to read it, or the files of a DICOM series (several files or a "
+            "zip) or a NIfTI volume to pick a slice.")
+    st.stop()
+volumes, volumes_key = chosen
+series = st.selectbox("Series", range(len(volumes)), format_func=lambda i: volumes[i].label) if len(volumes) > 1 else 0
+volume = volumes[series]
+planes = available_planes(volume)
+plane = st.radio("Plane", planes, horizontal=True) if len(planes) > 1 else planes[0]
+scan_key, index = (volumes_key, series, plane), middle_index(volume, plane)
+if report.volume_words(volume, plane):
+    st.caption(report.volume_words(volume, plane))
+if volume.count > 1:
+    slider_key = f"slice-{series}-{plane}-{abs(hash(volumes_key))}"  # new files: back to the middle
+    index = st.slider("Slice", 0, plane_count(volume, plane) - 1, index, key=slider_key)
+    st.button("Scan all slices", on_click=scan_all_slices, args=(entry, scan_key, volume, plane, slider_key),
+              help="Tumor probability of every slice (no heatmaps), then jump to the most suspicious one.")
+    scanned = st.session_state.scans.get(scan_key)
+    if isinstance(scanned, str):
+        st.error(scanned)
+    elif scanned is not None:
+        show_chart(charts.slice_probability_figure(scanned, entry.info["threshold"], index))
+slice_, reading = or_stop(read_scan, str(entry.path), entry.version, scan_key, volume, index, plane, cam)
+
+image_column, result_column = st.columns(2, gap="large")
+with result_column:
+    st.subheader(":red[Tumor]" if reading.tumor else ":green[No tumor]")
+    st.markdown(f"Reported class: **{reading.label}**")
+    probability_column, threshold_column = st.columns(2)
+    probability_column.metric("Tumor probability", f"{reading.tumor_probability:.1%}", border=True)
+    threshold_column.metric("Decision threshold", f"{reading.threshold:.1%}", border=True)
+    show_chart(charts.class_probability_figure(reading.probabilities, entry.info["no_tumor_classes"]))
+    if report.peak_words(reading):
+        st.markdown(report.peak_words(reading))
+    for warning in reading.warnings:
+        st.warning(f"**{warning.replace('_', ' ')}**: {describe_warning(warning)}")
+    st.markdown(report.confidence_words(reading.tumor_probability, reading.threshold,
+                                        entry.info.get("test_metrics", {}).get("ece_tumor")))
+    with st.expander("How reliable are these probabilities? (reliability diagram)"):
+        if bins := report.reliability_rows(entry.info):
+            show_chart(charts.reliability_figure(bins))
+        else:
+            st.info("This model package stores no reliability bins; retrain it or run bench/fit_ood.py to add them.")
+    note = st.text_input("Note for the report (optional)", max_chars=200,
+                         help="Only what you type here identifies anything in the report; the file name is not included.")
+    st.download_button("Download report (PDF)", report.reading_report(reading, slice_.pixels, entry.info, cam, note),
+                       file_name="mri-reading-report.pdf", mime="application/pdf")
+with image_column:
+    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05)
+    st.image(render.overlay(slice_.pixels, reading.heatmap, opacity, reading.cam_peak, reading.cam_box),
+             caption=report.image_caption(slice_, cam, plane), width="stretch")
+st.caption(f"{NOTICE} The heatmap shows where the model looked, not the tumor's outline.")
