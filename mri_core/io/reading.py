@@ -29,6 +29,12 @@ WARNING_TEXT = {
     "32_bit": "A 32-bit image was windowed to its 0.5-99.5 percentile range.",
     "float": "A floating-point image was windowed to its 0.5-99.5 percentile range.",
     "animated_first_frame": "The file is animated; only its first frame was read.",
+    "converted_from_cmyk": "The image was stored in CMYK, a print format rather than a scanner export; it was "
+                           "converted to grey, and its contrast may differ from the scan's.",
+    "non_finite_voxels": "Some voxels held no number (NaN or infinite); they were shown as black.",
+    "4d_first_volume": "The file holds a series of volumes (4-D); only the first volume was read.",
+    "slice_order_unknown": "The DICOM files give neither slice positions nor instance numbers, so the slices are "
+                           "in file order, which may not be their order in the body.",
 }
 
 

@@ -56,7 +56,7 @@ class ZipErrors:
 
 
 # The Batch page's zips of slices (`read_zip_files`); scan and training uploads define theirs.
-BATCH_ZIP = ZipErrors(DatasetInvalid, DatasetInvalid, DatasetInvalid, contents="the files",
+BATCH_ZIP = ZipErrors(DatasetInvalid, DatasetInvalid, DatasetInvalid, contents="the folder of slices",
                       smaller="upload fewer files at a time, or several smaller zips")
 
 
@@ -181,8 +181,8 @@ def unreadable(errors: ZipErrors, name: str | None, exc: BaseException) -> MriEr
         return errors.unreadable(f"{where} cannot be opened: it uses a compression this app cannot read ({exc}); "
                                  f"zip {errors.contents} again with standard (deflate) compression.")
     if isinstance(exc, RuntimeError):  # zipfile's word for an encrypted member
-        return errors.unreadable(f"{where} cannot be opened: it is encrypted ({exc}); zip {errors.contents} "
-                                 f"again without a password.")
+        return errors.unreadable(f"{where} cannot be opened: it is encrypted (password-protected); zip "
+                                 f"{errors.contents} again without a password.")
     return errors.unreadable(f"{where} cannot be opened: it is not a readable zip file ({exc}); zip "
                              f"{errors.contents} again and upload the new zip.")
 

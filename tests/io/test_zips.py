@@ -1,166 +1,162 @@
-"""Safe extraction of uploaded folder-per-class zips (real zips of real Kaggle slices)."""
+"""mri_core.io.zips: the one zip reader. Its checks and its one set of limits hold for every zip a
+user can upload (a scan, a batch of slices, a training data set), each caller raising its own
+error types with a message that names the problem and what to do. Real zips of real Kaggle slices;
+what a training zip writes to disk is in tests/training/test_uploads.py."""
 
 from __future__ import annotations
 
+import io
 import stat
-import tempfile
+import struct
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from mri_core.training import uploads
-from mri_core.training import data as datasets
-from mri_core.io.zips import count_zip_files, read_zip_files
-from mri_core.training.uploads import extract_zip, extracted_zip
-from mri_core.io.errors import DatasetInvalid
+from mri_core.io.errors import DatasetInvalid, ImageTooLarge, UnreadableImage, UnsupportedFormat
+from mri_core.io.slices import SCAN_ZIP, read_volumes
+from mri_core.io.zips import (BATCH_ZIP, MAX_FILES, MAX_TOTAL_BYTES, count_zip_files, open_zip,
+                              read_zip_files)
+from mri_core.training.uploads import DATASET_ZIP, extract_zip
 
 
-def zip_images(kaggle_dir: Path, zip_path: Path, per_class: int = 6, top: str = "") -> Path:
-    """A zip of `per_class` real slices from Kaggle no/ and yes/, optionally under a top folder."""
-    with zipfile.ZipFile(zip_path, "w") as archive:
-        for folder in ("no", "yes"):
-            for image in sorted((kaggle_dir / folder).iterdir())[:per_class]:
-                archive.writestr(f"{top}{folder}/{image.name}", image.read_bytes())
-    return zip_path
+def zip_of(members: list[tuple[str, bytes]], modes: dict[str, int] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, data in members:
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            if modes and name in modes:
+                info.external_attr = modes[name] << 16
+            archive.writestr(info, data)
+    return buffer.getvalue()
 
 
-def add_entry(zip_path: Path, name: str, data: bytes = b"x", mode: int | None = None) -> Path:
-    with zipfile.ZipFile(zip_path, "a") as archive:
-        info = zipfile.ZipInfo(name)
-        if mode is not None:
-            info.external_attr = mode << 16
-        archive.writestr(info, data)
-    return zip_path
+def patched(data: bytes, local_offset: int, central_offset: int, value: bytes) -> bytes:
+    """The zip with `value` written at the given offsets of its (first) local and central headers."""
+    raw = bytearray(data)
+    local, central = raw.find(b"PK\x03\x04"), raw.rfind(b"PK\x01\x02")
+    raw[local + local_offset:local + local_offset + len(value)] = value
+    raw[central + central_offset:central + central_offset + len(value)] = value
+    return bytes(raw)
 
 
-def test_zip_with_top_folder_extracts_to_a_data_set_discover_reads(kaggle_dir, tmp_path):
-    zip_path = zip_images(kaggle_dir, tmp_path / "data.zip", top="brain_mri/")
-    add_entry(zip_path, "__MACOSX/brain_mri/no/._x.jpg")
-    add_entry(zip_path, "brain_mri/yes/inner.zip", b"PK")
-
-    root = extract_zip(zip_path.read_bytes(), tmp_path / "out")
-
-    assert root == tmp_path / "out" / "brain_mri"
-    dataset = datasets.discover([root])
-    assert dataset.counts == {"notumor": 6, "tumor": 6}
-    assert not (root / "yes" / "inner.zip").exists(), "nested archives are not extracted"
-    assert not (tmp_path / "out" / "__MACOSX").exists()
+def declaring(size: int) -> bytes:
+    """A one-member zip whose headers declare `size` bytes uncompressed around 1 real byte."""
+    return patched(zip_of([("IM0001", b"x")]), 22, 24, struct.pack("<I", size))
 
 
-def test_extracted_zip_removes_its_temp_folder_even_after_an_error(kaggle_dir, tmp_path):
-    zip_path = zip_images(kaggle_dir, tmp_path / "data.zip", per_class=5)
-    with extracted_zip(zip_path) as root:
-        assert sorted(p.name for p in root.iterdir()) == ["no", "yes"]
-        folder = root
-    assert not folder.exists()
-
-    temp_root = Path(tempfile.gettempdir())
-    before = set(temp_root.glob("mri-upload-*"))
-    add_entry(zip_path, "../evil.txt")
-    with pytest.raises(DatasetInvalid):
-        with extracted_zip(zip_path):
-            pass
-    assert set(temp_root.glob("mri-upload-*")) == before, "a refused zip leaves no temp folder behind"
+@pytest.fixture(scope="module")
+def images(kaggle_dir: Path) -> list[tuple[str, bytes]]:
+    """Two real slices of each Kaggle class, as (path inside a zip, bytes)."""
+    return [(f"study/{folder}/{p.name}", p.read_bytes())
+            for folder in ("no", "yes") for p in sorted((kaggle_dir / folder).iterdir())[:2]]
 
 
-@pytest.mark.parametrize("name, words", [
-    ("../../etc/evil.txt", "'..'"),
-    ("yes/../../evil.txt", "'..'"),
-    ("/etc/evil.txt", "absolute path"),
-    ("C:/evil.txt", "absolute path"),
+# Every zip a user can upload, through the entry point it reaches: (read it, the errors it raises).
+CALLERS = {
+    "scan upload": (lambda data, tmp: read_volumes([("upload.zip", data)]), SCAN_ZIP),
+    "batch upload": (lambda data, tmp: list(read_zip_files(data)), BATCH_ZIP),
+    "training zip": (lambda data, tmp: extract_zip(data, tmp / "out"), DATASET_ZIP),
+}
+
+
+def test_the_error_types_of_each_caller():
+    assert (SCAN_ZIP.unsafe, SCAN_ZIP.unreadable, SCAN_ZIP.too_large) == (UnsupportedFormat, UnreadableImage, ImageTooLarge)
+    assert {BATCH_ZIP.unsafe, BATCH_ZIP.unreadable, BATCH_ZIP.too_large} == {DatasetInvalid}
+    assert {DATASET_ZIP.unsafe, DATASET_ZIP.unreadable, DATASET_ZIP.too_large} == {DatasetInvalid}
+
+
+def test_each_file_is_read_once_in_zip_order_without_clutter_or_nested_zips(images):
+    inner = zip_of(images[:1])
+    data = zip_of([*images[:2], ("__MACOSX/study/no/._x.jpg", b"fork"), ("study/.DS_Store", b"\0\0\0\1Bud1"),
+                   ("study/Thumbs.db", b"x"), ("study/more.zip", inner), ("study/IM0009", inner), *images[2:]])
+    assert [(name, content) for name, content in read_zip_files(data)] == images
+    assert count_zip_files(data) == len(images) + 1  # the directory alone cannot tell IM0009 is a zip
+    with open_zip(data, BATCH_ZIP) as checked:
+        assert [name for name, _ in checked.files()] == [name for name, _ in images]
+        assert checked.nested == ["more.zip", "IM0009"]
+        assert checked.unpacked == sum(len(content) for _, content in images) + len(inner)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("member, words", [
+    ("../../etc/IM0001", "path that leaves its folder ('../../etc/IM0001'); zip "),
+    ("study/../../IM0001", "without '..' in any path"),
+    ("/etc/IM0001", "absolute path ('/etc/IM0001')"),
+    ("C:/IM0001", "absolute path"),
+    ("study/link", "symbolic link ('study/link'); links are not followed"),
 ])
-def test_paths_that_leave_the_folder_are_refused_before_anything_is_written(kaggle_dir, tmp_path, name, words):
-    zip_path = add_entry(zip_images(kaggle_dir, tmp_path / "data.zip", per_class=2), name)
-    with pytest.raises(DatasetInvalid, match=words) as caught:
-        extract_zip(zip_path, tmp_path / "out")
-    assert name in str(caught.value)
-    assert not any((tmp_path / "out").rglob("*.jpg")), "nothing is extracted from an unsafe zip"
-    assert not (tmp_path / "evil.txt").exists()
+def test_unsafe_members_are_refused_before_anything_is_read(caller, member, words, images, tmp_path):
+    read, errors = CALLERS[caller]
+    data = zip_of([*images, (member, b"/etc/passwd")], modes={"study/link": stat.S_IFLNK | 0o777})
+    with pytest.raises(errors.unsafe, match=words.replace("(", r"\(").replace(")", r"\)")):
+        read(data, tmp_path)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("*.jpg"))
 
 
-def test_symlink_entry_is_refused(kaggle_dir, tmp_path):
-    zip_path = add_entry(zip_images(kaggle_dir, tmp_path / "data.zip", per_class=2),
-                         "yes/link.jpg", b"/etc/passwd", mode=stat.S_IFLNK | 0o777)
-    with pytest.raises(DatasetInvalid, match="symbolic link"):
-        extract_zip(zip_path, tmp_path / "out")
+@pytest.fixture(scope="module")
+def too_many_files() -> bytes:
+    """A zip of MAX_FILES + 1 one-byte files (MAX_FILES: 20,000)."""
+    return zip_of([(f"series/IM{i:05d}", b"x") for i in range(MAX_FILES + 1)])
 
 
-def test_declared_size_over_the_cap_is_refused(kaggle_dir, tmp_path):
-    zip_path = zip_images(kaggle_dir, tmp_path / "data.zip", per_class=3)
-    total = sum(i.file_size for i in zipfile.ZipFile(zip_path).infolist())
-    with pytest.raises(DatasetInvalid, match="unpacks to more than"):
-        extract_zip(zip_path, tmp_path / "out", max_total_bytes=total - 1)
-    assert extract_zip(zip_path, tmp_path / "ok", max_total_bytes=total).is_dir()
+def test_one_set_of_limits():
+    assert (MAX_TOTAL_BYTES, MAX_FILES) == (1024**3, 20_000)
 
 
-def test_header_that_understates_the_size_cannot_exceed_the_cap(tmp_path):
-    """A bomb whose headers claim 10 bytes per entry is stopped while streaming."""
-    zip_path = tmp_path / "bomb.zip"
-    with zipfile.ZipFile(zip_path, "w", zipfile.ZIP_DEFLATED) as archive:
-        archive.writestr("yes/a.bin", b"\0" * 3_000_000)
-    raw = bytearray(zip_path.read_bytes())
-    # patch the central directory's uncompressed size (offset 24 in the entry) to 10 bytes
-    central = raw.rfind(b"PK\x01\x02")
-    raw[central + 24:central + 28] = (10).to_bytes(4, "little")
-    local = raw.find(b"PK\x03\x04")
-    raw[local + 22:local + 26] = (10).to_bytes(4, "little")
-    with pytest.raises(DatasetInvalid):
-        extract_zip(bytes(raw), tmp_path / "out", max_total_bytes=1_000_000)
-    written = sum(p.stat().st_size for p in (tmp_path / "out").rglob("*") if p.is_file())
-    assert written <= 1_000_000
+@pytest.mark.parametrize("caller", CALLERS)
+def test_more_files_than_the_limit_are_refused_for_every_upload(caller, too_many_files, tmp_path):
+    read, errors = CALLERS[caller]
+    with pytest.raises(errors.too_large, match="holds more than 20,000 files; ") as caught:
+        read(too_many_files, tmp_path)
+    assert errors.smaller in str(caught.value)
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("IM*"))
 
 
-def test_too_many_files_is_refused(kaggle_dir, tmp_path):
-    zip_path = zip_images(kaggle_dir, tmp_path / "data.zip", per_class=3)
-    with pytest.raises(DatasetInvalid, match="more than 5 files"):
-        extract_zip(zip_path, tmp_path / "out", max_files=5)
+@pytest.mark.parametrize("caller", CALLERS)
+def test_a_zip_declaring_more_than_1_gib_is_refused_for_every_upload_before_unpacking(caller, tmp_path):
+    read, errors = CALLERS[caller]
+    with pytest.raises(errors.too_large, match="unpacks to more than 1,024 MB; "):
+        read(declaring(MAX_TOTAL_BYTES + 1), tmp_path)
 
 
-def test_not_a_zip_says_so(no_tumor_image_path, tmp_path):
-    with pytest.raises(DatasetInvalid, match="not a readable zip"):
-        extract_zip(no_tumor_image_path.read_bytes(), tmp_path / "out")
+def test_the_limits_count_the_bytes_really_unpacked_not_the_headers(images):
+    """A header that understates its size cannot unpack more than the limit allows."""
+    data = zip_of([("yes/a.bin", b"\0" * 3_000_000)])
+    lying = patched(data, 22, 24, (10).to_bytes(4, "little"))  # claims 10 bytes
+    with open_zip(lying, SCAN_ZIP, "lying.zip", max_total_bytes=1_000_000) as checked:
+        with pytest.raises((UnreadableImage, ImageTooLarge), match="lying.zip: the zip"):
+            list(checked.files())
+        assert checked.unpacked <= 1_000_000
+    honest = zip_of(images)
+    total = sum(len(content) for _, content in images)
+    with open_zip(honest, SCAN_ZIP, "a.zip", max_total_bytes=total) as checked:
+        assert len(list(checked.files())) == len(images) and checked.unpacked == total
+    with pytest.raises(ImageTooLarge, match="unpacks to more than"):
+        open_zip(honest, SCAN_ZIP, "a.zip", max_total_bytes=total - 1)
 
 
-def test_empty_zip_says_it_holds_no_images(tmp_path):
-    zip_path = tmp_path / "empty.zip"
-    zipfile.ZipFile(zip_path, "w").close()
-    with pytest.raises(DatasetInvalid, match="no images"):
-        extract_zip(zip_path, tmp_path / "out")
+@pytest.mark.parametrize("caller", CALLERS)
+@pytest.mark.parametrize("damage, words", [
+    ("not a zip", "cannot be opened: it is not a readable zip file"),
+    ("encrypted", "cannot be opened: it is encrypted .*again without a password"),
+    ("unknown compression", "cannot be opened: it uses a compression .*standard \\(deflate\\) compression"),
+])
+def test_a_zip_that_cannot_be_read_says_why_and_what_to_do(caller, damage, words, images, tmp_path):
+    read, errors = CALLERS[caller]
+    data = zip_of(images[:1])
+    data = {"not a zip": b"PK\x03\x04" + bytes(200),
+            "encrypted": patched(data, 6, 8, b"\x01\x00"),  # general purpose flag bit 0
+            "unknown compression": patched(data, 8, 10, (97).to_bytes(2, "little"))}[damage]
+    with pytest.raises(errors.unreadable, match=words) as caught:
+        read(data, tmp_path)
+    assert errors.contents in str(caught.value)
 
 
-def test_zip_read_in_memory_gives_each_image_once_with_the_same_safety(kaggle_dir, tmp_path):
-    zip_path = zip_images(kaggle_dir, tmp_path / "study.zip", per_class=2, top="study/")
-    add_entry(zip_path, "__MACOSX/study/no/._x.jpg")
-    add_entry(zip_path, "study/yes/inner.zip", b"PK")
-    data = zip_path.read_bytes()
-    files = list(read_zip_files(data))
-    expected = [f"study/{folder}/{image.name}" for folder in ("no", "yes")
-                for image in sorted((kaggle_dir / folder).iterdir())[:2]]
-    assert [name for name, _ in files] == expected == expected[:count_zip_files(data)]
-    assert files[0][1] == sorted((kaggle_dir / "no").iterdir())[0].read_bytes()
-    with pytest.raises(DatasetInvalid, match="leaves its folder"):
-        list(read_zip_files(add_entry(zip_path, "../evil.jpg").read_bytes()))
-    with pytest.raises(DatasetInvalid, match="not a readable zip"):
-        list(read_zip_files(b"not a zip"))
-
-
-def test_upload_folders_of_a_process_that_died_are_swept_and_live_ones_kept(tmp_path, monkeypatch):
-    """A server killed mid-training cannot remove its unpacked zip; the next Train page does."""
-    import os
-    import subprocess
-    import sys
-
-
-    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
-    child = subprocess.run(
-        [sys.executable, "-c", "from mri_core.training import uploads; print(uploads.make_temp_folder())"],
-        capture_output=True, text=True, check=True, env={**os.environ, "TMPDIR": str(tmp_path)})
-    orphan = Path(child.stdout.strip())
-    (orphan / "notumor").mkdir()
-    mine = uploads.make_temp_folder()
-    unrelated = tmp_path / "other-folder"
-    unrelated.mkdir()
-    assert orphan.parent == tmp_path and orphan.is_dir()
-    assert uploads.remove_orphaned_uploads() == [orphan]
-    assert not orphan.exists() and mine.is_dir() and unrelated.is_dir()
+def test_a_scan_zip_of_only_zips_or_of_nothing_says_what_to_upload(images):
+    inner = zip_of(images[:1])
+    with pytest.raises(UnsupportedFormat, match=r"upload.zip: holds only other zips \(a.zip, IM0001\)"):
+        read_volumes([("upload.zip", zip_of([("a.zip", inner), ("IM0001", inner)]))])
+    with pytest.raises(UnsupportedFormat, match="upload.zip: the zip holds no files"):
+        read_volumes([("upload.zip", zip_of([("__MACOSX/._a", b"x")]))])
