@@ -9,7 +9,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mri_core.present import batch
-from pages.common import NOTICE, active_model, load_scan_model, open_on_diagnose, or_stop
+from pages.common import NOTICE, load_scan_model, open_on_diagnose, or_stop, reading_page_header
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "zip"]
 COLUMNS = {
@@ -33,10 +33,7 @@ def read_all(entry, uploads: list[tuple[str, bytes]]) -> batch.BatchReport:
     return report
 
 
-st.title("Batch")
-st.caption(NOTICE)
-entry = active_model()
-st.markdown(f"Model **{entry.ref}** · classes: {', '.join(entry.info['class_names'])}")
+entry = reading_page_header("Batch")
 
 files = st.file_uploader("Slices (PNG, JPEG, BMP, TIFF) or a zip of them", type=UPLOAD_TYPES,
                          accept_multiple_files=True)

@@ -15,6 +15,7 @@ from mri_core.inference.preload import preload_model
 from mri_core.io.errors import MriError
 from mri_core.io.slices import read_volumes
 from mri_core.package import registry
+from mri_core.present import report
 
 NOTICE = "Decision support, not a diagnosis: a radiologist must review every scan."
 DIAGNOSE_PAGE = "pages/diagnose.py"
@@ -47,6 +48,15 @@ def active_model() -> registry.ModelEntry:
         return entry
 
     return or_stop(find)
+
+
+def reading_page_header(title: str) -> registry.ModelEntry:
+    """A reading page's title, the decision-support notice and the active model it reads with."""
+    st.title(title)
+    st.caption(NOTICE)
+    entry = active_model()
+    st.markdown(report.model_line(entry.ref, entry.info))
+    return entry
 
 
 def show_chart(figure, key: str | None = None, where=st) -> None:

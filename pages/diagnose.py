@@ -13,7 +13,7 @@ from mri_core.io.errors import MriError
 from mri_core.io.reading import describe_warning
 from mri_core.io.volume import available_planes, middle_index, plane_count
 from mri_core.present import charts, render, report
-from pages.common import NOTICE, active_model, volumes_to_read, load_scan_model, or_stop, show_chart
+from pages.common import NOTICE, load_scan_model, or_stop, reading_page_header, show_chart, volumes_to_read
 
 UPLOAD_TYPES = None  # any name: DICOM files from a PACS often have no extension; the bytes decide
 
@@ -40,10 +40,7 @@ def scan_all_slices(entry, scan_key: tuple, volume, plane: str, slider_key: str)
     st.session_state[slider_key] = pipeline.most_suspicious_slice(readings)
 
 
-st.title("Diagnose")
-st.caption(NOTICE)
-entry = active_model()
-st.markdown(report.model_line(entry.ref, entry.info))
+entry = reading_page_header("Diagnose")
 uploads = st.file_uploader("Brain MRI: a slice (PNG, JPEG, BMP, TIFF), DICOM files or a zip of a series, "
                            "or a NIfTI volume (.nii, .nii.gz)", type=UPLOAD_TYPES, accept_multiple_files=True)
 cam = st.selectbox("Heatmap method", list(report.CAM_NAMES), format_func=report.CAM_NAMES.get,

@@ -16,7 +16,7 @@ import zipfile
 from pathlib import Path
 
 from mri_core.io.errors import ModelInvalid
-from mri_core.package.registry import MODEL_FILE, ModelEntry, read_info, resolve
+from mri_core.package.registry import ModelEntry, read_info, resolve
 
 # already compressed archives (model.keras and .npz are zips): deflating them again costs time and saves nothing
 STORED_SUFFIXES = {".keras", ".npz", ".zip"}
