@@ -1,11 +1,13 @@
-# `make run` starts the app on the active model; `make test` runs the whole suite.
-# Both create .venv and install the pinned requirements when needed (idempotent).
+# `make run` starts the app on the active model; `make test` runs the whole suite (its browser
+# tests write their screenshots to a temporary folder); `make screenshots` refreshes the README's
+# docs/screenshots/ by running the browser tests with SCREENSHOT_DIR set.
+# Each creates .venv and installs the pinned requirements when needed (idempotent).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test audit audit-report bench clean-venv
+.PHONY: run test screenshots audit audit-report bench clean-venv
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,6 +20,9 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+screenshots: $(STAMP)
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(BIN)/python -m pytest tests/e2e -p no:cacheprovider
 
 # pip-audit over the pinned requirements.txt: fails on an advisory that has a fixed version;
 # offline (no advisory database) it says so and passes.

@@ -1,8 +1,10 @@
 """Browser tests: the real app served by `streamlit run`, driven in headless Chromium.
 
-`app_url` starts one Streamlit server per test session on a free port, with an empty model
+`app_url` starts one Streamlit server per test module on a free port, with an empty model
 registry of its own (so it serves the shipped default, as a fresh install would), and stops
-it at the end. `browser` launches Debian's chromium through playwright.
+it after the module. `browser` launches Debian's chromium through playwright.
+`screenshot_dir` is where the README screenshots go: a temporary folder, unless
+SCREENSHOT_DIR names one (`make screenshots` sets it to docs/screenshots on purpose).
 """
 
 from __future__ import annotations
@@ -60,6 +62,15 @@ def _wait_until_healthy(url: str, server: subprocess.Popen, log_path: Path) -> N
 
 
 @pytest.fixture(scope="session")
+def screenshot_dir(tmp_path_factory) -> Path:
+    """Where the README screenshots are written; never docs/screenshots during `make test`."""
+    chosen = os.environ.get("SCREENSHOT_DIR")
+    folder = Path(chosen) if chosen else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="module")
 def app_url(tmp_path_factory) -> str:
     """Base URL of a running `streamlit run app.py` on the shipped default model."""
     try:

@@ -1,6 +1,6 @@
 """The Batch page in a real browser: upload several scans, see the table, open one on Diagnose.
 
-Also saves the README screenshot docs/screenshots/batch.png.
+Also saves the README screenshot batch.png into `screenshot_dir`.
 """
 
 from __future__ import annotations
@@ -8,17 +8,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from e2e.browser import UPLOAD_INPUT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "batch.png"
-UPLOAD_INPUT = '[data-testid="stFileUploader"] input[type="file"]'
 
-
-def test_batch_upload_shows_table_downloads_and_opens_a_row_on_diagnose(page, app_url, kaggle_dir, typed_dir):
+def test_batch_upload_shows_table_downloads_and_opens_a_row_on_diagnose(page, app_url, kaggle_dir, typed_dir,
+                                                                         screenshot_dir):
     scans = (sorted((kaggle_dir / "yes").iterdir())[:2] + sorted((kaggle_dir / "no").iterdir())[:1]
              + [sorted((typed_dir / c).iterdir())[0] for c in ("glioma", "meningioma", "pituitary")])
-    page.goto(f"{app_url}/Batch")
+    page.goto(f"{app_url}/batch")
+    page.get_by_role("link", name="Batch").wait_for()  # the navigation names every page
     page.get_by_text("Upload several slices").wait_for()
     page.locator(UPLOAD_INPUT).set_input_files([str(p) for p in scans])
 
@@ -28,8 +28,7 @@ def test_batch_upload_shows_table_downloads_and_opens_a_row_on_diagnose(page, ap
     page.get_by_role("button", name="Table (CSV)").wait_for()
     page.get_by_role("button", name="Heatmaps (zip)").wait_for()
     page.wait_for_timeout(1500)  # thumbnails are drawn into the grid's canvas after the data arrives
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    page.screenshot(path=str(screenshot_dir / "batch.png"), full_page=True)
 
     with page.expect_download() as download:
         page.get_by_role("button", name="Table (CSV)").click()

@@ -1,22 +1,20 @@
 """The Diagnose page in a real browser: upload a scan, see the verdict and the heatmap.
 
-Also saves the README screenshot docs/screenshots/diagnose.png.
+Also saves the README screenshot diagnose.png (into `screenshot_dir`: docs/screenshots only
+through `make screenshots`).
 """
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from e2e.browser import UPLOAD_INPUT, save_full_page_screenshot
 
 from mri_core.package import registry
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "diagnose.png"
-UPLOAD_INPUT = '[data-testid="stFileUploader"] input[type="file"]'
-VIEWPORT_WIDTH, MIN_VIEWPORT_HEIGHT = 1280, 1000
 VERDICT = re.compile(r"^(Tumor|No tumor)$")
 
 
@@ -25,18 +23,7 @@ def wait_for_page_ready(page) -> None:
     page.get_by_text("Upload one axial brain MRI slice").wait_for()
 
 
-def save_full_page_screenshot(page, path: Path) -> None:
-    """Streamlit scrolls inside its main container, so grow the viewport to the content first."""
-    content_height = page.evaluate(
-        "() => Math.max(...Array.from(document.querySelectorAll('[data-testid=\"stMain\"], "
-        "[data-testid=\"stAppViewContainer\"]'), e => e.scrollHeight), document.body.scrollHeight)")
-    page.set_viewport_size({"width": VIEWPORT_WIDTH, "height": max(MIN_VIEWPORT_HEIGHT, content_height)})
-    page.locator('[data-testid="stPlotlyChart"] .main-svg').first.wait_for()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=True)
-
-
-def test_upload_shows_verdict_model_and_heatmap(page, tumor_image_path):
+def test_upload_shows_verdict_model_and_heatmap(page, tumor_image_path, screenshot_dir):
     wait_for_page_ready(page)
     page.locator(UPLOAD_INPUT).set_input_files(str(tumor_image_path))
 
@@ -52,7 +39,7 @@ def test_upload_shows_verdict_model_and_heatmap(page, tumor_image_path):
     assert registry.default_shipped().ref in page.locator("body").inner_text()
     assert "not a diagnosis" in page.locator("body").inner_text()
 
-    save_full_page_screenshot(page, SCREENSHOT)
+    save_full_page_screenshot(page, screenshot_dir / "diagnose.png")
 
 
 def test_corrupt_upload_shows_the_error_and_names_the_file(page, tumor_image_path):

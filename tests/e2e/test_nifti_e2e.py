@@ -1,23 +1,19 @@
 """The Diagnose page in a real browser with a NIfTI volume: upload, move the slider, see the reading.
 
 The volume is built at test time from real shared slices (nothing committed). Saves the README
-screenshot docs/screenshots/nifti.png.
+screenshot nifti.png into `screenshot_dir`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
+from e2e.browser import UPLOAD_INPUT, save_full_page_screenshot
+from e2e.test_diagnose_e2e import wait_for_page_ready
 from scans import nifti_bytes, stack_of
-from e2e.test_diagnose_e2e import UPLOAD_INPUT, save_full_page_screenshot, wait_for_page_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "screenshots" / "nifti.png"
-
-
-def test_nifti_upload_slider_and_scan_all(page, figshare_dir, typed_dir, tmp_path):
+def test_nifti_upload_slider_and_scan_all(page, figshare_dir, typed_dir, tmp_path, screenshot_dir):
     no_tumor = sorted((typed_dir / "notumor").iterdir())[:6]
     glioma = sorted((figshare_dir / "glioma").iterdir())[:3]
     volume = tmp_path / "brain_volume.nii.gz"  # 9 real slices: tumor in the middle three
@@ -42,4 +38,4 @@ def test_nifti_upload_slider_and_scan_all(page, figshare_dir, typed_dir, tmp_pat
     heatmap = page.locator('[data-testid="stImage"] img')
     heatmap.wait_for()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=heatmap.element_handle())
-    save_full_page_screenshot(page, SCREENSHOT)
+    save_full_page_screenshot(page, screenshot_dir / "nifti.png")
