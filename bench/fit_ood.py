@@ -2,8 +2,9 @@
 
     python bench/fit_ood.py PACKAGE_DIR [--manifest bench/splits/shipped.json] [--data ../shared/data]
 
-Writes `ood.npz` and the `ood` section of model.json into PACKAGE_DIR (see mri_core/ood.py)
-and prints that section. Re-run it whenever the package's weights change. A package whose
+Writes `ood.npz` and the `ood` section of model.json into PACKAGE_DIR (see mri_core/inference/ood.py)
+and prints that section. Re-run it whenever a shipped package's weights change (a maintainer tool
+for packages in git: a package trained by `train` already has its statistics, written before its rename). A package whose
 test metrics lack reliability bins (trained before `evaluate.compute_metrics` stored them)
 gets them here, from the test part of the manifest (what the pages' reliability diagram shows).
 """
@@ -20,11 +21,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from mri_core.package import registry  # noqa: E402
 from mri_core.training import data as datasets  # noqa: E402
-
-from mri_core.training import ood_fit as ood
-
-from mri_core.package import registry
+from mri_core.training import ood_fit as ood  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = PROJECT / "bench" / "splits" / "shipped.json"

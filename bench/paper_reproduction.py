@@ -23,7 +23,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.results_store import update_results  # noqa: E402
-from mri_core.training.train import EpochEnd, TrainSettings, train  # noqa: E402
+from mri_core.training.events import EpochEnd  # noqa: E402
+from mri_core.training.recipes import TrainSettings  # noqa: E402
+from mri_core.training.train import train  # noqa: E402
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kaggle-brain-mri"
 

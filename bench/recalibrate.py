@@ -2,9 +2,9 @@
 
     python bench/recalibrate.py PACKAGE_DIR [--data ../shared/data]
 
-For a package trained before its architecture's reading (`architectures.READING`: mirror
+For a package trained before its recipe's reading (`recipes.Recipe.reading`: mirror
 averaging, heatmap smoothing) changed: re-prepares the data of its recorded command (same
-roots, same manifest) and runs the final stage of training again (`train.calibrate_and_test`):
+roots, same manifest) and runs the final stage of training again (`calibrate.calibrate_and_test`):
 temperature and operating point on validation, test metrics at that threshold, and the
 "reading" itself. The weights, history and out-of-distribution statistics stay as they are
 (the OOD features do not depend on the reading). Writes model.json atomically and prints
@@ -24,12 +24,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from mri_core.training import ood_fit as ood  # noqa: E402
-
-from mri_core.package import registry
-
-from mri_core.training import train
 from mri_core.inference.model import load_model  # noqa: E402
+from mri_core.package import registry  # noqa: E402
+from mri_core.training import ood_fit as ood  # noqa: E402
+from mri_core.training.calibrate import calibrate_and_test  # noqa: E402
+from mri_core.training.prepared import load_training_data  # noqa: E402
+from mri_core.training.recipes import TrainSettings  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = PROJECT.parent / "shared" / "data"
@@ -49,20 +49,20 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     info = registry.read_info(args.package)
-    known = {f.name for f in fields(train.TrainSettings)}
+    known = {f.name for f in fields(TrainSettings)}  # older packages recorded options since removed
     recorded = {k: v for k, v in info["settings"].items() if k in known}
     if recorded.get("manifest"):
         recorded["manifest"] = str(PROJECT / recorded["manifest"])
-    settings = train.TrainSettings(**recorded)
+    settings = TrainSettings(**recorded)
     roots = [args.data / Path(root).name for root in info["data"]["roots"]]
     missing = [str(root) for root in roots if not root.is_dir()]
     if missing:
         raise SystemExit(f"The package's data roots are missing: {', '.join(missing)}; pass --data.")
-    data = train.load_training_data(roots, settings)
+    data = load_training_data(roots, settings)
     if data.summary.get("manifest_hash") != info["data"].get("manifest_hash"):
         raise SystemExit("The split manifest differs from the one the package was trained on; refusing to recalibrate.")
     before = summary(info)
-    calibration = train.calibrate_and_test(load_model(args.package).keras_model, data, settings.arch)
+    calibration = calibrate_and_test(load_model(args.package).keras_model, data, settings.recipe)
     info.update(calibration)
     ood.write_info(args.package, info)
     print(f"recalibrated in {time.monotonic() - started:.0f}s", file=sys.stderr)

@@ -324,25 +324,29 @@ def app_figures(slices: list[Path], uploads: int) -> dict:
 def training_figures(data: Path, per_class: int, epochs: int) -> dict:
     """Images/s of the training step (second epoch on: the first includes the trace)."""
     from mri_core.io.inputs import prepare_files
-    from mri_core.training import train
+    from mri_core.training.callbacks import Progress
+    from mri_core.training.events import StepEnd
+    from mri_core.training.prepared import TrainingData
+    from mri_core.training.recipes import RECIPES, settings_for
+    from mri_core.training.train import fit
 
     typed = data / "brain-tumor-mri-224"
     classes = sorted(p.name for p in typed.iterdir() if p.is_dir())
     files = [f for c in classes for f in sorted((typed / c).iterdir())[:per_class]]
     labels = np.array([classes.index(f.parent.name) for f in files], np.int32)
     figures = {"images": len(files), "epochs_timed": epochs - 1, "image_size": 128}
-    for arch in ("paper", "default"):
+    for arch in RECIPES:
         images = prepare_files(files, 128)
         split = {"train": (images, labels), "val": (images[:32], labels[:32]), "test": (images[:32], labels[:32])}
-        training = train.TrainingData(classes, split, summary={"split_sizes": {k: len(v[1]) for k, v in split.items()}})
-        settings = train.settings_for(arch, epochs=epochs)
+        training = TrainingData(classes, split, summary={"split_sizes": {k: len(v[1]) for k, v in split.items()}})
+        settings = settings_for(arch, epochs=epochs)
         stamps = []
 
         def on_event(event, stamps=stamps):
-            if isinstance(event, train.StepEnd):
+            if isinstance(event, StepEnd):
                 stamps.append((event.epoch, event.step, time.perf_counter()))
 
-        train.fit(training, settings, on_event=on_event)
+        fit(training, settings, callbacks=[Progress(on_event)])
         timed = [s for s in stamps if s[0] >= 2]
         steps = len(timed) - 1
         seconds = timed[-1][2] - timed[0][2]

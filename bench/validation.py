@@ -28,7 +28,8 @@ from mri_core.training import data as datasets  # noqa: E402
 from mri_core.training.evaluate import compute_metrics  # noqa: E402
 from mri_core.inference.explain import GradCam  # noqa: E402
 from mri_core.inference.model import apply_temperature, load_model, predict_arrays  # noqa: E402
-from mri_core.training.train import choose_threshold_per_source, fit_temperature  # noqa: E402
+from mri_core.training.calibrate import choose_threshold_per_source, fit_temperature  # noqa: E402
+from mri_core.training.recipes import RECIPES  # noqa: E402
 
 
 def detection(model, records, images: np.ndarray, mirror: bool) -> dict:
@@ -43,7 +44,8 @@ def detection(model, records, images: np.ndarray, mirror: bool) -> dict:
     temperature = fit_temperature(raw, labels, tumor_mask)
     probabilities = apply_temperature(raw, temperature)
     tumor_probability = probabilities @ tumor_mask
-    threshold = choose_threshold_per_source(tumor_probability, is_tumor, sources)
+    target = RECIPES[model.info["architecture"]].target_sensitivity  # as training chose it; None: the plain 0.5
+    threshold = 0.5 if target is None else choose_threshold_per_source(tumor_probability, is_tumor, sources, target)
     metrics = compute_metrics(classes, probabilities, names, model.no_tumor_classes, threshold)
     kaggle = np.array(sources) == KAGGLE_ROOT
     return {"nll": round(float(-np.log(np.clip(own, 1e-7, 1.0)).mean()), 4), "temperature": round(temperature, 3),

@@ -18,6 +18,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ logs off the terminal
 
 from mri_core.io.errors import MriError  # noqa: E402
+from mri_core.training.recipes import RECIPES, SPLITS, STRATEGIES, default_arch, settings_for  # noqa: E402
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -41,33 +42,28 @@ def _parser() -> argparse.ArgumentParser:
 
     train = commands.add_parser("train", help="train a model on folder-per-class data")
     train.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
-    train.add_argument("--arch", default="paper", choices=["paper", "default"])
-    train.add_argument("--epochs", type=int, help="default: 30 (paper), 36 (default)")
-    train.add_argument("--image-size", type=int, help="default: 128")
-    train.add_argument("--batch-size", type=int, help="default: 16 (paper), 32 (default)")
-    train.add_argument("--learning-rate", type=float, help="default: 0.001 (paper), 0.002 (default)")
+    train.add_argument("--arch", default=default_arch(), choices=list(RECIPES),
+                       help="default: %(default)s, the shipped default model's architecture")
+    for flag, kind, text in (
+        ("--epochs", int, "number of epochs"),
+        ("--image-size", int, "side of the model input in pixels"),
+        ("--batch-size", int, "images per batch (per device)"),
+        ("--learning-rate", float, "Adam's learning rate (the start of the recipe's schedule)"),
+        ("--source-balance", float, "weight (source, class) strata by (median size / size) ** X; 0 = off"),
+        ("--box-weight", float, "weight of the loss that keeps the class evidence inside tumor boxes "
+                                "(a data folder's boxes.csv); 0 = off"),
+    ):
+        key = flag[2:].replace("-", "_")
+        train.add_argument(flag, type=kind, help=f"{text}; default: {_recipe_defaults(key)}")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--name")
     train.add_argument("--activate", action="store_true", help="make the new model the active one")
-    train.add_argument("--strategy", default="auto", choices=["auto", "mirrored", "multiworker"])
-    train.add_argument("--split", default="grouped", choices=["grouped", "naive"],
+    train.add_argument("--strategy", default="auto", choices=list(STRATEGIES))
+    train.add_argument("--split", default="grouped", choices=list(SPLITS),
                        help="grouped keeps near-duplicates on one side (default); naive splits per image as the paper did")
     train.add_argument("--manifest", help="follow this split manifest (e.g. bench/splits/shipped.json)")
     train.add_argument("--checkpoint", metavar="DIR",
                        help="save the state after every epoch here; if DIR holds a checkpoint, resume from it")
-    for flag, text in (
-        ("--source-balance", "weight (source, class) strata by (median size / size) ** X; 0 = off "
-                             "(default: 0 for paper, 0.5 for default)"),
-        ("--box-weight", "weight of the loss that keeps the class evidence inside tumor boxes "
-                         "(a data folder's boxes.csv); default: 0 for paper, 1.5 for default"),
-        ("--box-mix", "share of healthy training images that get a boxed tumor pasted in, and of "
-                      "boxed tumors covered by the mirrored opposite side (needs boxes); default: 0"),
-        ("--invert", "share of training images whose head's grey levels are inverted, so that T1 "
-                     "looks T2-like and back, for every class; default: 0"),
-        ("--lesions", "share of healthy training images given a synthetic focal lesion and "
-                      "labelled tumor of unknown type (its core is its box when the data has boxes); default: 0"),
-    ):
-        train.add_argument(flag, type=float, help=text)
 
     evaluate = commands.add_parser("evaluate", help="metrics of a model on folder-per-class data")
     evaluate.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
@@ -76,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--part", default="test", choices=["train", "val", "test"])
     evaluate.add_argument("--json", action="store_true")
     return parser
+
+
+def _recipe_defaults(key: str) -> str:
+    """A setting's default in every recipe, e.g. "30 (paper), 36 (default)"."""
+    return ", ".join(f"{recipe.defaults[key]:g} ({name})" for name, recipe in RECIPES.items())
 
 
 def _slice_choice(text: str) -> int | str:
@@ -162,7 +163,7 @@ class ProgressBar:
         self.stream, self.width = stream, width
 
     def __call__(self, event) -> None:
-        from mri_core.training.train import DataReady, EpochEnd, StepEnd
+        from mri_core.training.events import DataReady, EpochEnd, StepEnd
 
         if isinstance(event, DataReady):
             self.stream.write(f"data: {event.n_train} train / {event.n_val} val / {event.n_test} test images, "
@@ -179,13 +180,12 @@ class ProgressBar:
 
 
 def run_train(args) -> int:
-    from mri_core.training.train import settings_for, train_and_save
+    from mri_core.training.train import train_and_save
 
     settings = settings_for(args.arch, epochs=args.epochs, image_size=args.image_size,
                             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                             name=args.name, strategy=args.strategy, split=args.split, manifest=args.manifest,
-                            source_balance=args.source_balance, box_weight=args.box_weight,
-                            box_mix=args.box_mix, invert=args.invert, lesions=args.lesions)
+                            source_balance=args.source_balance, box_weight=args.box_weight)
     started = time.monotonic()
     entry = train_and_save(args.data_dirs, settings, on_event=ProgressBar(), activate=args.activate,
                            checkpoint_dir=args.checkpoint)
@@ -209,9 +209,9 @@ def run_evaluate(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
     handlers = {"predict": run_predict, "train": run_train, "evaluate": run_evaluate}
     try:
+        args = _parser().parse_args(argv)  # the --arch default is read from the shipped default model
         return handlers[args.command](args)
     except MriError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -78,7 +78,8 @@ def tiny_model_dir(small_kaggle: Path, tmp_path_factory) -> Path:
     """A real `paper` model package trained for 2 epochs at 64 px on `small_kaggle`."""
     import json
 
-    from mri_core.training.train import TrainSettings, train
+    from mri_core.training.recipes import TrainSettings
+    from mri_core.training.train import train
 
     result = train([small_kaggle], TrainSettings(arch="paper", epochs=2, image_size=64, seed=0))
     folder = tmp_path_factory.mktemp("tiny_model")

@@ -18,12 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
-from mri_core.training import checkpoint
-
-from mri_core.package import registry
 from mri_core.io.atomic import write_text_atomic
 from mri_core.io.errors import MriError, SettingsInvalid, TrainingCancelled
-from mri_core.training.train import DataReady, EpochEnd, Event, StepEnd, TrainSettings, train_and_save
+from mri_core.package import registry
+from mri_core.training import checkpoint
+from mri_core.training.events import DataReady, EpochEnd, Event, StepEnd
+from mri_core.training.recipes import TrainSettings
+from mri_core.training.train import train_and_save
 
 log = logging.getLogger(__name__)
 

@@ -1,13 +1,16 @@
 """Fitting the out-of-distribution check of a model (see `inference.ood` for what it reads).
 
 Gaussian statistics of pooled features on training MRI, a threshold on validation MRI;
-`fit_from_training` right after training (its statistics go into the package before the
-package is renamed into place), `fit_package` for an existing package (bench/fit_ood.py).
-Images are prepared exactly as a reading prepares them (`io.preprocess.prepare_files`).
+`fit_from_training` right after training (`npz_bytes` and `info_section` are what
+`train.save_result` writes into the package before its rename), `fit_package` for an existing
+package (bench/fit_ood.py, a maintainer refitting a shipped package in git: `write_stats`).
+Images are prepared exactly as a reading prepares them (`io.inputs.prepare_files`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import os
@@ -18,7 +21,7 @@ import numpy as np
 
 from mri_core.inference.ood import (FIT_FALSE_ALARM, INFO_KEY, LOW_CONFIDENCE_ODDS, MAX_FIT_IMAGES,
                                     MIN_FIT_IMAGES, MIN_STRATUM_IMAGES, OOD_FILE, SHRINKAGE_MIN_CLASS,
-                                    FeatureExtractor, OodStats, _transform, image_check_reasons, sha256_of)
+                                    FeatureExtractor, OodStats, _transform, image_check_reasons)
 from mri_core.io.atomic import replace_atomic, write_text_atomic
 from mri_core.io.inputs import prepare_files
 from mri_core.package.registry import INFO_FILE
@@ -122,22 +125,31 @@ def _predict_classes(keras_model, images: np.ndarray) -> np.ndarray:
     return predict_arrays(keras_model, images).argmax(axis=1)
 
 
+def npz_bytes(stats: OodStats) -> bytes:
+    """The content of a package's `ood.npz`."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, means=stats.means, precision=stats.precision)
+    return buffer.getvalue()
+
+
+def info_section(stats: OodStats, npz: bytes) -> dict:
+    """model.json's `ood` section for `stats` stored as `npz` (it names the npz's sha256)."""
+    return {**stats.summary, "sha256": hashlib.sha256(npz).hexdigest()}
+
+
 def write_stats(package: str | os.PathLike, stats: OodStats) -> dict:
-    """Put `stats` into a package: `ood.npz`, then the `ood` section of model.json.
+    """Refit an existing package in place (bench/fit_ood.py): `ood.npz`, then model.json's `ood` section.
 
     model.json is written last, and names the npz's sha256, so a crash in between leaves a
     package that loads without the feature check rather than one with mismatched stats.
-    Returns the updated model.json content.
+    Returns the updated model.json content. A new package gets its statistics before its
+    rename instead (`train.save_result`).
     """
     package = Path(package)
-
-    def save_npz(tmp: Path) -> None:
-        with open(tmp, "wb") as handle:
-            np.savez_compressed(handle, means=stats.means, precision=stats.precision)
-
-    replace_atomic(package / OOD_FILE, save_npz)
+    npz = npz_bytes(stats)
+    replace_atomic(package / OOD_FILE, lambda tmp: Path(tmp).write_bytes(npz))
     info = json.loads((package / INFO_FILE).read_text(encoding="utf-8"))
-    info[INFO_KEY] = {**stats.summary, "sha256": sha256_of(package / OOD_FILE)}
+    info[INFO_KEY] = info_section(stats, npz)
     write_info(package, info)
     return info
 

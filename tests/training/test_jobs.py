@@ -10,7 +10,7 @@ from mri_core.training import jobs
 
 from mri_core.package import registry
 from mri_core.io.errors import SettingsInvalid
-from mri_core.training.train import settings_for
+from mri_core.training.recipes import settings_for
 
 JOB_TIMEOUT_S = 300  # generous bound on 2 shared cores; never a speed assertion
 
@@ -93,7 +93,7 @@ def test_a_job_killed_mid_training_is_resumed_from_its_last_epoch(small_kaggle, 
 
     home = os.environ["MRI_HOME"]
     script = (
-        "import sys; from mri_core.training import jobs; from mri_core.training.train import settings_for; "
+        "import sys; from mri_core.training import jobs; from mri_core.training.recipes import settings_for; "
         f"jobs.start_job([{str(small_kaggle)!r}], settings_for('paper', epochs=40, image_size=64, name='crashy')).wait()"
     )
     server = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "MRI_HOME": home},

@@ -25,7 +25,9 @@ WORKER_TIMEOUT_S = 420
 # One worker process: the real training path, then the weights it ended with for the test.
 WORKER_SCRIPT = """
 import sys, numpy as np
-from mri_core.training.train import make_strategy, save_if_chief, settings_for, train
+from mri_core.training.distribute import make_strategy
+from mri_core.training.recipes import settings_for
+from mri_core.training.train import save_if_chief, train
 data_dir, weights_out = sys.argv[1], sys.argv[2]
 settings = settings_for("paper", epochs=1, image_size=64, batch_size=8, strategy="multiworker", name="two-workers")
 strategy = make_strategy(settings.strategy)  # first, before any other TensorFlow op

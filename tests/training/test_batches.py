@@ -1,0 +1,40 @@
+"""Training batches: augmented in a parallel map yet repeatable, reshuffled every epoch."""
+
+import numpy as np
+import pytest
+
+from mri_core.training.augment import scanner_variation
+from mri_core.training.batches import training_batches
+from mri_core.training.distribute import make_strategy
+from mri_core.training.prepared import load_training_data
+from mri_core.training.recipes import settings_for
+
+
+@pytest.fixture(scope="module")
+def data(small_kaggle):
+    return load_training_data([small_kaggle], settings_for("paper", image_size=48))
+
+
+def _epochs(data, seed, epochs=2, augment=scanner_variation):
+    batches = training_batches(data, seed, 8, augment, False, make_strategy("auto"))
+    return [[[np.asarray(part) for part in batch] for batch in batches] for _ in range(epochs)]
+
+
+def test_the_same_seed_gives_the_same_batches_and_every_epoch_new_ones(data):
+    first, second = _epochs(data, seed=3), _epochs(data, seed=3)
+    for epoch_a, epoch_b in zip(first, second):
+        for batch_a, batch_b in zip(epoch_a, epoch_b):
+            for part_a, part_b in zip(batch_a, batch_b):
+                np.testing.assert_array_equal(part_a, part_b)
+    assert not np.array_equal(first[0][0][0], first[1][0][0])  # epoch 2 is shuffled and augmented anew
+    assert not np.array_equal(first[0][0][0], _epochs(data, seed=4, epochs=1)[0][0][0])
+
+
+def test_a_batch_holds_every_training_image_once_per_epoch_with_stand_in_masks(data):
+    train_x, train_y = data.arrays["train"]
+    (epoch,) = _epochs(data, seed=0, epochs=1, augment=None)  # no augmentation: the images as prepared
+    images, labels, weights, masks, has_box = (np.concatenate(parts) for parts in zip(*epoch))
+    assert len(epoch) == int(np.ceil(len(train_y) / 8)) and images.dtype == np.float32
+    assert sorted(labels.tolist()) == sorted(train_y.tolist())
+    np.testing.assert_allclose(np.sort(images.sum(axis=(1, 2, 3))), np.sort(train_x.sum(axis=(1, 2, 3))), rtol=1e-6)
+    assert masks.shape == (len(train_y), 1, 1, 1) and not has_box.any() and np.allclose(weights, 1.0)
