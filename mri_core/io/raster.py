@@ -13,11 +13,15 @@ Two decoders sit behind it, and give the same pixels to the last bit:
   anything: EXIF rotation, transparency, palettes, animation, CMYK, 16-bit, float.
 - OpenCV decodes only plain 8-bit grey or RGB JPEG/PNG (no EXIF rotation, transparency or
   animation; a JPEG with its end marker, a PNG with its IEND), which is nearly every slice a
-  user sends. Why: it decodes them a few times faster than Pillow's decode plus conversion,
-  which matters for batches and training sets of thousands of slices. Anything unusual, and
-  anything OpenCV does not decode cleanly, goes to Pillow, which validates it and names the
-  problem (OpenCV would grey-fill a truncated JPEG where Pillow refuses it). Tests check the
-  two give identical pixels and warnings on real grey and colour JPEGs and PNGs.
+  user sends (15,848 of the 15,867 files of the shared data sets). Why: it decodes them
+  faster than Pillow, conversion to grey included: 1.15 to 1.4 times over the shared data
+  sets (0.46 against 0.64 ms for a 512 px grey figshare JPEG, 0.47 against 0.66 ms for a
+  224 px RGB one), which a batch or a training set of thousands of slices feels. Anything
+  unusual (EXIF rotation, transparency, animation, 16-bit, a truncated JPEG, a damaged
+  header), and anything OpenCV does not decode cleanly, goes to Pillow, which validates it
+  and names the problem (OpenCV would grey-fill a truncated JPEG where Pillow refuses it).
+  Tests check the two give identical pixels and warnings on real grey and colour JPEGs and
+  PNGs; every file of the shared data sets decodes to the same bits either way.
 Never imports streamlit.
 """
 
@@ -162,7 +166,7 @@ def _decode_with_opencv(data: bytes, size: tuple[int, int]) -> tuple[np.ndarray,
         return pixels.astype(np.float32) / np.float32(255.0), ()
     if pixels.ndim != 3 or pixels.shape[2] != 3:
         return None
-    rgb = pixels[..., ::-1]  # OpenCV gives BGR
+    rgb = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)  # OpenCV gives BGR; a contiguous copy converts faster than a view
     notes = ("converted_from_color",) if _is_coloured(rgb) else ()
     return _luma(rgb) / np.float32(255.0), notes
 

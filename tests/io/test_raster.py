@@ -8,6 +8,7 @@ import struct
 import zlib
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -105,6 +106,21 @@ def _png_from(chunks: list[tuple[bytes, bytes]]) -> bytes:
     return out
 
 
+@pytest.mark.parametrize("depth", [2, 4])
+def test_grey_pngs_of_fewer_bits_take_the_fast_path_scaled_as_pillow_scales_them(depth):
+    levels = np.random.default_rng(depth).integers(0, 2**depth, (24, 40))
+    rows = []
+    for row in levels:  # packed, most significant bits first
+        bits = "".join(format(v, f"0{depth}b") for v in row)
+        bits += "0" * (-len(bits) % 8)
+        rows.append(b"\0" + int(bits, 2).to_bytes(len(bits) // 8, "big"))
+    header = struct.pack(">IIBBBBB", 40, 24, depth, 0, 0, 0, 0)
+    data = _png_from([(b"IHDR", header), (b"IDAT", zlib.compress(b"".join(rows))), (b"IEND", b"")])
+    assert takes_opencv_path(data)
+    pixels = assert_same_decoding(data, "low_bits.png").pixels
+    np.testing.assert_allclose(pixels, levels / (2**depth - 1), atol=1e-6)
+
+
 def _exif(orientation: int) -> Image.Exif:
     exif = Image.Exif()
     exif[0x0112] = orientation
@@ -131,6 +147,8 @@ def unusual_files(grey_slice: Image.Image, tumor_image_path: Path) -> dict[str, 
         "sixteen_bit.png": encode(Image.fromarray(np.asarray(grey_slice, np.uint16) * 256), "PNG"),
         "cmyk.jpg": encode(grey_slice.convert("CMYK"), "JPEG", quality=95),
         "grey.bmp": encode(grey_slice, "BMP"),
+        # 16 bits per channel: Pillow opens it as 8-bit RGB, OpenCV as 16-bit; Pillow decides
+        "sixteen_bit_rgb.png": cv2.imencode(".png", np.repeat(np.asarray(grey_slice, np.uint16)[..., None] * 257, 3, 2))[1].tobytes(),
     }
 
 
