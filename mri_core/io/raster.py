@@ -28,6 +28,7 @@ Never imports streamlit.
 from __future__ import annotations
 
 import io as _io
+import threading
 import warnings
 from pathlib import Path
 
@@ -60,6 +61,9 @@ COLOR_PIXEL_FRACTION = 0.005
 LUMA_WEIGHTS = np.array([0.299, 0.587, 0.114], np.float32)
 # Robust window for high-bit-depth images: a few hot pixels must not darken the rest.
 WINDOW_PERCENTILES = (0.5, 99.5)
+# warnings.catch_warnings changes process-wide state: decoding threads (batch streams,
+# prepare_files) take turns around it, so none restores another's filters.
+_WARNINGS_LOCK = threading.Lock()
 
 
 def decode_raster(data: bytes, name: str, *, opencv: bool = True) -> Slice:
@@ -101,7 +105,7 @@ def takes_opencv_path(data: bytes) -> bool:
 def _open(data: bytes, source: str, image_format: str | None) -> Image.Image:
     """Open with Pillow (header only) and check the size: the checks every raster passes."""
     try:
-        with warnings.catch_warnings():
+        with _WARNINGS_LOCK, warnings.catch_warnings():  # reads the header only: a short hold
             # Pillow only warns between its own limit and twice it: treat that as refusal too.
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(_io.BytesIO(data), formats=PILLOW_FORMATS)
