@@ -24,7 +24,6 @@ import cv2
 import numpy as np
 
 from mri_core.io import slices as io
-from mri_core.io.raster import decode_raster  # noqa: F401 (imported from here by tests/inference/test_stream.py)
 
 from mri_core.inference import ood
 

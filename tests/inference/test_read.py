@@ -7,7 +7,6 @@ from mri_core.io import slices as io
 from mri_core.io.errors import MriError, SettingsInvalid, UnreadableImage
 from mri_core.inference.read import read_slices, read_upload
 from mri_core.inference.stream import read_paths
-from mri_core.io.inputs import prepare_files
 
 
 def test_a_real_scan_gives_a_consistent_reading_with_heatmap_at_original_size(tiny_model, tumor_image_path):
@@ -48,18 +47,6 @@ def test_batches_answer_in_input_order_and_isolate_a_bad_file(tiny_model, kaggle
     singles = [read_upload(tiny_model, f.read_bytes(), f.name)[0].tumor_probability for f in good]
     batched = [o.tumor_probability for _, o in outcomes if not isinstance(o, MriError)]
     np.testing.assert_allclose(batched, singles, atol=1e-4)  # batching does not change answers
-
-
-def test_prepare_files_gives_exactly_the_model_inputs_of_a_reading(kaggle_dir):
-    from mri_core.io import preprocess
-
-    files = sorted((kaggle_dir / "no").iterdir())[:4]
-    images = prepare_files(files, 64)
-    assert images.shape == (4, 64, 64, 1) and images.dtype == np.float32
-    for path, image in zip(files, images):  # what an upload of the same bytes feeds the model
-        upload = io.read_volumes([(path.name, path.read_bytes())])[0]
-        expected = preprocess.prepare(io.volume_slices(upload)[0].pixels, 64).image
-        np.testing.assert_array_equal(image, expected)
 
 
 def test_unknown_cam_method_is_refused(tiny_model, tumor_image_path):

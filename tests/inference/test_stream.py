@@ -2,22 +2,13 @@
 
 from __future__ import annotations
 
-import io as _io
 
 import numpy as np
 import pytest
-from PIL import Image
 
-from mri_core.io import slices as io
-from mri_core.inference.stream import DEFAULT_BATCH_SIZE, decode_raster, stream_readings
-from mri_core.io.errors import MriError, SettingsInvalid, UnreadableImage, UnsupportedFormat
+from mri_core.inference.stream import DEFAULT_BATCH_SIZE, stream_readings
+from mri_core.io.errors import MriError, SettingsInvalid, UnreadableImage
 from mri_core.inference.read import read_upload
-
-
-def _png_bytes(image: Image.Image, **params) -> bytes:
-    buffer = _io.BytesIO()
-    image.save(buffer, format=params.pop("format", "PNG"), **params)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -25,33 +16,6 @@ def real_scans(kaggle_dir, typed_dir, figshare_dir):
     """Grey and colour JPEGs (Kaggle, 224 set) and grey PNGs (figshare): the formats users send."""
     return (sorted((kaggle_dir / "yes").iterdir())[:2] + sorted((typed_dir / "glioma").iterdir())[:2]
             + sorted((figshare_dir / "meningioma").iterdir())[:2])
-
-
-def test_fast_decode_gives_exactly_what_io_gives_on_real_scans(real_scans):
-    for path in real_scans:
-        data = path.read_bytes()
-        fast, reference = decode_raster(data, str(path)), io.decode_image(data, str(path))
-        assert fast.source == reference.source == path.name
-        assert fast.warnings == reference.warnings
-        np.testing.assert_allclose(fast.pixels, reference.pixels, atol=1e-6)
-
-
-def test_fast_decode_keeps_io_checks_for_unusual_files(tumor_image_path):
-    data = tumor_image_path.read_bytes()
-    with pytest.raises(UnreadableImage, match="cut.jpg"):  # OpenCV would silently grey-fill it
-        decode_raster(data[: len(data) // 2], "cut.jpg")
-    with pytest.raises(UnsupportedFormat, match="notes.txt"):
-        decode_raster(b"not an image at all", "notes.txt")
-    upright = io.decode_image(data, "a.jpg").pixels
-    exif = Image.Exif()
-    exif[0x0112] = 6  # stored rotated: viewers turn it 90 degrees clockwise
-    rotated = _png_bytes(Image.open(tumor_image_path).convert("L").transpose(Image.Transpose.ROTATE_90),
-                         format="JPEG", quality=95, exif=exif.tobytes())
-    turned = decode_raster(rotated, "r.jpg").pixels
-    assert turned.shape == upright.shape and np.abs(turned - upright).mean() < 0.02  # upright, as in io
-    rgba = Image.open(tumor_image_path).convert("RGBA")
-    rgba.putalpha(128)
-    assert "had_alpha" in decode_raster(_png_bytes(rgba), "a.png").warnings
 
 
 def test_stream_answers_in_input_order_and_isolates_bad_inputs(tiny_model, real_scans, tmp_path):
