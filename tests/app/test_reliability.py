@@ -25,7 +25,7 @@ from mri_core.inference.model import load_model
 from test_faults import left_in, private_tmp, zip_of  # noqa: F401 (private_tmp is a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
-APP, TRAIN_PAGE = ROOT / "app.py", ROOT / "pages" / "1_Train.py"
+APP, TRAIN_PAGE = ROOT / "app.py", "pages/train.py"
 RUN_TIMEOUT_S = 180  # the first run imports TensorFlow: slow on 2 shared cores, but bounded
 JOB_TIMEOUT_S = 300
 # A few representative corpus items for the page: refused ones show their message, read ones their warning.
@@ -41,9 +41,20 @@ def corpus(tmp_path_factory) -> dict[str, Path]:
     return build_corpus(tmp_path_factory.mktemp("corpus"))
 
 
-def start(script: Path) -> AppTest:
-    page = AppTest.from_file(str(script), default_timeout=RUN_TIMEOUT_S)
+def start(page_path: str | None = None) -> AppTest:
+    """The app on `page_path` (None: Diagnose, the start page) after its first run."""
+    page = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S)
+    if page_path is not None:
+        page.switch_page(page_path)
     page.run()
+    assert not page.exception, page.exception
+    return page
+
+
+def choose_paper(page: AppTest) -> AppTest:
+    """The seed paper's small CNN on the Train page: the quickest to train in a test."""
+    [architecture] = [s for s in page.selectbox if s.label == "Architecture"]
+    architecture.set_value("paper").run()
     assert not page.exception, page.exception
     return page
 
@@ -58,7 +69,7 @@ def upload(page: AppTest, name: str, data: bytes) -> AppTest:
 def test_bad_uploads_show_their_message_and_the_page_stays_usable(active_entry, corpus, tumor_image_path):
     from test_corpus import CORPUS, Read
 
-    page = start(APP)
+    page = start()
     for name in PAGE_ITEMS:
         expected = CORPUS[name][2]
         upload(page, name, corpus[name].read_bytes())
@@ -78,6 +89,7 @@ def test_a_lost_browser_mid_training_keeps_the_job_and_leaves_no_temp_files(smal
     page = start(TRAIN_PAGE)
     page.radio[0].set_value("Upload a zip").run()
     upload(page, "upload.zip", zip_of(small_kaggle))
+    choose_paper(page)
     page.number_input(key="epochs-paper").set_value(2)
     page.number_input(key="size-paper").set_value(64)
     page.text_input[0].set_value("lost-tab")
@@ -105,6 +117,7 @@ def test_one_session_diagnoses_while_another_trains_and_the_shared_model_gives_t
 
     trainer = start(TRAIN_PAGE)  # session 1: trains
     trainer.text_area[0].set_value(str(small_kaggle)).run()
+    choose_paper(trainer)
     trainer.number_input(key="epochs-paper").set_value(200)
     trainer.number_input(key="size-paper").set_value(64)
     [begin] = [b for b in trainer.button if b.label == "Start training"]
@@ -115,7 +128,7 @@ def test_one_session_diagnoses_while_another_trains_and_the_shared_model_gives_t
         assert time.monotonic() < deadline and job.snapshot().running, job.snapshot().error
         time.sleep(0.05)
 
-    diagnoser = start(APP)  # session 2: diagnoses while session 1's model trains
+    diagnoser = start()  # session 2: diagnoses while session 1's model trains
     upload(diagnoser, tumor_image_path.name, tumor_image_path.read_bytes())
     assert not diagnoser.error
     assert diagnoser.metric[0].value == f"{expected[tumor_image_path].tumor_probability:.1%}"
@@ -156,7 +169,7 @@ def test_a_dicom_session_writes_nothing_and_logs_no_tag(active_entry, kaggle_dir
     home = registry.mri_home()
     before = set(home.rglob("*")) if home.exists() else set()
     started = time.time()
-    page = upload(start(APP), "IM0001", data)
+    page = upload(start(), "IM0001", data)
     assert page.metric, "the DICOM was read"
     assert left_in(private_tmp) == [], "the session wrote to the temp folder"
     leftovers = b"".join(p.read_bytes() for p in private_tmp.rglob("*") if p.is_file())

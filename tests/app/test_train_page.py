@@ -1,4 +1,4 @@
-"""The Train page (pages/1_Train.py), run headless with AppTest on real data folders."""
+"""The Train page (pages/train.py and its job view pages/train_job.py), run headless with AppTest on real data folders."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from mri_core.training import data as datasets
 from mri_core.training import jobs
 
 from mri_core.package import registry
-from mri_core.training.train import settings_for
+from mri_core.training.recipes import RECIPES, default_arch, settings_for
 
-PAGE = Path(__file__).resolve().parents[2] / "pages" / "1_Train.py"
-RUN_TIMEOUT_S = 180  # the first run imports TensorFlow: slow on 2 shared cores, but bounded
+APP, PAGE = Path(__file__).resolve().parents[2] / "app.py", "pages/train.py"
+RUN_TIMEOUT_S = 180  # a training run's first step imports TensorFlow: slow on 2 shared cores, but bounded
 JOB_TIMEOUT_S = 300
 
 
@@ -25,8 +25,16 @@ pytestmark = pytest.mark.usefixtures("no_leftover_job")
 
 
 def start_page() -> AppTest:
-    page = AppTest.from_file(str(PAGE), default_timeout=RUN_TIMEOUT_S)
+    page = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S).switch_page(PAGE)
     page.run()
+    assert not page.exception, page.exception
+    return page
+
+
+def choose_paper(page: AppTest) -> AppTest:
+    """The seed paper's small CNN: the quickest to train in a test."""
+    [architecture] = [s for s in page.selectbox if s.label == "Architecture"]
+    architecture.set_value("paper").run()
     assert not page.exception, page.exception
     return page
 
@@ -78,8 +86,14 @@ def test_valid_folder_shows_the_summary_and_settings_with_defaults(small_kaggle)
     assert f"Split (seed 0): **{train} train · {val} validation · {test} test**" in page_text(page)
     table = page.dataframe[0].value
     assert list(table["notumor"]) == [30] and list(table["tumor"]) == [30]
-    assert page.selectbox[0].value == "paper"
-    assert page.number_input(key="epochs-paper").value == 30
+    [architecture] = [s for s in page.selectbox if s.label == "Architecture"]
+    assert architecture.value == default_arch(), "the shipped default's architecture, not the paper's"
+    assert architecture.options == [recipe.label for recipe in RECIPES.values()]
+    for key in ("epochs", "image_size", "batch_size"):
+        widget = {"epochs": "epochs", "image_size": "size", "batch_size": "batch"}[key]
+        assert page.number_input(key=f"{widget}-{default_arch()}").value == RECIPES[default_arch()].defaults[key]
+    choose_paper(page)
+    assert page.number_input(key="epochs-paper").value == RECIPES["paper"].defaults["epochs"]
     assert [b for b in page.button if b.label == "Start training"]
 
 
@@ -99,7 +113,7 @@ def test_uploaded_zip_is_checked_and_summarized(small_kaggle, tmp_path):
 
 
 def test_training_from_the_page_saves_and_activates_a_model(small_kaggle):
-    page = give_folders(start_page(), small_kaggle)
+    page = choose_paper(give_folders(start_page(), small_kaggle))
     page.number_input(key="epochs-paper").set_value(1)
     page.number_input(key="size-paper").set_value(64)
     page.text_input[0].set_value("page-test")

@@ -1,12 +1,10 @@
 """Train, Models and Diagnose pages together in a real browser.
 
 Trains the `paper` architecture for 2 epochs at 64 px on 60 real Kaggle slices from the Train
-page, watches the progress and curves, activates the model, finds it marked active on the
-Models page and reads a tumor scan with it on the Diagnose page. Saves the README screenshots
-docs/screenshots/train.png and docs/screenshots/models.png.
-
-The server (and its model registry) is shared by the session's e2e tests, so the model gets a
-unique name and the shipped default is made active again at the end.
+page (which starts on the shipped default's architecture), watches the progress and curves,
+activates the model, finds it marked active on the Models page and reads a tumor scan with it
+on the Diagnose page. Saves the README screenshots train.png and models.png into
+`screenshot_dir`. The server and its model registry are this module's own.
 """
 
 from __future__ import annotations
@@ -14,19 +12,16 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from pathlib import Path
 
 import pytest
+from e2e.browser import PLOT, UPLOAD_INPUT, save_full_page_screenshot
+from playwright.sync_api import expect
 
-from mri_core.package import registry
+from mri_core.training.recipes import RECIPES, default_arch
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
-UPLOAD_INPUT = '[data-testid="stFileUploader"] input[type="file"]'
 CHART = '[data-testid="stPlotlyChart"]'
-PLOT = f"{CHART} .main-svg"
-VIEWPORT = {"width": 1280, "height": 1000}
 SNAPSHOT_JS = """() => {
     const text = selector => { const e = document.querySelector(selector); return e ? e.innerText : null; };
     return {saved: Array.from(document.querySelectorAll('[data-testid="stAlertContentSuccess"]'))
@@ -38,19 +33,6 @@ SNAPSHOT_JS = """() => {
 TRAINING_TIMEOUT_S = 180  # 2 epochs at 64 px on 60 images, on a busy 2-core machine
 EPOCH_TEXT = re.compile(r"Epoch (\d) of 2 · batch \d+ of \d+")
 PROGRESS_TEXT = re.compile(r"Reading, checking and splitting the data|Training on \d+ images|Epoch \d of 2")
-
-
-def save_full_page_screenshot(page, path: Path) -> None:
-    """Streamlit scrolls inside its main container, so grow the viewport to the content first."""
-    content_height = page.evaluate(
-        "() => Math.max(...Array.from(document.querySelectorAll('[data-testid=\"stMain\"], "
-        "[data-testid=\"stAppViewContainer\"]'), e => e.scrollHeight), document.body.scrollHeight)")
-    page.set_viewport_size({"width": VIEWPORT["width"], "height": max(VIEWPORT["height"], content_height)})
-    page.locator(PLOT).first.wait_for()
-    page.wait_for_timeout(500)  # let plotly finish laying out after the resize
-    path.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(path), full_page=True)
-    page.set_viewport_size(VIEWPORT)
 
 
 def commit_number(page, label: str, value: int) -> None:
@@ -91,12 +73,13 @@ def watch_training(page) -> tuple[float, list[str], set[int], int]:
     return time.monotonic() - started, texts, epochs_seen, charts_while_running
 
 
-def test_train_activate_list_and_diagnose_with_the_new_model(page, app_url, small_kaggle, tumor_image_path):
+def test_train_activate_list_and_diagnose_with_the_new_model(page, app_url, small_kaggle, tumor_image_path,
+                                                              screenshot_dir):
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     ref = f"{name}@1"
 
     # Train page: data, summary, settings.
-    page.goto(f"{app_url}/Train")
+    page.goto(f"{app_url}/train")
     folders = page.get_by_label("Data folders on the server, one per line")
     folders.fill(str(small_kaggle))
     folders.press("Control+Enter")
@@ -104,7 +87,11 @@ def test_train_activate_list_and_diagnose_with_the_new_model(page, app_url, smal
     page.get_by_text(re.compile(r"Split \(seed 0\): \d+ train · \d+ validation · \d+ test images")).wait_for()
     page.get_by_role("button", name="Start training").wait_for()
 
-    assert page.get_by_role("combobox", name="Architecture").input_value() == "paper"
+    architecture = page.get_by_role("combobox", name="Architecture")
+    assert architecture.input_value() == RECIPES[default_arch()].label  # the shipped default's, not the paper's
+    architecture.click()
+    page.get_by_role("option", name=RECIPES["paper"].label, exact=True).click()
+    expect(page.get_by_label("Epochs", exact=True)).to_have_value(str(RECIPES["paper"].defaults["epochs"]))
     commit_number(page, "Epochs", 2)
     commit_number(page, "Image size (px)", 64)
     name_field = page.get_by_label("Model name (optional)")
@@ -136,13 +123,13 @@ def test_train_activate_list_and_diagnose_with_the_new_model(page, app_url, smal
     for curve in (charts.nth(1), charts.nth(2)):  # train and validation, one marker per epoch each
         assert curve.locator(".scatterlayer .trace").count() == 2
         assert curve.locator(".scatterlayer .point").count() == 4
-    save_full_page_screenshot(page, SCREENSHOTS / "train.png")
+    save_full_page_screenshot(page, screenshot_dir / "train.png")
 
     page.get_by_role("button", name=f"Activate {ref}").click()
     page.get_by_text(f"{ref} is the active model").wait_for()
 
     # Models page: listed and marked active.
-    page.goto(f"{app_url}/Models")
+    page.goto(f"{app_url}/models")
     page.get_by_text(re.compile(r"^Active model: ")).wait_for()
     assert page.get_by_text(re.compile(r"^Active model: ")).inner_text().startswith(f"Active model: {ref}")
     assert page.get_by_role("combobox", name="Model", exact=True).input_value() == ref  # starts on the active one
@@ -152,7 +139,7 @@ def test_train_activate_list_and_diagnose_with_the_new_model(page, app_url, smal
     assert f"A · {ref}" in compare_table
     assert "paper" in compare_table
     page.locator(PLOT).first.wait_for()
-    save_full_page_screenshot(page, SCREENSHOTS / "models.png")
+    save_full_page_screenshot(page, screenshot_dir / "models.png")
 
     # Diagnose page: reads a real tumor scan with the new model.
     page.goto(app_url)
@@ -161,12 +148,3 @@ def test_train_activate_list_and_diagnose_with_the_new_model(page, app_url, smal
     page.get_by_text("Tumor probability", exact=True).wait_for()
     page.get_by_role("heading", name=re.compile(r"^(Tumor|No tumor)$")).wait_for()
     assert f"Model {ref} · paper" in body_text(page)
-
-    # Leave the shared server as the other e2e tests expect it: the shipped default active.
-    shipped = registry.default_shipped().ref
-    page.goto(f"{app_url}/Models")
-    page.get_by_text(re.compile(r"^Active model: ")).wait_for()
-    page.get_by_role("combobox", name="Model", exact=True).click()
-    page.get_by_role("option", name=shipped, exact=True).click()
-    page.get_by_role("button", name="Make active").click()
-    page.get_by_text(f"{shipped} is now the active model").wait_for()

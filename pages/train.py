@@ -1,0 +1,100 @@
+"""Train: choose data (server folders or an uploaded zip), settings, and watch a model train.
+
+A thin script: the data set summary comes from `mri_core.present.training_view`, the settings
+from the architecture's recipe (`mri_core.training.recipes`); training runs in a background job
+that outlives this script run, drawn by pages/train_job.py.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import streamlit as st
+
+from mri_core.io.errors import MriError
+from mri_core.present import training_view
+from mri_core.training import data as datasets
+from mri_core.training import jobs, uploads
+from mri_core.training.recipes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, RECIPES, default_arch, settings_for
+from pages.common import or_stop
+from pages.train_job import show_job
+
+SERVER, UPLOAD = "Folders on this server", "Upload a zip"
+
+
+@st.cache_data(show_spinner="Checking the data set ...", max_entries=4, ttl=120)
+def summarize_folders(folders: tuple[str, ...]) -> dict:
+    return training_view.summarize_dataset(datasets.discover(list(folders)))
+
+
+@st.cache_data(show_spinner="Unpacking and checking the zip ...", max_entries=2, ttl=600)
+def summarize_zip(upload_id: str, _data: bytes) -> dict:
+    """Keyed by the upload's id: hashing a large zip on every rerun would stall the page."""
+    with uploads.extracted_zip(_data) as root:
+        return training_view.summarize_dataset(datasets.discover([root]))
+
+
+def choose_settings():
+    """Settings widgets, starting from the chosen architecture's recipe; returns TrainSettings."""
+    arch = st.selectbox("Architecture", list(RECIPES), index=list(RECIPES).index(or_stop(default_arch)),
+                        format_func=lambda name: RECIPES[name].label)
+    defaults, (left, middle, right) = RECIPES[arch].defaults, st.columns(3)
+    epochs = left.number_input("Epochs", 1, 500, defaults["epochs"], key=f"epochs-{arch}")
+    image_size = middle.number_input("Image size (px)", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, defaults["image_size"],
+                                     step=16, key=f"size-{arch}")
+    batch_size = right.number_input("Batch size", 1, 1024, defaults["batch_size"], key=f"batch-{arch}")
+    learning_rate = left.number_input("Learning rate", 1e-6, 1.0, defaults["learning_rate"], format="%.5f", key=f"lr-{arch}")
+    seed = middle.number_input("Seed", 0, 2**31 - 1, 0)
+    name = right.text_input("Model name (optional)", placeholder=f"{arch}-<data folder>").strip() or None
+    return settings_for(arch, epochs=int(epochs), image_size=int(image_size), batch_size=int(batch_size),
+                        learning_rate=float(learning_rate), seed=int(seed), name=name)
+
+
+def start_from_zip(data: bytes, settings) -> None:
+    """Unpack the zip into a temp folder that the job removes when it ends (not resumable)."""
+    folder = uploads.make_temp_folder()
+    try:
+        jobs.start_job([uploads.extract_zip(data, folder)], settings, resumable=False,
+                       cleanup=lambda: shutil.rmtree(folder, ignore_errors=True))
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+st.title("Train")
+st.caption("Train a model on your own folder-per-class images (no/ and yes/, or notumor/ and the tumor types).")
+uploads.remove_orphaned_uploads()  # zips unpacked by a server that was killed mid-training
+show_job()  # a running or finished job is drawn instead of the form below
+
+source = st.radio("Training data", [SERVER, UPLOAD], horizontal=True)
+summary, folders, upload = None, [], None
+try:
+    if source == SERVER:
+        text = st.text_area("Data folders on the server, one per line", placeholder="/data/brain-mri")
+        folders = [line.strip() for line in text.splitlines() if line.strip()]
+        summary = summarize_folders(tuple(folders)) if folders else None
+    else:
+        upload = st.file_uploader("Zip of one folder per class", type=["zip"])
+        summary = summarize_zip(upload.file_id, upload.getvalue()) if upload is not None else None
+except MriError as exc:
+    st.error(str(exc))
+if summary is None:
+    st.info("Give the data first: each folder (or the zip) holds one folder per class.")
+    st.stop()
+headline, split_line = training_view.summary_words(summary)
+st.markdown(headline)
+st.dataframe(training_view.summary_rows(summary), hide_index=True)
+st.markdown(split_line)
+if summary["skipped"]:
+    with st.expander(f"{len(summary['skipped'])} unreadable files will be skipped"):
+        st.dataframe([{"file": name, "why": why} for name, why in summary["skipped"]], hide_index=True)
+
+st.subheader("Settings")
+settings = or_stop(lambda: choose_settings().check())
+if st.button("Start training", type="primary"):
+    if upload is not None:
+        or_stop(start_from_zip, upload.getvalue(), settings)
+    else:
+        or_stop(jobs.start_job, [Path(f) for f in folders], settings)
+    st.rerun()

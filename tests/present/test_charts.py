@@ -1,0 +1,80 @@
+"""charts: the figures the pages show, built from the shipped model's model.json and real readings."""
+
+from __future__ import annotations
+
+import pytest
+
+from mri_core.io.errors import MriError
+from mri_core.package import registry
+from mri_core.present import charts
+from mri_core.training.events import EpochEnd
+
+
+@pytest.fixture(scope="module")
+def shipped_info() -> dict:
+    try:
+        return registry.default_shipped().info
+    except MriError as exc:
+        pytest.skip(f"no shipped default model: {exc}")
+
+
+def test_confusion_matrix_shows_the_stored_counts_rows_true_columns_reported(shipped_info):
+    confusion = shipped_info["test_metrics"]["confusion_matrix"]
+    figure = charts.confusion_figure(shipped_info["test_metrics"], "Confusion matrix (test) · default")
+    [heatmap] = figure.data
+    assert [list(row) for row in heatmap.z] == confusion["matrix"]
+    assert list(heatmap.x) == list(heatmap.y) == confusion["labels"]
+    assert figure.layout.title.text == "Confusion matrix (test) · default"
+    assert (figure.layout.xaxis.title.text, figure.layout.yaxis.title.text) == ("reported", "true")
+    assert charts.confusion_figure({}, "none") is None and charts.confusion_figure(None, "none") is None
+
+
+def test_curves_from_model_json_and_from_training_events_are_the_same(shipped_info):
+    history = shipped_info["history"]
+    events = [EpochEnd(epoch=row["epoch"], epochs=len(history), loss=row["loss"], accuracy=row["accuracy"],
+                       val_loss=row["val_loss"], val_accuracy=row["val_accuracy"], elapsed_s=0.0, eta_s=0.0)
+              for row in history]
+    from_info = charts.curve_figures(history, title_suffix=" · default-4class")
+    from_events = charts.curve_figures(events)
+    assert [f.layout.title.text for f in from_info] == ["Loss · default-4class", "Accuracy · default-4class"]
+    for figure_info, figure_events, key in zip(from_info, from_events, ("loss", "accuracy")):
+        train, validation = figure_info.data
+        assert (train.name, validation.name) == ("train", "validation")
+        assert list(train.y) == [row[key] for row in history]
+        assert list(validation.y) == [row[f"val_{key}"] for row in history]
+        assert [list(t.y) for t in figure_events.data] == [list(t.y) for t in figure_info.data]
+    assert charts.curve_figures([]) == []
+
+
+def test_a_running_job_draws_its_curves_on_every_planned_epoch():
+    first = EpochEnd(epoch=1, epochs=30, loss=0.7, accuracy=0.5, val_loss=0.69, val_accuracy=0.55,
+                     elapsed_s=3.0, eta_s=87.0)
+    loss, accuracy = charts.curve_figures([first], planned_epochs=30)
+    assert loss.layout.xaxis.range == (0.8, 30.2) and accuracy.layout.yaxis.tickformat == ".0%"
+
+
+def test_reliability_diagram_plots_the_stored_bins_against_the_diagonal(shipped_info):
+    bins = shipped_info["test_metrics"]["reliability"]
+    diagonal, model = charts.reliability_figure(bins).data
+    assert diagonal.name == "perfect calibration" and list(diagonal.x) == [0, 1]
+    assert list(model.x) == [b["mean_probability"] for b in bins]
+    assert list(model.y) == [b["tumor_rate"] for b in bins]
+    sizes = dict(zip((b["n"] for b in bins), model.marker.size))
+    assert sizes[max(sizes)] == max(model.marker.size), "the fullest bin has the biggest point"
+
+
+def test_class_probabilities_are_green_for_no_tumor_and_red_for_tumor_classes(shipped_info):
+    probabilities = {name: 1 / len(shipped_info["class_names"]) for name in shipped_info["class_names"]}
+    [bars] = charts.class_probability_figure(probabilities, shipped_info["no_tumor_classes"]).data
+    colours = dict(zip(bars.y, bars.marker.color))
+    assert {colours[c] for c in shipped_info["no_tumor_classes"]} == {charts.NO_TUMOR_RGB}
+    assert {colours[c] for c in colours if c not in shipped_info["no_tumor_classes"]} == {charts.TUMOR_RGB}
+
+
+def test_slice_chart_marks_the_threshold_and_the_slice_shown():
+    figure = charts.slice_probability_figure([0.01, 0.2, 0.9, 0.4], threshold=0.02, current_slice=2)
+    [line] = figure.data
+    assert list(line.x) == [0, 1, 2, 3] and list(line.y) == [0.01, 0.2, 0.9, 0.4]
+    assert [shape.y0 for shape in figure.layout.shapes if shape.y0 == shape.y1] == [0.02]  # the threshold
+    assert [shape.x0 for shape in figure.layout.shapes if shape.x0 == shape.x1] == [2]  # the slice shown
+    assert figure.layout.title.text == "Tumor probability per slice"
