@@ -67,6 +67,7 @@ def upload(page: AppTest, name: str, data: bytes) -> AppTest:
 
 
 def test_bad_uploads_show_their_message_and_the_page_stays_usable(active_entry, corpus, tumor_image_path):
+    sys.path.insert(0, str(ROOT / "tests" / "io"))  # the corpus table lives beside the io tests
     from test_corpus import CORPUS, Read
 
     page = start()
