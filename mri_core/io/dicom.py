@@ -19,7 +19,7 @@ import logging
 import warnings
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pydicom
@@ -67,9 +67,14 @@ class _Image:
     frames: int
 
 
+def has_dicom_prefix(data: bytes) -> bool:
+    """A Part 10 file: "DICM" right after the 128-byte preamble (whatever the preamble holds)."""
+    return data[PREAMBLE_BYTES:PREAMBLE_BYTES + 4] == b"DICM"
+
+
 def looks_like_dicom(data: bytes) -> bool:
     """Part 10 file ("DICM" after the preamble) or a bare dataset starting with a group 0002/0008 tag."""
-    if data[PREAMBLE_BYTES:PREAMBLE_BYTES + 4] == b"DICM":
+    if has_dicom_prefix(data):
         return True
     # No preamble: the first element is usually (0002,xxxx) meta or (0008,xxxx) identification,
     # followed by an explicit VR or a 4-byte implicit length.
@@ -83,6 +88,29 @@ def read_dicom(files: Sequence[tuple[str, bytes]], skip_non_images: bool = False
     With `skip_non_images`, files without pixel data (DICOMDIR, reports) are left out as long
     as some image remains; otherwise each gives `NoImageData`.
     """
+    return [_finish(series) for series in _read_series(files, skip_non_images)]
+
+
+def modality_values(files: Sequence[tuple[str, bytes]], skip_non_images: bool = False) -> list[np.ndarray]:
+    """The values `read_dicom` windows: per series, in its order, float32 (Z, H, W) pixels after the
+    modality rescale (RescaleSlope/Intercept), before any display window or MONOCHROME1 inversion
+    (colour as ITU-R 601-2 luma). What tests compare with pydicom's own decoding, pixel for pixel."""
+    return [series.values for series in _read_series(files, skip_non_images)]
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One series (or multi-frame file), decoded and ordered, before its display window."""
+
+    values: np.ndarray  # float32 (Z, H, W), modality-rescaled
+    first: pydicom.Dataset  # the first slice's dataset: window, photometric, spacing, descriptions
+    source: str
+    spacing_along: float | None
+    notes: tuple[str, ...]
+
+
+def _read_series(files: Sequence[tuple[str, bytes]], skip_non_images: bool) -> Iterator[_Series]:
+    """Parse every file (so that a bad one fails before any decoding), then decode one series at a time."""
     images, refused = [], []
     for name, data in files:
         try:
@@ -93,14 +121,16 @@ def read_dicom(files: Sequence[tuple[str, bytes]], skip_non_images: bool = False
             refused.append(exc)
     if not images:
         raise refused[0]
-    volumes = [_volume_from_frames(image) for image in images if image.frames > 1]
     groups: dict[tuple, list[_Image]] = defaultdict(list)
     for image in images:
         if image.frames == 1:
             ds = image.dataset
             groups[(str(ds.get("SeriesInstanceUID", "")), int(ds.Rows), int(ds.Columns))].append(image)
-    volumes += [_volume_from_series(group) for group in groups.values()]
-    return volumes
+    for image in images:
+        if image.frames > 1:
+            yield _series_from_frames(image)
+    for group in groups.values():
+        yield _series_from_files(group)
 
 
 def _parse(name: str, data: bytes) -> _Image:
@@ -195,6 +225,8 @@ def _check_pixel_length(ds: pydicom.Dataset, syntax: dicom_uid.UID, image: _Imag
         return
     rows, columns = int(ds.Rows), int(ds.Columns)
     samples, bits = int(ds.get("SamplesPerPixel", 1) or 1), int(ds.get("BitsAllocated", 16) or 16)
+    if samples == 3 and str(ds.get("PhotometricInterpretation", "")).strip() == "YBR_FULL_422":
+        samples = 2  # two pixels share one Cb and one Cr: Y Y Cb Cr, 4 values per 2 pixels
     needed = (rows * columns * image.frames * samples * bits + 7) // 8
     held = len(ds.PixelData)
     if held < needed:
@@ -222,10 +254,10 @@ def _display_range(ds: pydicom.Dataset) -> tuple[float, float] | None:
     return None
 
 
-def _finish(stack: np.ndarray, first: pydicom.Dataset, source: str, spacing_along: float | None,
-            notes: tuple[str, ...]) -> Volume:
-    """(Z, H, W) rescaled values -> windowed Volume with descriptions and spacing."""
-    windowed, window_notes = window_volume(stack, source, _display_range(first))
+def _finish(series: _Series) -> Volume:
+    """Rescaled values -> windowed Volume with descriptions and spacing."""
+    first, notes = series.first, series.notes
+    windowed, window_notes = window_volume(series.values, series.source, _display_range(first))
     if str(first.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
         windowed = 1.0 - windowed  # MONOCHROME1: low values are white
     if _is_colour(first):
@@ -233,14 +265,14 @@ def _finish(stack: np.ndarray, first: pydicom.Dataset, source: str, spacing_alon
     row_col = first.get("PixelSpacing")
     spacing = None
     if row_col is not None and len(row_col) == 2:
-        spacing = (float(spacing_along or float(row_col[0])), float(row_col[0]), float(row_col[1]))
-    return make_volume(windowed, source, spacing=spacing,
+        spacing = (float(series.spacing_along or float(row_col[0])), float(row_col[0]), float(row_col[1]))
+    return make_volume(windowed, series.source, spacing=spacing,
                        study_description=str(first.get("StudyDescription", "") or ""),
                        series_description=str(first.get("SeriesDescription", "") or ""),
                        warnings=notes + window_notes)
 
 
-def _volume_from_frames(image: _Image) -> Volume:
+def _series_from_frames(image: _Image) -> _Series:
     """A multi-frame file: frames in the order of their per-frame positions when given, else stored."""
     stack = _pixels(image)
     positions = []
@@ -251,7 +283,7 @@ def _volume_from_frames(image: _Image) -> Volume:
     normal = _normal(_shared_orientation(image.dataset))
     if normal is not None and len(positions) == image.frames and all(p is not None for p in positions):
         order, along = _order_by_position(positions, normal)
-    return _finish(stack[order], image.dataset, image.source, along, ())
+    return _Series(stack[order], image.dataset, image.source, along, ())
 
 
 def _shared_orientation(ds: pydicom.Dataset):
@@ -276,8 +308,8 @@ def _order_by_position(positions, normal) -> tuple[np.ndarray, float | None]:
     return order, (float(np.median(steps)) if steps.size and np.median(steps) > 0 else None)
 
 
-def _volume_from_series(images: list[_Image]) -> Volume:
-    """Single-frame files of one series -> Volume, sorted along the normal or by InstanceNumber."""
+def _series_from_files(images: list[_Image]) -> _Series:
+    """Single-frame files of one series -> one stack, sorted along the normal or by InstanceNumber."""
     first = images[0].dataset
     normal = _normal(first.get("ImageOrientationPatient"))
     positions = [im.dataset.get("ImagePositionPatient") for im in images]
@@ -297,7 +329,7 @@ def _volume_from_series(images: list[_Image]) -> Volume:
         along = first.get("SpacingBetweenSlices") or first.get("SliceThickness")
         along = float(along) if along else None
     source = images[0].source if len(images) == 1 else _series_source(images)
-    return _finish(stack, ordered[0].dataset, source, along, notes)
+    return _Series(stack, ordered[0].dataset, source, along, notes)
 
 
 def _series_source(images: list[_Image]) -> str:

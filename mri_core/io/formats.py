@@ -25,7 +25,14 @@ SCAN_FORMATS_TEXT = "DICOM (a file, a series or a zip of it), NIfTI (.nii, .nii.
 
 
 def sniff_format(data: bytes) -> str | None:
-    """The format the bytes start with ("PNG", "JPEG", ..., "ZIP", "DICOM", "NIFTI"), or None."""
+    """The format the bytes start with ("PNG", "JPEG", ..., "ZIP", "DICOM", "NIFTI"), or None.
+
+    "DICM" after the 128-byte preamble wins over everything else: DICOM leaves the preamble's
+    content to the writer, and some write a TIFF header there (a dual-personality file, e.g.
+    pydicom's own MR_small.dcm), which a TIFF reader cannot decode.
+    """
+    if dicom.has_dicom_prefix(data):
+        return "DICOM"
     for signature, name in _SIGNATURES:
         if data.startswith(signature):
             return name
