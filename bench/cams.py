@@ -4,7 +4,7 @@
                          [--data ../shared/data] [--scorecam-images 60]
 
 For each of Grad-CAM (compiled, read as the package says: for the default model averaged
-over the slice and its mirror and smoothed, see `architectures.READING`), plain Grad-CAM
+over the slice and its mirror and smoothed, see `recipes.Recipe.reading`), plain Grad-CAM
 (no reading aids; only when the package has some), Grad-CAM++ and Score-CAM (tf-keras-vis): the share of
 images whose heatmap peak lies in the tumor box (pointing game), the mean IoU of the
 cam_box with the tumor box, each next to the centre-of-the-brain-crop baseline

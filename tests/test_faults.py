@@ -26,7 +26,7 @@ from mri_core.training import uploads
 from mri_core.training import jobs
 
 from mri_core.package import registry
-from mri_core.training.train import settings_for
+from mri_core.training.recipes import settings_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 KILLS = 40

@@ -101,15 +101,6 @@ def _training_recipe(info: dict) -> list[str]:
     if settings.get("box_weight"):
         rows.append(("box loss weight (class evidence kept inside tumor boxes)",
                      f"{_fmt(settings['box_weight'])} on {data.get('boxed_train_images', 'n/a')} boxed training images"))
-    if settings.get("box_mix"):
-        rows.append(("box mix (share of healthy slices given a boxed tumor, and of boxed tumors covered by the mirrored other side)",
-                     _fmt(settings["box_mix"])))
-    if settings.get("invert"):
-        rows.append(("grey-level inversion (share of training images whose head is inverted, any class)",
-                     _fmt(settings["invert"])))
-    if settings.get("lesions"):
-        rows.append(("synthetic lesions (share of healthy training images given one, labelled tumor of unknown type)",
-                     _fmt(settings["lesions"])))
     return ["", *_table(rows)] if rows else []
 
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from mri_core.training.recipes import GRADCAM_LAYERS, build
+from mri_core.training.recipes import RECIPES, build
 from mri_core.io.errors import ModelInvalid
 from mri_core.inference.explain import GradCam, cam_peak_and_box, gradcam_reference
 from mri_core.io.reading import Reading
@@ -72,12 +72,12 @@ def assert_cams_agree(ours: np.ndarray, reference: np.ndarray) -> None:
 def test_compiled_gradcam_matches_tf_keras_vis_on_real_slices(trained_model, kaggle_slices):
     arch, model = trained_model
     images = kaggle_slices["check_x"]
-    gradcam = GradCam(model, GRADCAM_LAYERS[arch])
+    gradcam = GradCam(model, RECIPES[arch].gradcam_layer)
 
     probabilities, cams = gradcam(images)
 
     top_classes = probabilities.argmax(axis=1)
-    reference = gradcam_reference(model, GRADCAM_LAYERS[arch], images, top_classes)
+    reference = gradcam_reference(model, RECIPES[arch].gradcam_layer, images, top_classes)
     assert cams.shape == (len(images), *CAM_GRID[arch])
     assert cams.dtype == np.float32 and cams.min() >= 0.0 and cams.max() <= 1.0
     assert sum(cam.max() == 1.0 for cam in cams) >= len(images) // 2, "maps are mostly empty"
@@ -87,20 +87,20 @@ def test_compiled_gradcam_matches_tf_keras_vis_on_real_slices(trained_model, kag
 def test_explicit_target_class_matches_tf_keras_vis(trained_model, kaggle_slices):
     arch, model = trained_model
     images = kaggle_slices["check_x"]
-    gradcam = GradCam(model, GRADCAM_LAYERS[arch])
+    gradcam = GradCam(model, RECIPES[arch].gradcam_layer)
     # The class the model did NOT pick: its evidence map differs from the top class's.
     other_classes = 1 - gradcam(images)[0].argmax(axis=1)
 
     _, cams = gradcam(images, other_classes)
 
-    assert_cams_agree(cams, gradcam_reference(model, GRADCAM_LAYERS[arch], images, other_classes))
+    assert_cams_agree(cams, gradcam_reference(model, RECIPES[arch].gradcam_layer, images, other_classes))
 
 
 def test_probabilities_are_the_models_own(trained_model, kaggle_slices):
     arch, model = trained_model
     images = kaggle_slices["check_x"]
 
-    probabilities, _ = GradCam(model, GRADCAM_LAYERS[arch])(images)
+    probabilities, _ = GradCam(model, RECIPES[arch].gradcam_layer)(images)
 
     np.testing.assert_allclose(probabilities, model.predict(images, verbose=0), atol=1e-5)
 
@@ -108,7 +108,7 @@ def test_probabilities_are_the_models_own(trained_model, kaggle_slices):
 def test_any_batch_size_reuses_one_compiled_trace(trained_model, kaggle_slices):
     arch, model = trained_model
     images = kaggle_slices["check_x"]
-    gradcam = GradCam(model, GRADCAM_LAYERS[arch])
+    gradcam = GradCam(model, RECIPES[arch].gradcam_layer)
 
     _, single = gradcam(images[:1])
     _, five = gradcam(images[:5])
@@ -121,7 +121,7 @@ def test_any_batch_size_reuses_one_compiled_trace(trained_model, kaggle_slices):
 def test_mirror_reading_gives_a_slice_and_its_mirror_mirrored_maps(trained_model, kaggle_slices):
     arch, model = trained_model
     images = kaggle_slices["check_x"]
-    gradcam = GradCam(model, GRADCAM_LAYERS[arch], mirror=True)
+    gradcam = GradCam(model, RECIPES[arch].gradcam_layer, mirror=True)
 
     probabilities, cams = gradcam(images)
     mirror_probabilities, mirror_cams = gradcam(images[:, :, ::-1])
@@ -139,9 +139,9 @@ def test_smoothed_maps_are_the_upsampled_cam_under_a_gaussian(trained_model, kag
 
     arch, model = trained_model
     images = kaggle_slices["check_x"]
-    _, plain = GradCam(model, GRADCAM_LAYERS[arch])(images)
+    _, plain = GradCam(model, RECIPES[arch].gradcam_layer)(images)
 
-    _, smooth = GradCam(model, GRADCAM_LAYERS[arch], smoothing_sigma=2.0)(images)
+    _, smooth = GradCam(model, RECIPES[arch].gradcam_layer, smoothing_sigma=2.0)(images)
 
     size = images.shape[1]
     assert smooth.shape == (len(images), size, size)

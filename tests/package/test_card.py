@@ -41,15 +41,11 @@ def test_card_states_how_the_operating_point_was_chosen_and_the_training_recipe(
             "operating_point": {"rule": "highest threshold with validation sensitivity >= 0.98 in every source",
                                 "validation": {"kaggle-brain-mri": {"sensitivity": 1.0, "tumors": 23,
                                                                     "specificity": 0.8, "healthy": 15}}},
-            "settings": {**tiny_model.info["settings"], "box_weight": 1.0, "source_balance": 0.5, "box_mix": 0.3,
-                         "invert": 0.25, "lesions": 0.2},
+            "settings": {**tiny_model.info["settings"], "box_weight": 1.0, "source_balance": 0.5},
             "data": {**tiny_model.info["data"], "boxed_train_images": 1900},
             "reading": {"mirror_average": True, "heatmap_sigma": 2.0}}
     card = model_card(info)
     assert "## Operating point" in card and ">= 0.040" in card and "in every source" in card
     assert "| kaggle-brain-mri | 1.000 (23) | 0.800 (15) |" in card
     assert "on 1900 boxed training images" in card and "| source balance" in card
-    assert "| box mix" in card and "| 0.300 |" in card
-    assert "| grey-level inversion" in card and "| 0.250 |" in card
-    assert "| synthetic lesions" in card and "| 0.200 |" in card
     assert "averaged over the slice and its left-right mirror; heatmap smoothed by a Gaussian of 2 model-input px" in card
