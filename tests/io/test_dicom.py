@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import random
+import warnings
+from collections import defaultdict
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pydicom.data
 import pytest
 from pydicom import uid
+from pydicom.pixels import apply_color_lut
 from scans import SECRET_TAGS, dicom_bytes, grey_uint8, stack_of
 
-from mri_core.io import dicom
-from mri_core.io.errors import DecoderMissing, MriError, NoImageData, UnreadableImage
+from mri_core.io import dicom, slices
+from mri_core.io.errors import DecoderMissing, MriError, NoImageData, NotASlice, UnreadableImage
+from mri_core.io.volume import MIN_SIDE, Volume
 
 PYDICOM_SAMPLES = Path(pydicom.data.__file__).parent / "test_files"
+README = Path(__file__).resolve().parents[2] / "README.md"
 LOSSLESS = [uid.ExplicitVRLittleEndian, uid.RLELossless, uid.JPEG2000Lossless]
 
 
@@ -153,30 +160,190 @@ def test_only_study_and_series_descriptions_leave_the_reader(tumor_image_path):
 
 
 def sample_files():
+    """Every file bundled in pydicom's data/test_files (not get_testdata_files, which would download)."""
     skip = (".txt", ".json", ".dump", ".icc", ".md", ".gz")
     return sorted(p for p in PYDICOM_SAMPLES.rglob("*") if p.is_file() and not p.name.endswith(skip)
                   and "README" not in p.name)
 
 
-def test_pydicom_sample_files_are_read_or_refused_with_a_clear_error(capfd):
-    samples = sample_files()
-    assert len(samples) > 50, "pydicom ships its sample files"
+@dataclass(frozen=True)
+class Decoded:
+    """pydicom's own decoding of a file: float32 (F, H, W) values and the photometric interpretation."""
+
+    values: np.ndarray
+    photometric: str
+
+    @property
+    def grey(self) -> bool:
+        return self.photometric.startswith("MONOCHROME")
+
+
+def pydicom_values(path: Path) -> Decoded | None:
+    """pydicom's own decoding of a file, read plainly (no force): its pixel_array after
+    RescaleSlope/Intercept, colour as ITU-R 601-2 luma of its RGB; None where pydicom gives no image."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ds = pydicom.dcmread(path)
+            array = ds.pixel_array
+    except Exception:
+        return None
+    photometric = ds.PhotometricInterpretation
+    if photometric == "PALETTE COLOR":
+        array = apply_color_lut(array, ds)
+    if array.shape[-1] == 3 and (int(ds.SamplesPerPixel) == 3 or photometric == "PALETTE COLOR"):
+        values = array.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    else:
+        slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+        values = (array.astype(np.float64) * slope + intercept).astype(np.float32)
+    return Decoded(values.reshape(-1, int(ds.Rows), int(ds.Columns)), str(photometric))
+
+
+def assert_read_pixel_for_pixel(name: str, data: bytes, expected: Decoded) -> Volume:
+    """The file reads (through format sniffing) to one volume whose values before the display window
+    are pydicom's pixel for pixel, and whose shown voxels are the window of exactly those values."""
+    [volume] = slices.read_volumes([(name, data)])
+    [values] = dicom.modality_values([(name, data)])
+    np.testing.assert_array_equal(values, expected.values, err_msg=name)
+    assert volume.voxels.shape == values.shape, name
+    # The display window is one monotone map of these values (falling for MONOCHROME1):
+    order = np.argsort(values, axis=None, kind="stable")
+    shown, stored = volume.voxels.reshape(-1)[order], values.reshape(-1)[order]
+    steps = np.diff(shown) * (-1 if expected.photometric == "MONOCHROME1" else 1)
+    assert (steps >= 0).all() and (steps[np.diff(stored) == 0] == 0).all(), name
+    return volume
+
+
+# pydicom test files with an image that pydicom itself cannot decode, and why; the reader refuses
+# them with UnreadableImage. Every other file with an image must be read (or, under MIN_SIDE
+# pixels a side, refused as NotASlice), and files without pixel data are NoImageData.
+PYDICOM_FAILS_TOO = {
+    "JPEG-lossy.dcm": "12-bit JPEG Extended stream that pylibjpeg-libjpeg rejects",
+    "JPEG2000-embedded-sequence-delimiter.dcm": "a sequence delimiter inside the JPEG 2000 fragments",
+    "MR_truncated.dcm": "pixel data cut short",
+    "badVR.dcm": "a non-numeric value in a numeric element",
+    "meta_missing_tsyntax.dcm": "no transfer syntax and no image elements besides Pixel Data",
+    "nested_priv_SQ.dcm": "Pixel Data without Rows, Columns or Bits Allocated",
+}
+# Bare datasets without preamble or meta whose first element is neither group 0002 nor 0008
+# little endian: not sniffed as DICOM; they hold no image either.
+NOT_SNIFFED = {"no_meta.dcm", "ExplVR_BigEndNoMeta.dcm"}
+PIXEL_CHECK_MIN_SIDE = 48
+
+
+@pytest.fixture(scope="module")
+def sample_outcomes() -> dict[str, tuple[str, int, bool]]:
+    """name -> (outcome, smallest side of pydicom's image or 0, grey): every bundled pydicom file read
+    through `slices.read_volumes`, each one read compared with pydicom pixel for pixel."""
     outcomes = {}
-    for path in samples:
-        name = str(path.relative_to(PYDICOM_SAMPLES))
+    for path in sample_files():
+        name, data = str(path.relative_to(PYDICOM_SAMPLES)), path.read_bytes()
+        expected = pydicom_values(path)
+        side = min(expected.values.shape[1:]) if expected is not None else 0
+        grey = expected is not None and expected.grey
         try:
-            volumes = dicom.read_dicom([(name, path.read_bytes())])
-            assert all(v.voxels.dtype == np.float32 and 0 <= v.voxels.min() <= v.voxels.max() <= 1 for v in volumes)
-            outcomes[name] = "read"
-        except MriError as exc:  # anything else is a traceback: the test fails
-            assert name in str(exc) and len(str(exc)) > len(name) + 30
-            outcomes[name] = type(exc).__name__
-    for name in ("MR_small.dcm", "MR_small_RLE.dcm", "MR_small_jp2klossless.dcm", "MR_small_jpeg_ls_lossless.dcm",
-                 "MR_small_bigendian.dcm", "MR_small_implicit.dcm", "JPGExtended.dcm", "image_dfl.dcm",
-                 "examples_ybr_color.dcm", "SC_rgb_rle_2frame.dcm", "CT_small.dcm", "693_J2KI.dcm"):
-        assert outcomes[name] == "read", name
-    for name in ("rtplan.dcm", "test-SR.dcm", "waveform_ecg.dcm", "dicomdirtests/DICOMDIR"):
-        assert outcomes[name] == "NoImageData", name
-    assert outcomes["MR_truncated.dcm"] == "UnreadableImage"
-    assert sum(v == "read" for v in outcomes.values()) >= 60
+            if expected is None:
+                slices.read_volumes([(name, data)])
+                raise AssertionError(f"{name}: read, though pydicom decodes no image from it")
+            assert_read_pixel_for_pixel(name, data, expected)
+            outcomes[name] = ("read", side, grey)
+        except MriError as exc:  # anything else is a traceback or a pixel mismatch: the test fails
+            assert Path(name).name in str(exc) and len(str(exc)) > len(Path(name).name) + 30, str(exc)
+            outcomes[name] = (type(exc).__name__, side, grey)
+    return outcomes
+
+
+def test_every_pydicom_sample_it_decodes_is_read_pixel_for_pixel(sample_outcomes, capfd):
+    assert len(sample_outcomes) > 100, "pydicom ships its sample files"
+    for name, (outcome, side, _) in sample_outcomes.items():
+        if side >= MIN_SIDE:
+            assert outcome == "read", f"{name}: pydicom decodes it, we say {outcome}"
+        elif side:
+            assert outcome == "NotASlice", f"{name}: {side} px is below the {MIN_SIDE} px of a slice"
+        elif Path(name).name in PYDICOM_FAILS_TOO:
+            assert outcome == "UnreadableImage", name
+        elif name in NOT_SNIFFED:
+            assert outcome == "UnsupportedFormat", name
+        else:
+            assert outcome == "NoImageData", f"{name}: pydicom finds no image, we say {outcome}"
+    big_grey = [n for n, (o, side, grey) in sample_outcomes.items() if grey and side >= PIXEL_CHECK_MIN_SIDE]
+    assert len(big_grey) >= 17 and "MR_small.dcm" in big_grey and "CT_small.dcm" in big_grey
     assert capfd.readouterr().err == ""  # nothing printed behind the reader's back
+
+
+def sample_counts(outcomes) -> dict[str, int]:
+    """The numbers the issue's closing note quotes (see test_sample_counts)."""
+    counts: dict[str, int] = defaultdict(int)
+    for outcome, side, grey in outcomes.values():
+        counts[outcome] += 1
+        if outcome == "read" and side >= PIXEL_CHECK_MIN_SIDE:
+            counts["checked grey >= 48 px" if grey else "checked colour >= 48 px"] += 1
+    return dict(counts)
+
+
+def test_sample_counts(sample_outcomes):
+    """What pydicom 3.0's 167 bundled files give today: 78 read, every one compared with pydicom pixel
+    for pixel (17 grey and 30 colour images of at least 48 px a side, 31 grey 16x16 ones); refused: 70
+    without pixel data (DICOMDIRs, reports, RT plans, stripped images), 11 under 16 px a side (RT dose
+    grids, 3x3 test cards, two 10 px wide JPEG-LS strips), 6 pydicom cannot decode either, and 2 bare
+    datasets without an image that are not sniffed as DICOM."""
+    assert sample_counts(sample_outcomes) == {
+        "read": 78, "checked grey >= 48 px": 17, "checked colour >= 48 px": 30,
+        "NoImageData": 70, "NotASlice": 11, "UnreadableImage": 6, "UnsupportedFormat": 2}
+
+
+# One real file per transfer syntax the README claims, and what it must equal besides pydicom:
+# the MR_small.dcm family holds one 64x64 MR slice in many syntaxes (lossless: equal to the
+# uncompressed file), the SC_rgb family one colour test card (equal to its RLE, lossless, copy).
+SYNTAX_FILES = {
+    uid.ImplicitVRLittleEndian: ("MR_small_implicit.dcm", "MR_small.dcm", 0),
+    uid.ExplicitVRLittleEndian: ("CT_small.dcm", None, None),
+    uid.ExplicitVRBigEndian: ("MR_small_bigendian.dcm", "MR_small.dcm", 0),
+    uid.DeflatedExplicitVRLittleEndian: ("image_dfl.dcm", None, None),
+    uid.RLELossless: ("MR_small_RLE.dcm", "MR_small.dcm", 0),
+    uid.JPEGBaseline8Bit: ("SC_rgb_jpeg_dcmtk.dcm", "SC_rgb_rle.dcm", 2),
+    uid.JPEGExtended12Bit: ("JPGExtended.dcm", None, None),
+    uid.JPEGLosslessSV1: ("SC_rgb_jpeg_gdcm.dcm", "SC_rgb_rle.dcm", 0),
+    uid.JPEGLSLossless: ("MR_small_jpeg_ls_lossless.dcm", "MR_small.dcm", 0),
+    uid.JPEGLSNearLossless: ("SC_rgb_jls_lossy_line.dcm", "SC_rgb_rle.dcm", 2),
+    uid.JPEG2000Lossless: ("MR_small_jp2klossless.dcm", "MR_small.dcm", 0),
+    uid.JPEG2000: ("693_J2KI.dcm", None, None),
+}
+
+
+@pytest.mark.parametrize("syntax", list(SYNTAX_FILES), ids=lambda s: s.name)
+def test_each_claimed_transfer_syntax_reads_a_real_file_pixel_for_pixel(syntax):
+    name, original, tolerance = SYNTAX_FILES[syntax]
+    path = PYDICOM_SAMPLES / name
+    assert pydicom.dcmread(path, stop_before_pixels=True).file_meta.TransferSyntaxUID == syntax
+    assert_read_pixel_for_pixel(name, path.read_bytes(), pydicom_values(path))
+    if original is not None:  # the same image stored another way: equal, or within the lossy codec's error
+        [values] = dicom.modality_values([(name, path.read_bytes())])
+        [reference] = dicom.modality_values([(original, (PYDICOM_SAMPLES / original).read_bytes())])
+        assert np.abs(values - reference).max() <= tolerance
+
+
+def test_grey_jpeg_ls_near_lossless_decodes_pixel_for_pixel_though_too_small_to_read():
+    """pydicom's only grey near-lossless files are 10 px wide: decoded right, refused as no slice."""
+    for name in ("JPEGLSNearLossless_08.dcm", "JPEGLSNearLossless_16.dcm"):
+        path = PYDICOM_SAMPLES / name
+        [values] = dicom.modality_values([(name, path.read_bytes())])
+        np.testing.assert_array_equal(values, pydicom_values(path).values)
+        with pytest.raises(NotASlice, match=name):
+            dicom.read_dicom([(name, path.read_bytes())])
+
+
+def test_no_htj2k_file_or_encoder_is_installed_so_the_readme_claims_none():
+    """HTJ2K would decode (pylibjpeg-openjpeg), but no real file is at hand to prove it: not claimed."""
+    from pydicom.pixels import get_encoder
+
+    htj2k = (uid.HTJ2K, uid.HTJ2KLossless, uid.HTJ2KLosslessRPCL)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        metas = [pydicom.dcmread(p, stop_before_pixels=True, force=True).get("file_meta") for p in sample_files()]
+    assert not any(str(meta.get("TransferSyntaxUID", "")) in htj2k for meta in metas if meta is not None)
+    for syntax in htj2k:
+        with pytest.raises(NotImplementedError):
+            get_encoder(syntax)
+    formats_lines = README.read_text().split("## Formats", 1)[1].split("\n## ", 1)[0]
+    assert "HTJ2K" not in formats_lines and "High-Throughput" not in formats_lines
