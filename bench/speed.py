@@ -2,6 +2,9 @@
 
     python bench/speed.py [--quick] [--data ../shared/data] [--slices 1000] [--only cli,app,...] [--no-write]
 
+Each part records in `provenance` when, with which model and command it was measured; `--only`
+re-measures some parts and keeps the others with their own provenance.
+
 Measures, on this machine (the load average before and after is recorded: the figures are
 only as quiet as the machine was):
 - one slice, predict + Grad-CAM, in-process: cold (first read in a fresh process, after the
@@ -21,6 +24,7 @@ Writes the "speed" section of bench/results.json and prints it.
 from __future__ import annotations
 
 import argparse
+from datetime import datetime, timezone
 import json
 import os
 import shutil
@@ -359,6 +363,11 @@ def training_figures(data: Path, per_class: int, epochs: int) -> dict:
 SECTIONS = ("cold", "warm", "throughput", "cli", "app", "training")
 
 
+def _unknown_provenance(previous: dict) -> dict:
+    """A part measured before figures carried their own provenance: the section's old stamp."""
+    return {key: previous.get(key) for key in ("measured", "model", "command", "quick", "slices")}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
@@ -387,19 +396,27 @@ def main(argv: list[str] | None = None) -> int:
         "app": ("app", lambda: app_figures(slices, 4 if args.quick else 10)),
         "training": ("training", lambda: training_figures(args.data, 40 if args.quick else 80, 2 if args.quick else 3)),
     }
-    figures["load_average"] = {}
-    for name in sections:  # each part with the load average (1, 5, 15 min) it ran under
+    command = "python bench/speed.py" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else "")
+    figures["load_average"], figures["provenance"] = {}, {}
+    for name in sections:  # each part with the load average (1, 5, 15 min) it ran under, and when and how it ran
         key, measure = parts[name]
         log(f"{name} ...")
         before = load_average()
         figures[key] = measure()
         figures["load_average"][name] = {"before": before, "after": load_average()}
-    figures["command"] = "python bench/speed.py" + (" --quick" if args.quick else "") + (f" --only {args.only}" if args.only else "")
+        figures["provenance"][name] = {"measured": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                                       "model": entry.ref, "command": command, "quick": args.quick,
+                                       "slices": figures["slices"]}
+    figures["command"] = command
     if not args.no_write:
-        if args.only:  # keep the figures of the parts not re-run
+        if args.only:  # keep the figures of the parts not re-run, each with the date, model and command it was measured with
             previous = json.loads(RESULTS.read_text()).get("speed", {}) if RESULTS.exists() else {}
-            figures["load_average"] = {**previous.get("load_average", {}), **figures["load_average"]}
-            figures = {**previous, **figures}
+            kept = [name for name in SECTIONS if name not in sections and parts[name][0] in previous]
+            figures = {**{key: previous[key] for key in (parts[name][0] for name in kept)}, **figures,
+                       "load_average": {**{n: previous.get("load_average", {}).get(n) for n in kept},
+                                        **figures["load_average"]},
+                       "provenance": {**{n: previous.get("provenance", {}).get(n, _unknown_provenance(previous))
+                                         for n in kept}, **figures["provenance"]}}
         figures = update_results("speed", figures)
     print(json.dumps(figures, indent=2))
     return 0
