@@ -2,9 +2,12 @@
 
 The volume is reoriented to the closest canonical orientation (RAS+) and laid out as axial
 slices in radiological view, so they look like the training images whatever the storage
-order. A 4-D file gives its first volume and warns; NaN voxels become 0 and warn; a volume
-of nothing but NaN is refused. gzip data is decompressed with a size cap (no bombs).
-Never writes to disk, never imports streamlit.
+order. Where the header cannot say how the volume lies in the body (qform and sform codes
+both 0, or an affine that is not finite or not invertible) the volume still reads but carries
+the `orientation_unknown` warning, since its slices may be sideways or mirrored. A 4-D file
+gives its first volume and warns; NaN voxels become 0 and warn; a volume of nothing but NaN
+is refused. gzip data is decompressed with a size cap (no bombs). Never writes to disk, never
+imports streamlit.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import zlib
 import numpy as np
 
 from mri_core.io.errors import ImageTooLarge, NotASlice, UnreadableImage, UnsupportedFormat
-from mri_core.io.volume import Volume, make_volume, window_volume
+from mri_core.io.volume import ORIENTATION_UNKNOWN, Volume, make_volume, window_volume
 
 GZIP_MAGIC = b"\x1f\x8b"
 NIFTI1_HEADER_BYTES, NIFTI2_HEADER_BYTES = 348, 540
@@ -67,12 +70,34 @@ def read_nifti(data: bytes, source: str) -> Volume:
     except Exception as exc:  # nibabel raises HeaderDataError, ValueError, EOFError ...
         raise UnreadableImage(f"{source}: the NIfTI header is damaged ({type(exc).__name__}); "
                               f"export the volume again.") from None
-    voxels_3d, notes = _first_volume(image, shape, source)
-    spacing = (tuple(float(s) for s in image.header.get_zooms()[:3]) + (1.0, 1.0))[:3]  # a 2-D file has two
-    axial = _to_axial_stack(voxels_3d)  # (Z, H, W)
+    stored, notes = _first_volume(image, shape, source)
+    orientation, orientation_notes = _orientation(image, nib.orientations)
+    zooms = (tuple(float(s) for s in image.header.get_zooms()[:3]) + (1.0, 1.0))[:3]  # a 2-D file has two
+    ras, spacing = stored, zooms
+    if orientation is not None:  # the closest canonical (RAS+) order, its voxel sides following the axes
+        ras = nib.orientations.apply_orientation(stored, orientation)
+        spacing = tuple(zooms[int(np.flatnonzero(orientation[:, 0] == axis)[0])] for axis in range(3))
+    axial = _to_axial_stack(ras)  # (Z, H, W)
     windowed, window_notes = window_volume(axial, source, _display_range(image))
     return make_volume(windowed, source, spacing=(spacing[2], spacing[1], spacing[0]),
-                       warnings=notes + window_notes)
+                       warnings=orientation_notes + notes + window_notes)
+
+
+def _orientation(image, orientations) -> tuple[np.ndarray | None, tuple[str, ...]]:
+    """(nibabel orientation from storage axes to the closest RAS+ axes, or None to keep the
+    storage order; warnings). `orientation_unknown` where the header does not place the volume
+    in the body: no qform and no sform (nibabel then assumes Analyze's default, which may be
+    wrong), or an affine that is not finite or drops an axis."""
+    header = image.header
+    affine = np.asarray(image.affine, dtype=np.float64)
+    if not np.isfinite(affine).all() or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        return None, (ORIENTATION_UNKNOWN,)
+    orientation = orientations.io_orientation(affine)
+    if np.isnan(orientation).any():
+        return None, (ORIENTATION_UNKNOWN,)
+    if int(header["qform_code"]) == 0 and int(header["sform_code"]) == 0:
+        return orientation, (ORIENTATION_UNKNOWN,)
+    return orientation, ()
 
 
 def _gunzip(data: bytes, source: str) -> bytes:
@@ -88,9 +113,7 @@ def _gunzip(data: bytes, source: str) -> bytes:
 
 
 def _first_volume(image, shape: tuple[int, ...], source: str):
-    """Image -> (canonical RAS+ image's voxels as (X, Y, Z) array, warnings)."""
-    import nibabel as nib
-
+    """Image -> (its (first) volume's voxels in storage order as an (X, Y, Z) array, warnings)."""
     dims = tuple(int(d) for d in shape)
     while len(dims) > 3 and dims[-1] == 1:  # trailing singleton dimensions carry nothing
         dims = dims[:-1]
@@ -108,16 +131,16 @@ def _first_volume(image, shape: tuple[int, ...], source: str):
     dtype = image.header.get_data_dtype()
     if dtype.fields is not None or np.issubdtype(dtype, np.complexfloating):
         raise UnsupportedFormat(f"{source}: stores RGB or complex voxels; export a grey-scale (magnitude) volume.")
+    index: tuple = ()
+    if len(dims) == 4:
+        notes = ("4d_first_volume",)
+        index = (slice(None),) * 3 + (0,) * (image.ndim - 3)
     try:
-        if len(dims) == 4:
-            notes = ("4d_first_volume",)
-            image = nib.Nifti1Image(np.asarray(image.dataobj[..., 0]), image.affine) if image.ndim == 4 else image
-        canonical = nib.as_closest_canonical(image)
-        voxels = np.asarray(canonical.dataobj, dtype=np.float32)  # applies scl_slope / scl_inter
+        voxels = np.asarray(image.dataobj[index] if index else image.dataobj, dtype=np.float32)  # applies scl_slope
     except (ValueError, EOFError, OSError) as exc:
         raise UnreadableImage(f"{source}: the voxel data is cut short or damaged ({type(exc).__name__}); "
                               f"export the volume again.") from None
-    voxels = voxels.reshape(voxels.shape[:3] if voxels.ndim >= 3 else voxels.shape + (1,) * (3 - voxels.ndim))
+    voxels = voxels.reshape((dims + (1, 1))[:3])
     return voxels, notes
 
 

@@ -35,6 +35,9 @@ WARNING_TEXT = {
     "4d_first_volume": "The file holds a series of volumes (4-D); only the first volume was read.",
     "slice_order_unknown": "The DICOM files give neither slice positions nor instance numbers, so the slices are "
                            "in file order, which may not be their order in the body.",
+    "orientation_unknown": "The file does not say how the volume lies in the body, so the slices shown as axial may "
+                           "be sideways or mirrored; check that the slice looks like an axial brain slice before "
+                           "relying on the reading.",
 }
 
 

@@ -20,6 +20,9 @@ import numpy as np
 from mri_core.io.errors import NotASlice, UnreadableImage
 
 PLANES = ("axial", "coronal", "sagittal")
+# The warning a reader attaches when the file cannot say how the volume lies in the body (e.g. a
+# NIfTI whose qform and sform codes are both 0): its "axial" slices may be sideways or mirrored.
+ORIENTATION_UNKNOWN = "orientation_unknown"
 # Voxels whose sides differ by at most this ratio are isotropic: reformatting looks right.
 ISOTROPIC_RATIO = 1.1
 # Smaller than this is a thumbnail, an icon or a line, not a slice a model can read (for
@@ -51,7 +54,7 @@ class Volume:
     spacing: tuple[float, float, float] | None = None  # mm (slice, row, col) when known
     study_description: str = ""  # the only DICOM descriptions shown; never names or IDs
     series_description: str = ""
-    warnings: tuple[str, ...] = ()  # e.g. "4d_first_volume", "non_finite_voxels"
+    warnings: tuple[str, ...] = ()  # e.g. "4d_first_volume", "non_finite_voxels", "orientation_unknown"
 
     @property
     def count(self) -> int:

@@ -12,7 +12,8 @@ from scans import nifti_bytes, stack_of
 
 from mri_core.io import nifti
 from mri_core.io.errors import MriError, NotASlice, UnreadableImage, UnsupportedFormat
-from mri_core.io.volume import available_planes
+from mri_core.io.reading import describe_warning
+from mri_core.io.volume import ORIENTATION_UNKNOWN, available_planes
 
 NIBABEL_SAMPLES = Path(nibabel.testing.data_path)
 
@@ -98,3 +99,47 @@ def test_nibabel_sample_files_are_read_or_refused_with_a_clear_error(capfd):
         assert outcomes[name] == "read", name
     assert outcomes["row_major.dconn.nii"] == "NotASlice" and outcomes["analyze.hdr"] == "UnsupportedFormat"
     assert capfd.readouterr().err == ""
+
+
+def ras_array(stack: np.ndarray) -> np.ndarray:
+    """(Z, H, W) axial slices as viewed -> the (X, Y, Z) RAS+ array they come from."""
+    return np.ascontiguousarray(np.transpose(stack[:, ::-1, ::-1], (2, 1, 0)))
+
+
+def test_volume_without_qform_or_sform_reads_but_warns_that_its_orientation_is_unknown(stack):
+    """The issue's case: axes swapped in storage and nothing in the header to say so."""
+    placed = nifti.read_nifti(nifti_bytes(stack), "placed.nii")
+    assert ORIENTATION_UNKNOWN not in placed.warnings
+    swapped = np.ascontiguousarray(np.transpose(ras_array(stack), (1, 0, 2)))  # stored (Y, X, Z)
+    for nifti2 in (False, True):
+        image = (nib.Nifti2Image if nifti2 else nib.Nifti1Image)(swapped, None)  # qform and sform codes 0
+        assert int(image.header["qform_code"]) == int(image.header["sform_code"]) == 0
+        unknown = nifti.read_nifti(image.to_bytes(), "unplaced.nii")
+        assert ORIENTATION_UNKNOWN in unknown.warnings
+        assert np.abs(unknown.voxels * 255.0 - stack).mean() > 10  # it is read sideways: hence the warning
+    assert "sideways" in describe_warning(ORIENTATION_UNKNOWN)
+
+
+def with_srow_z(data: bytes, row) -> bytes:
+    """NIfTI-1 bytes with the sform's third row (srow_z, bytes 312-327) overwritten: nibabel will not
+    write an affine it cannot decompose, but a file may hold one."""
+    out = bytearray(data)
+    out[312:328] = np.asarray(row, "<f4").tobytes()
+    return bytes(out)
+
+
+def test_unusable_affine_reads_in_storage_order_and_warns(stack):
+    data = nifti_bytes(stack)  # sform code 2 (aligned), identity affine
+    for row in ([0, 0, 0, 0], [np.nan, 0, 1, 0]):  # drops the z axis / not a number
+        volume = nifti.read_nifti(with_srow_z(data, row), "odd.nii")
+        assert ORIENTATION_UNKNOWN in volume.warnings
+        np.testing.assert_allclose(volume.voxels * 255.0, stack, atol=0.01)  # stored RAS order kept
+
+
+def test_volume_stored_sagittally_gives_axial_slices_with_their_own_voxel_sides(stack):
+    """Storage axes (S, A, R) with voxels of 3 x 1 x 0.5 mm: axial slices, and each side's size follows it."""
+    stored = np.ascontiguousarray(np.transpose(ras_array(stack), (2, 1, 0)))
+    affine = np.array([[0, 0, 0.5, 0], [0, 1.0, 0, 0], [3.0, 0, 0, 0], [0, 0, 0, 1]])
+    volume = nifti.read_nifti(nifti_bytes(stored, affine=affine), "sagittal.nii")
+    np.testing.assert_allclose(volume.voxels * 255.0, stack, atol=0.01)
+    assert volume.spacing == (3.0, 1.0, 0.5) and volume.warnings == ()
