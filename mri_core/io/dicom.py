@@ -4,7 +4,8 @@ Single-frame files are grouped into series by SeriesInstanceUID (and image size)
 along the slice normal by ImagePositionPatient, else by InstanceNumber. Pixels get the
 modality rescale (RescaleSlope/Intercept), then the stored window (WindowCenter/Width), the
 full range of 8-bit data, or a robust percentile window; MONOCHROME1 is inverted so that
-bright always means signal. Compressed transfer syntaxes decode through pylibjpeg and its
+bright always means signal (`modality_values` gives the values before that window, which tests
+compare with pydicom's own decoding pixel for pixel). Compressed transfer syntaxes decode through pylibjpeg and its
 plugins; where no decoder is installed, `DecoderMissing` names the syntax and the package.
 
 Privacy: only the study and series descriptions leave this module. No other tag value is
