@@ -5,8 +5,9 @@ along the slice normal by ImagePositionPatient, else by InstanceNumber. Pixels g
 modality rescale (RescaleSlope/Intercept), then the stored window (WindowCenter/Width), the
 full range of 8-bit data, or a robust percentile window; MONOCHROME1 is inverted so that
 bright always means signal (`modality_values` gives the values before that window, which tests
-compare with pydicom's own decoding pixel for pixel). Compressed transfer syntaxes decode through pylibjpeg and its
-plugins; where no decoder is installed, `DecoderMissing` names the syntax and the package.
+compare with pydicom's own decoding pixel for pixel). Compressed transfer syntaxes decode
+through pylibjpeg and its plugins; where no decoder is installed, `DecoderMissing` names the
+syntax and the package.
 
 Privacy: only the study and series descriptions leave this module. No other tag value is
 ever put into a message, a warning or a log line (pydicom's own value warnings are silenced).
