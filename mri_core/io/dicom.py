@@ -20,8 +20,8 @@ import io as _io
 import logging
 import warnings
 from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import numpy as np
 import pydicom

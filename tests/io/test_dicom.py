@@ -186,7 +186,7 @@ def pydicom_values(path: Path) -> Decoded | None:
             warnings.simplefilter("ignore")
             ds = pydicom.dcmread(path)
             array = ds.pixel_array
-    except Exception:
+    except Exception:  # noqa: BLE001 - whatever pydicom raises, it gives no image: the reader must refuse it
         return None
     photometric = ds.PhotometricInterpretation
     if photometric == "PALETTE COLOR":
