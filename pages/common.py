@@ -23,6 +23,20 @@ HANDED_FILE = "diagnose_input"  # session state: (name, bytes) that Batch hands 
 Result = TypeVar("Result")
 
 
+def serve_through_app_py() -> None:
+    """Until app.py has run once in a server process, Streamlit (1.67) treats a `pages/` folder the
+    old way: a first request for /train runs pages/train.py alone, with every file of pages/ in
+    the sidebar. Switch that off and rerun, so that app.py's navigation serves the page."""
+    from streamlit.runtime.pages_manager import PagesManager
+
+    if PagesManager.uses_pages_directory:
+        PagesManager.uses_pages_directory = False  # what st.navigation itself does
+        st.rerun()
+
+
+serve_through_app_py()  # runs when the first page of a process imports this module
+
+
 @st.cache_resource(show_spinner="Loading the model ...", max_entries=2)
 def load_scan_model(package_path: str, version: int):
     """The model package at `package_path`; shared by every page and session, never mutated."""

@@ -17,8 +17,10 @@ def test_batch_upload_shows_table_downloads_and_opens_a_row_on_diagnose(page, ap
                                                                          screenshot_dir):
     scans = (sorted((kaggle_dir / "yes").iterdir())[:2] + sorted((kaggle_dir / "no").iterdir())[:1]
              + [sorted((typed_dir / c).iterdir())[0] for c in ("glioma", "meningioma", "pituitary")])
-    page.goto(f"{app_url}/batch")
-    page.get_by_role("link", name="Batch").wait_for()  # the navigation names every page
+    page.goto(f"{app_url}/batch")  # a page's own URL as the server's first request: app.py still serves it
+    navigation = page.locator('[data-testid="stSidebarNav"] a')
+    navigation.first.wait_for()
+    assert [link.inner_text().split()[-1] for link in navigation.all()] == ["Diagnose", "Batch", "Train", "Models"]
     page.get_by_text("Upload several slices").wait_for()
     page.locator(UPLOAD_INPUT).set_input_files([str(p) for p in scans])
 
