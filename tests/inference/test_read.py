@@ -100,3 +100,17 @@ def test_scan_all_reads_every_slice_in_order_like_one_by_one(shipped_model, figs
     assert most_suspicious_slice(readings) == int(np.argmax([r.tumor_probability for r in readings]))
     [middle] = read_volume(shipped_model, volume)
     assert middle.slice_index == 2
+
+
+def test_a_volume_of_unknown_orientation_is_read_with_its_warning(shipped_model, figshare_dir):
+    """A NIfTI with no qform/sform (axes swapped in storage) carries `orientation_unknown` into
+    its reading, so the page and the CLI say that it may be read sideways; a placed one does not."""
+    import nibabel as nib
+    from scans import nifti_bytes, stack_of
+
+    stack = stack_of(sorted((figshare_dir / "meningioma").iterdir())[:3], 224)
+    swapped = np.ascontiguousarray(np.transpose(stack[:, ::-1, ::-1], (1, 2, 0)))  # stored (Y, X, Z)
+    [unplaced] = read_upload(shipped_model, nib.Nifti1Image(swapped, None).to_bytes(), "unplaced.nii")
+    [placed] = read_upload(shipped_model, nifti_bytes(stack), "placed.nii")
+    assert "orientation_unknown" in unplaced.warnings
+    assert "orientation_unknown" not in placed.warnings

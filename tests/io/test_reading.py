@@ -19,7 +19,7 @@ READING_FIELDS = {"file", "label", "tumor", "tumor_probability", "threshold", "p
                   "cam_box", "warnings", "model"}
 # Every warning io attaches to a slice or volume (raster, dicom, nifti, volume).
 IO_WARNINGS = {"converted_from_color", "converted_from_cmyk", "had_alpha", "16_bit", "32_bit", "float",
-               "animated_first_frame", "non_finite_voxels", "4d_first_volume", "slice_order_unknown"}
+               "animated_first_frame", "non_finite_voxels", "4d_first_volume", "slice_order_unknown", "orientation_unknown"}
 
 
 def reading(**changes) -> Reading:
