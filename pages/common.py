@@ -54,21 +54,13 @@ def or_stop(call: Callable[..., Result], *args, **kwargs) -> Result:
         st.stop()
 
 
-def active_model() -> registry.ModelEntry:
-    """The active model package; TensorFlow and the model load in the background meanwhile."""
-    def find() -> registry.ModelEntry:
-        entry = registry.active()
-        preload_model(str(entry.path), entry.version)  # ModelInvalid at once for a damaged file
-        return entry
-
-    return or_stop(find)
-
-
 def reading_page_header(title: str) -> registry.ModelEntry:
-    """A reading page's title, the decision-support notice and the active model it reads with."""
+    """A reading page's title, the decision-support notice and the active model it reads with, whose
+    loading starts in the background (ModelInvalid at once for a damaged model file)."""
     st.title(title)
     st.caption(NOTICE)
-    entry = active_model()
+    entry = or_stop(registry.active)
+    or_stop(preload_model, str(entry.path), entry.version)
     st.markdown(report.model_line(entry.ref, entry.info))
     return entry
 
