@@ -50,3 +50,12 @@ def test_a_cycle_inside_a_layer_breaks_the_contract(tmp_path):
                           env={"PYTHONPATH": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert done.returncode != 0
     assert "mri_core.io" in done.stdout and "BROKEN" in done.stdout
+
+
+def test_every_module_has_a_test_module_that_mirrors_it():
+    """tests/ mirrors mri_core/: mri_core/<layer>/<module>.py is tested in tests/<layer>/test_<module>.py."""
+    missing = [f"tests/{module.parent.name}/test_{module.stem}.py"
+               for module in sorted((PROJECT_ROOT / "mri_core").glob("*/*.py")) if module.stem != "__init__"
+               if not (PROJECT_ROOT / "tests" / module.parent.name / f"test_{module.stem}.py").is_file()]
+    assert not missing, f"modules without their test module: {missing}"
+    assert (PROJECT_ROOT / "tests" / "test_main.py").is_file()  # the CLI, mri_core/__main__.py
