@@ -54,7 +54,7 @@ def test_sigkill_at_random_points_of_saving_never_lists_a_half_package(tmp_path,
     shipped = registry.default_shipped()
     weights = shipped.path / registry.MODEL_FILE
     kept = registry.save_package("kept", shipped.info, lambda folder: shutil.copyfile(weights, folder / "model.keras"))
-    registry.activate(kept.path)
+    registry.activate(kept.path, confirm=True)  # no ood.npz copied: activated only when confirmed
     expected, rng = digest(weights), random.Random(9)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "MRI_HOME": str(tmp_path / "home")}
     killed_mid_save = 0

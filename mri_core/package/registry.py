@@ -23,6 +23,7 @@ from typing import Callable
 
 from mri_core.io.atomic import write_text_atomic
 from mri_core.io.errors import ModelInvalid, ModelNotFound, SettingsInvalid
+from mri_core.package import activation
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED_DIR = PROJECT_ROOT / "assets" / "models"
@@ -147,9 +148,22 @@ def active() -> ModelEntry:
     return default_shipped()
 
 
-def activate(ref: str | os.PathLike) -> ModelEntry:
-    """Make `ref` the active model (atomic pointer write)."""
+def activation_problems(entry: ModelEntry) -> list[str]:
+    """Why `entry` should not become the active model without a confirmation (`activation`'s rule); [] when none."""
+    return activation.problems(entry.path, entry.info)
+
+
+def activate(ref: str | os.PathLike, confirm: bool = False) -> ModelEntry:
+    """Make `ref` the active model (atomic pointer write).
+
+    A model that fails the activation rule (`activation.problems`: no out-of-distribution
+    statistics, too few test images per class, low sensitivity or accuracy, poor calibration)
+    is refused with `activation.NeedsConfirmation`, which lists the reasons, unless `confirm`.
+    """
     entry = resolve(ref)
+    found = activation_problems(entry)
+    if found and not confirm:
+        raise activation.NeedsConfirmation(entry.ref, found)
     home = mri_home()
     home.mkdir(parents=True, exist_ok=True)
     # a package outside the registry and assets/models is remembered by its folder

@@ -51,7 +51,7 @@ def test_an_interrupted_save_is_never_listed():
 
 def test_activate_switches_the_active_model_and_survives_deletion(tmp_path):
     entry = registry.save_package("mine", {}, _fake_weights)
-    registry.activate(entry.ref)
+    registry.activate(entry.ref, confirm=True)  # no test figures: only with a confirmation (test_activation.py)
     assert registry.active().path == entry.path
     for file in entry.path.iterdir():
         file.unlink()
@@ -102,11 +102,11 @@ def test_delete_removes_a_trained_model_and_leaves_no_partial_folder():
 def test_delete_refuses_the_active_model_until_another_is_activated():
     first = registry.save_package("clinic", {}, _fake_weights)
     second = registry.save_package("clinic", {}, _fake_weights)
-    registry.activate(first.ref)
+    registry.activate(first.ref, confirm=True)
     with pytest.raises(SettingsInvalid, match="active model; activate another"):
         registry.delete(first.ref)
     assert first.path.is_dir()
-    registry.activate(second.ref)
+    registry.activate(second.ref, confirm=True)
     registry.delete(first.ref)
     assert not first.path.exists() and registry.active().ref == second.ref
 
