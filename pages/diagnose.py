@@ -96,5 +96,5 @@ with result_column:
 with image_column:
     opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05)
     st.image(render.overlay(slice_.pixels, reading.heatmap, opacity, reading.cam_peak, reading.cam_box),
-             caption=report.image_caption(slice_, cam, plane), width="stretch")
+             caption=report.image_caption(slice_, cam, plane, reading, opacity), width="stretch")
 st.caption(f"{NOTICE} The heatmap shows where the model looked, not the tumor's outline.")
