@@ -55,10 +55,14 @@ def tumor_ece(metrics: dict | None) -> float | None:
     return None if value is None else float(value)
 
 
-def is_calibrated(metrics: dict | None) -> bool:
-    """Whether the pages may call the probabilities calibrated: test ECE recorded and at most MAX_ECE."""
-    ece = tumor_ece(metrics)
+def calibrated(ece: float | None) -> bool:
+    """Whether probabilities with this test ECE may be called calibrated: it is known and at most MAX_ECE."""
     return ece is not None and ece <= MAX_ECE
+
+
+def is_calibrated(metrics: dict | None) -> bool:
+    """`calibrated` for a model's test_metrics."""
+    return calibrated(tumor_ece(metrics))
 
 
 def images_per_class(info: dict) -> dict[str, int] | None:

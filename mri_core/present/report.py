@@ -4,8 +4,10 @@
 them as a download and `python -m mri_core predict --report DIR` writes one per input.
 Nothing identifies a patient unless the user typed it into `note`: not even the file name
 (file names often carry a patient's name). `confidence_words`, `reliability_rows`,
-`peak_words`, `model_line`, `volume_words` and `image_caption` are the plain words that the Diagnose page shows too (its
-figures are in `charts`). Never imports streamlit.
+`peak_words`, `model_line`, `volume_words`, `image_caption` and `model_banner` are the plain words that the Diagnose
+page shows too (its figures are in `charts`). Two rules keep the words honest: a probability is called calibrated
+only when the model's test ECE is at most `activation.MAX_ECE`, and a heatmap method is named only when a heatmap
+is shown (`heatmap_shown`). Never imports streamlit.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from mri_core.package.activation import MAX_ECE, calibrated
 from mri_core.present import render
 from mri_core.io.reading import Reading, describe_warning
 from mri_core.io.volume import Slice, Volume, plane_count
@@ -31,14 +34,21 @@ def _latin1(text: str) -> str:
 
 
 def confidence_words(tumor_probability: float, threshold: float, ece: float | None = None) -> str:
-    """What the calibrated tumor probability means, in plain words."""
+    """What the tumor probability means, in plain words; `ece` is the model's test ECE of it. Called
+    calibrated only when `calibrated(ece)`; otherwise the words say plainly that it is not a checked rate."""
     per_100 = round(100 * tumor_probability)
-    text = (f"A tumor probability of {tumor_probability:.0%} is calibrated: of 100 scans like this one that get "
+    decision = f"The app says \"tumor\" from {threshold:.0%} up."
+    if ece is None:
+        return (f"A tumor probability of {tumor_probability:.0%}. This model records no calibration error, so "
+                f"{tumor_probability:.0%} is a score, not a checked rate of tumors. {decision}")
+    measured = f"on the model's held-out test scans, stated and observed rates differed by {ece:.1%} on average (ECE)"
+    if not calibrated(ece):
+        return (f"A tumor probability of {tumor_probability:.0%}. This model's probabilities are poorly calibrated: "
+                f"{measured}, more than the {MAX_ECE:.0%} the app accepts, so {tumor_probability:.0%} is a rough "
+                f"score, not a rate of tumors. {decision}")
+    return (f"A tumor probability of {tumor_probability:.0%} is calibrated: of 100 scans like this one that get "
             f"about {tumor_probability:.0%}, roughly {per_100} would show a tumor and {100 - per_100} would not. "
-            f"The app says \"tumor\" from {threshold:.0%} up.")
-    if ece is not None:
-        text += f" On the model's held-out test scans, stated and observed rates differed by {ece:.1%} on average (ECE)."
-    return text
+            f"{decision} {measured[0].upper()}{measured[1:]}.")
 
 
 def reliability_rows(info: dict) -> list[dict] | None:
@@ -72,11 +82,35 @@ def volume_words(volume: Volume, plane: str) -> str | None:
     return f"{described + ' · ' if described else ''}{plane_count(volume, plane)} {plane} slice(s)"
 
 
-def image_caption(slice_: Slice, cam: str, plane: str) -> str:
-    """The overlay's caption: the file, which slice of how many (0-based, as the slider), the heatmap method."""
+def heatmap_shown(reading: Reading | None, cam: str, opacity: float = 1.0) -> bool:
+    """Whether the overlay shows a heatmap: a method was chosen, it gave a map that is not all zero
+    (a model with no evidence for any tumor class gives a flat one), and the opacity is above 0."""
+    return cam != "none" and opacity > 0 and (reading is None or reading.cam_peak is not None)
+
+
+def image_caption(slice_: Slice, cam: str, plane: str, reading: Reading | None = None, opacity: float = 1.0) -> str:
+    """The overlay's caption: the file, which slice of how many (0-based, as the slider), and the heatmap
+    method, which is named only when a heatmap is shown (`heatmap_shown`); otherwise why there is none."""
     where = f" · {plane} slice {slice_.index} of {slice_.count}" if slice_.count > 1 else ""
-    return (f"{slice_.source}{where} · heatmap ({CAM_NAMES.get(cam, cam)}): evidence for the most likely "
-            "tumor class")
+    if heatmap_shown(reading, cam, opacity):
+        return f"{slice_.source}{where} · heatmap ({CAM_NAMES.get(cam, cam)}): evidence for the most likely tumor class"
+    if cam == "none":
+        why = "none was asked for"
+    elif opacity <= 0:
+        why = "its opacity is 0"
+    else:
+        why = "the model's evidence map is empty for this scan"
+    return f"{slice_.source}{where} · no heatmap: {why}"
+
+
+def model_banner(ref: str, default_ref: str | None, problems: list[str]) -> str:
+    """The warning a reading page shows while a model other than the shipped default is active."""
+    text = (f"Reading with **{ref}**, not the shipped default model{f' {default_ref}' if default_ref else ''}: "
+            "it was activated on the Models or Train page, or with `python -m mri_core train --activate`.")
+    if problems:
+        text += (" It was activated although it does not pass the activation checks: "
+                 + "; ".join(problems) + ".")
+    return text
 
 
 def card_summary(info: dict) -> list[tuple[str, str]]:
@@ -138,16 +172,21 @@ def reading_report(reading: Reading, pixels: np.ndarray, info: dict, cam: str = 
     overlay = render.overlay(pixels, reading.heatmap, 0.45, reading.cam_peak, reading.cam_box)
     pdf.image(_png(overlay), x=MARGIN_MM + image_width + 6, y=top, w=image_width, h=image_height)
     pdf.set_y(top + image_height + 1)
-    line(f"Left: the scan as read. Right: heatmap ({CAM_NAMES.get(cam, cam)}) of the evidence for the most likely "
-         "tumor class; it shows where the model looked, not the tumor's outline.", 8, "I", 4)
+    if heatmap_shown(reading, cam):
+        line(f"Left: the scan as read. Right: heatmap ({CAM_NAMES.get(cam, cam)}) of the evidence for the most likely "
+             "tumor class; it shows where the model looked, not the tumor's outline.", 8, "I", 4)
+    else:
+        line("Left: the scan as read. Right: the same scan, without heatmap ("
+             + ("none was asked for" if cam == "none" else "the model's evidence map is empty for this scan") + ").",
+             8, "I", 4)
     pdf.ln(2)
 
     line(f"Result: {'TUMOR' if reading.tumor else 'NO TUMOR'} - reported class: {reading.label}", 13, "B", 7)
     line(f"Tumor probability {reading.tumor_probability:.1%} (decision threshold {reading.threshold:.0%}).", 11)
-    line(confidence_words(reading.tumor_probability, reading.threshold,
-                          (info.get("test_metrics") or {}).get("ece_tumor")), 9)
+    ece = (info.get("test_metrics") or {}).get("ece_tumor")
+    line(confidence_words(reading.tumor_probability, reading.threshold, ece), 9)
     pdf.ln(1)
-    line("Class probabilities (calibrated):", 10, "B")
+    line("Class probabilities (calibrated):" if calibrated(ece) else "Class probabilities:", 10, "B")
     for name, probability in reading.probabilities.items():
         line(f"    {name}: {probability:.1%}", 10)
     if peak_words(reading):

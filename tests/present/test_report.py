@@ -82,3 +82,61 @@ def test_the_page_words_name_peak_model_volume_and_slice(tiny_model, kaggle_dir,
     assert volume_words(dicom, "axial") == "MR HEAD · T1 AX · 1 axial slice(s)"
     [plain] = io.read_volumes([(tumor_image_path.name, tumor_image_path.read_bytes())])
     assert volume_words(plain, "axial") is None
+
+
+# --- honest words (issue 19, item 3): "calibrated" only with a good ECE, a method only with a heatmap ----
+
+def test_probabilities_are_called_calibrated_only_when_the_test_ece_is_at_most_the_bound():
+    from mri_core.package.activation import MAX_ECE
+
+    good, poor, unknown = (confidence_words(0.9, 0.5, ece) for ece in (MAX_ECE, 0.168, None))
+    assert "90% is calibrated" in good
+    for text in (poor, unknown):
+        assert "is calibrated" not in text and "would show a tumor" not in text and "from 50% up" in text
+    assert "poorly calibrated" in poor and "16.8%" in poor and f"more than the {MAX_ECE:.0%} the app accepts" in poor
+    assert "records no calibration error" in unknown
+
+
+def test_the_caption_names_the_heatmap_method_only_when_a_heatmap_is_shown(tiny_model, tumor_image_path):
+    import numpy as np
+
+    from mri_core.present.report import heatmap_shown, image_caption
+
+    scan = io.read_file(tumor_image_path)[0]
+    [reading] = read_slices(tiny_model, [scan])
+    [without] = read_slices(tiny_model, [scan], cam="none")
+    # what a model with no evidence for any tumor class gives: an all-zero map, no peak
+    flat = reading.__class__(**{**reading.__dict__, "heatmap": np.zeros_like(reading.heatmap),
+                                "cam_peak": None, "cam_box": None})
+    if reading.cam_peak is not None:
+        assert heatmap_shown(reading, "gradcam")
+        assert image_caption(scan, "gradcam", "axial", reading, 0.5).endswith(
+            "· heatmap (Grad-CAM): evidence for the most likely tumor class")
+    for caption, why in ((image_caption(scan, "none", "axial", without, 0.5), "none was asked for"),
+                         (image_caption(scan, "gradcam", "axial", flat, 0.5), "the model's evidence map is empty"),
+                         (image_caption(scan, "gradcam", "axial", reading, 0.0), "its opacity is 0")):
+        assert "Grad-CAM" not in caption and "heatmap (" not in caption
+        assert caption.startswith(f"{tumor_image_path.name} · no heatmap: {why}")
+    pdf = pdf_text(reading_report(flat, scan.pixels, tiny_model.info, "gradcam"))
+    assert "Grad-CAM" not in pdf and "without heatmap (the model's evidence map is empty" in pdf
+
+
+def test_the_report_of_a_poorly_calibrated_model_does_not_call_it_calibrated(tiny_model, tumor_image_path):
+    from mri_core.package.activation import is_calibrated
+
+    scan = io.read_file(tumor_image_path)[0]
+    [reading] = read_slices(tiny_model, [scan])
+    info = {**tiny_model.info, "test_metrics": {**tiny_model.info["test_metrics"], "ece_tumor": 0.168}}
+    text = pdf_text(reading_report(reading, scan.pixels, info, "gradcam"))
+    assert not is_calibrated(info["test_metrics"])
+    assert "calibrated)" not in text and "Class probabilities:" in text and "poorly calibrated" in text
+
+
+def test_the_banner_names_the_active_model_the_default_and_the_reasons():
+    from mri_core.present.report import model_banner
+
+    plain = model_banner("clinic@2", "default-4class@4", [])
+    assert plain.startswith("Reading with **clinic@2**, not the shipped default model default-4class@4")
+    assert "activation checks" not in plain
+    flagged = model_banner("clinic@2", "default-4class@4", ["it has no out-of-distribution statistics"])
+    assert flagged.endswith("does not pass the activation checks: it has no out-of-distribution statistics.")
