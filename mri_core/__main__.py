@@ -2,8 +2,9 @@
 
 Stdout carries only results (JSON lines for `predict --json`, one JSON object for
 `evaluate --json`, the package path for `train`); progress and messages go to stderr.
-Exit codes: 0 ok, 1 some input could not be read (the rest were answered), 2 bad arguments
-or settings. Never imports streamlit.
+Exit codes: 0 ok, 1 some input could not be read (the rest were answered) or `train --activate`
+saved a model that the activation rule (`mri_core.package.activation`) kept inactive, 2 bad
+arguments or settings. Never imports streamlit.
 """
 
 from __future__ import annotations
@@ -57,7 +58,12 @@ def _parser() -> argparse.ArgumentParser:
         train.add_argument(flag, type=kind, help=f"{text}; default: {_recipe_defaults(key)}")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--name")
-    train.add_argument("--activate", action="store_true", help="make the new model the active one")
+    train.add_argument("--activate", action="store_true",
+                       help="make the new model the active one if it passes the activation rule (out-of-distribution "
+                            "statistics, enough test images per class, sensitivity, accuracy, calibration); "
+                            "else it stays inactive, the reasons go to stderr and the exit code is 1")
+    train.add_argument("--activate-anyway", action="store_true",
+                       help="make the new model the active one even if it fails the activation rule")
     train.add_argument("--strategy", default="auto", choices=list(STRATEGIES))
     train.add_argument("--split", default="grouped", choices=list(SPLITS),
                        help="grouped keeps near-duplicates on one side (default); naive splits per image as the paper did")
@@ -163,7 +169,7 @@ class ProgressBar:
         self.stream, self.width = stream, width
 
     def __call__(self, event) -> None:
-        from mri_core.training.events import DataReady, EpochEnd, StepEnd
+        from mri_core.training.events import DataReady, EpochEnd, PartFailed, StepEnd
 
         if isinstance(event, DataReady):
             self.stream.write(f"data: {event.n_train} train / {event.n_val} val / {event.n_test} test images, "
@@ -176,10 +182,13 @@ class ProgressBar:
             self.stream.write(f"\repoch {event.epoch}/{event.epochs} loss {event.loss:.4f} acc {event.accuracy:.3f} "
                               f"val_loss {event.val_loss:.4f} val_acc {event.val_accuracy:.3f} "
                               f"elapsed {event.elapsed_s:.0f}s eta {event.eta_s:.0f}s\n")
+        elif isinstance(event, PartFailed):
+            self.stream.write(f"warning: {event.message}\n")
         self.stream.flush()
 
 
 def run_train(args) -> int:
+    from mri_core.package import registry
     from mri_core.training.train import train_and_save
 
     settings = settings_for(args.arch, epochs=args.epochs, image_size=args.image_size,
@@ -187,16 +196,19 @@ def run_train(args) -> int:
                             name=args.name, strategy=args.strategy, split=args.split, manifest=args.manifest,
                             source_balance=args.source_balance, box_weight=args.box_weight)
     started = time.monotonic()
-    entry = train_and_save(args.data_dirs, settings, on_event=ProgressBar(), activate=args.activate,
-                           checkpoint_dir=args.checkpoint)
+    asked = args.activate or args.activate_anyway
+    entry = train_and_save(args.data_dirs, settings, on_event=ProgressBar(), activate=asked,
+                           checkpoint_dir=args.checkpoint, confirm=args.activate_anyway)
     if entry is None:
         print("worker finished; the chief saves the model", file=sys.stderr)
         return 0
     metrics = entry.info.get("test_metrics", {})
-    print(f"saved {entry.ref} in {time.monotonic() - started:.0f}s; test accuracy {metrics.get('accuracy')}"
-          f"{' (active)' if args.activate else ''}", file=sys.stderr)
+    is_active = asked and registry.active().path.resolve() == entry.path.resolve()
+    state = " (active)" if is_active else " (not activated: see the warning above)" if asked else ""
+    print(f"saved {entry.ref} in {time.monotonic() - started:.0f}s; test accuracy {metrics.get('accuracy')}{state}",
+          file=sys.stderr)
     print(entry.path)
-    return 0
+    return 1 if asked and not is_active else 0
 
 
 def run_evaluate(args) -> int:

@@ -71,14 +71,33 @@ def test_train_prints_the_package_path_last_and_evaluate_prints_metrics(small_ka
     home = str(tmp_path / "home")
     done = run_cli("train", small_kaggle, "--epochs", "1", "--image-size", "64", "--name", "cli-model", "--activate",
                    MRI_HOME=home)
-    assert done.returncode == 0, done.stderr
+    # saved, but 60 images make a model the activation rule keeps inactive: the reasons on stderr, exit 1
+    assert done.returncode == 1, done.stderr
     package = Path(done.stdout.strip().splitlines()[-1])
     assert (package / "model.keras").is_file() and package.parent.name == "cli-model"
     assert "epoch 1/1" in done.stderr
-    evaluated = run_cli("evaluate", small_kaggle, "--json", MRI_HOME=home)  # the activated model
+    assert "warning: No out-of-distribution statistics: " in done.stderr
+    assert "warning: cli-model@1 was not activated: it has no out-of-distribution statistics" in done.stderr
+    assert "--activate-anyway" in done.stderr and "(not activated: see the warning above)" in done.stderr
+    evaluated = run_cli("evaluate", small_kaggle, "--model", "cli-model", "--json", MRI_HOME=home)
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads(evaluated.stdout)
     assert metrics["n"] == 60 and {"accuracy", "roc_auc", "sensitivity", "specificity", "confusion_matrix", "ece"} <= set(metrics)
+    from mri_core.package.registry import ACTIVE_FILE
+
+    assert not (Path(home) / ACTIVE_FILE).exists(), "the refused model was not activated"
+
+
+def test_train_activate_anyway_activates_a_model_that_fails_the_rule(small_kaggle, tmp_path):
+    home = str(tmp_path / "home")
+    done = run_cli("train", small_kaggle, "--arch", "paper", "--epochs", "1", "--image-size", "48", "--name", "forced",
+                   "--activate-anyway", MRI_HOME=home)
+    assert done.returncode == 0, done.stderr
+    assert "warning: No out-of-distribution statistics: " in done.stderr and "was not activated" not in done.stderr
+    assert "(active)" in done.stderr
+    evaluated = run_cli("evaluate", small_kaggle, "--json", MRI_HOME=home)  # the activated model
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["n"] == 60
 
 
 def test_training_on_a_bad_data_set_says_why(tmp_path):

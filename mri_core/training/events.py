@@ -1,7 +1,9 @@
 """What a training run tells the outside, as small frozen objects passed to `on_event`.
 
 The CLI draws them as a progress bar, the Train page as curves, a background job records
-them. `DataReady` comes once, then a `StepEnd` per training batch and an `EpochEnd` per epoch.
+them. `DataReady` comes once, then a `StepEnd` per training batch and an `EpochEnd` per epoch;
+after the loop, a `PartFailed` for each part that failed without failing the run (the model is
+saved without it), so that a page shows it, not only the server log.
 """
 
 from __future__ import annotations
@@ -46,4 +48,14 @@ class EpochEnd:
     box_loss: float | None = None
 
 
-Event = DataReady | StepEnd | EpochEnd
+@dataclass(frozen=True)
+class PartFailed:
+    """A part of training after the loop failed and the run went on without it: `part` is "ood"
+    (no out-of-distribution statistics were fitted) or "activation" (asked for, refused by the
+    activation rule); `message` says why and what it means, in plain words."""
+
+    part: str
+    message: str
+
+
+Event = DataReady | StepEnd | EpochEnd | PartFailed

@@ -22,7 +22,7 @@ from mri_core.io.atomic import write_text_atomic
 from mri_core.io.errors import MriError, SettingsInvalid, TrainingCancelled
 from mri_core.package import registry
 from mri_core.training import checkpoint
-from mri_core.training.events import DataReady, EpochEnd, Event, StepEnd
+from mri_core.training.events import DataReady, EpochEnd, Event, PartFailed, StepEnd
 from mri_core.training.recipes import TrainSettings
 from mri_core.training.train import train_and_save
 
@@ -60,6 +60,7 @@ class JobSnapshot:
     result: registry.ModelEntry | None  # the saved package (status finished)
     started: float  # time.time() at start
     ended: float | None
+    warnings: tuple[str, ...] = ()  # parts of training that failed without failing the run (PartFailed)
 
     @property
     def running(self) -> bool:
@@ -90,6 +91,7 @@ class TrainingJob:
     step: StepEnd | None = None
     error: str | None = None
     result: registry.ModelEntry | None = None
+    warnings: list[str] = field(default_factory=list)
     started: float = field(default_factory=time.time)
     ended: float | None = None
     _stop: threading.Event = field(default_factory=threading.Event, repr=False)
@@ -118,7 +120,7 @@ class TrainingJob:
     def snapshot(self) -> JobSnapshot:
         with self._lock:
             return JobSnapshot(self.status, self.settings, self.data_dirs, self.data, tuple(self.history),
-                               self.step, self.error, self.result, self.started, self.ended)
+                               self.step, self.error, self.result, self.started, self.ended, tuple(self.warnings))
 
     def _record(self, event: Event) -> None:
         with self._lock:
@@ -128,6 +130,8 @@ class TrainingJob:
                 self.step = event
             elif isinstance(event, DataReady):
                 self.data = event
+            elif isinstance(event, PartFailed):
+                self.warnings.append(event.message)
 
     def _run(self) -> None:
         status, error, result = FAILED, None, None

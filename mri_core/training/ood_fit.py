@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import logging
 import os
 from pathlib import Path
 from typing import Sequence
@@ -227,16 +226,12 @@ def fit_package(package: str | os.PathLike, data_dirs: Sequence[str | os.PathLik
 
 def fit_from_training(keras_model, layer_name: str, train_images: np.ndarray,
                       train_paths: Sequence[str | os.PathLike], val_paths: Sequence[str | os.PathLike],
-                      val_strata: Sequence[str] | None = None) -> OodStats | None:
+                      val_strata: Sequence[str] | None = None) -> OodStats:
     """Right after training: fit the check from the training images already prepared (float32
     (N, S, S, 1)) and the validation files (re-read only for their cheap-check flags), as
-    `fit_package` would from the saved package. None (and a log line) with too few images."""
-
+    `fit_package` would from the saved package. ValueError with too few images (the caller,
+    `train.fit_ood`, reports it as a `PartFailed` event and saves the package without them)."""
     images, flags = prepare_for_fit(val_paths, int(train_images.shape[1]))
     pick = evenly_spaced(len(train_images))
-    try:
-        return fit_stats(keras_model, layer_name, train_images[pick], images, flags, image_sides(train_paths),
-                         strata=val_strata)
-    except ValueError as exc:
-        logging.getLogger(__name__).warning("no out-of-distribution statistics: %s", exc)
-        return None
+    return fit_stats(keras_model, layer_name, train_images[pick], images, flags, image_sides(train_paths),
+                     strata=val_strata)

@@ -5,11 +5,14 @@
 cancelling (`callbacks`); then it calibrates and tests (`calibrate`) and assembles model.json
 (`model_info`). `train_and_save` also fits the out-of-distribution statistics (`ood_fit`) and
 writes the package whole, statistics included, before its one rename (`registry.save_package`):
-nothing is written into a package after it appears.
+nothing is written into a package after it appears. A fit that fails (too few images) leaves the
+package without statistics and says so in a `PartFailed` event, as does an activation the
+activation rule refuses (`package.activation`); the model is saved either way.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -18,17 +21,18 @@ import numpy as np
 
 from mri_core.inference.model import predict_arrays
 from mri_core.inference.ood import INFO_KEY, OOD_FILE
-from mri_core.package import registry
+from mri_core.package import activation, registry
 from mri_core.training import checkpoint, losses, loop, ood_fit
 from mri_core.training.batches import training_batches
 from mri_core.training.calibrate import calibrate_and_test
 from mri_core.training.callbacks import Cancel, Checkpoint, History, KeepBest, Progress, fingerprint
 from mri_core.training.distribute import is_chief, make_strategy
-from mri_core.training.events import DataReady, Event
+from mri_core.training.events import DataReady, Event, PartFailed
 from mri_core.training.model_info import model_info
 from mri_core.training.prepared import TrainingData, load_training_data
 from mri_core.training.recipes import TrainSettings, build
 
+log = logging.getLogger(__name__)
 
 @dataclass
 class TrainResult:
@@ -100,29 +104,53 @@ def train_and_save(data_dirs: Sequence[str | Path], settings: TrainSettings,
                    on_event: Callable[[Event], None] | None = None,
                    should_stop: Callable[[], bool] | None = None,
                    activate: bool = False,
-                   checkpoint_dir: str | Path | None = None) -> registry.ModelEntry | None:
+                   checkpoint_dir: str | Path | None = None,
+                   confirm: bool = False) -> registry.ModelEntry | None:
     """Train and save a package (chief only under multi-worker); optionally activate it.
 
-    With `checkpoint_dir`, an interrupted run resumes from its last completed epoch; the
-    checkpoint is removed once the package is saved.
+    `activate` activates the saved model when it passes the activation rule, or with `confirm`
+    whatever it finds; a refusal leaves the model saved but inactive and says why in a
+    `PartFailed("activation", ...)` event. With `checkpoint_dir`, an interrupted run resumes
+    from its last completed epoch; the checkpoint is removed once the package is saved.
     """
     strategy = make_strategy(settings.check().strategy)
     result = train(data_dirs, settings, on_event, should_stop, strategy, checkpoint_dir)
-    stats = fit_ood(result) if is_chief(strategy) else None
-    return save_if_chief(result, strategy, default_name(settings, data_dirs), activate, checkpoint_dir, stats)
+    stats = fit_ood(result, on_event) if is_chief(strategy) else None
+    return save_if_chief(result, strategy, default_name(settings, data_dirs), activate, checkpoint_dir, stats,
+                         confirm, on_event)
 
 
-def fit_ood(result: TrainResult):
-    """The out-of-distribution statistics of a trained model, from the data in memory (None: too few images)."""
+def _report(on_event: Callable[[Event], None] | None, part: str, message: str) -> None:
+    log.warning("%s", message)
+    if on_event is not None:
+        on_event(PartFailed(part, message))
+
+
+def fit_ood(result: TrainResult, on_event: Callable[[Event], None] | None = None):
+    """The out-of-distribution statistics of a trained model, from the data in memory; None when
+    they cannot be fitted (too few images, or an unexpected error), said in a `PartFailed` event."""
     data = result.data
-    return ood_fit.fit_from_training(
-        result.keras_model, result.info["gradcam_layer"], data.arrays["train"][0], data.paths["train"],
-        data.paths["val"], [ood_fit.stratum(source, name) for source, name in zip(data.val_sources, data.true_names["val"])])
+    try:
+        return ood_fit.fit_from_training(
+            result.keras_model, result.info["gradcam_layer"], data.arrays["train"][0], data.paths["train"],
+            data.paths["val"],
+            [ood_fit.stratum(source, name) for source, name in zip(data.val_sources, data.true_names["val"])])
+    except ValueError as exc:  # too few images
+        reason = str(exc)
+    except Exception as exc:  # a bug or an exhausted machine must not lose the trained model
+        log.exception("fitting the out-of-distribution statistics failed")
+        reason = f"the fit failed unexpectedly ({type(exc).__name__}: {exc}; see the server log)"
+    _report(on_event, "ood", f"No out-of-distribution statistics: {reason[0].lower()}{reason[1:].rstrip('.')}. "
+                             "The model is saved without them, so only the cheap image checks will flag scans unlike "
+                             "its training images, and it is activated only after an explicit confirmation.")
+    return None
 
 
 def save_if_chief(result: TrainResult, strategy, name: str, activate: bool = False,
-                  checkpoint_dir: str | Path | None = None, ood_stats=None) -> registry.ModelEntry | None:
-    """Save (and optionally activate) the package on the chief; a worker saves nothing -> None.
+                  checkpoint_dir: str | Path | None = None, ood_stats=None, confirm: bool = False,
+                  on_event: Callable[[Event], None] | None = None) -> registry.ModelEntry | None:
+    """Save (and optionally activate, see `train_and_save`) the package on the chief; a worker
+    saves nothing -> None.
 
     Every worker ends with the same weights, so one package is the whole result; each
     worker removes its own checkpoint once the run is complete.
@@ -133,7 +161,10 @@ def save_if_chief(result: TrainResult, strategy, name: str, activate: bool = Fal
     entry = save_result(result, name, ood_stats)
     checkpoint.clear(checkpoint_dir)
     if activate:
-        registry.activate(entry.path)
+        try:
+            registry.activate(entry.path, confirm=confirm)
+        except activation.NeedsConfirmation as exc:
+            _report(on_event, "activation", str(exc))
     return entry
 
 

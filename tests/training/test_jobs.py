@@ -42,6 +42,9 @@ def test_job_trains_in_the_background_and_saves_a_package(small_kaggle):
     assert final.result.info["history"][0]["epoch"] == 1
     assert "accuracy" in final.result.info["test_metrics"]
     assert cleaned == [True], "the upload's temp folder is removed when the job ends"
+    # 60 images: the ood fit fails, and the job says so (the Train page shows it), not only the log
+    [warning] = final.warnings
+    assert warning.startswith("No out-of-distribution statistics: ") and "explicit confirmation" in warning
 
 
 def test_cancel_mid_run_saves_nothing_and_a_second_start_is_refused(small_kaggle):

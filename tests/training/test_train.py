@@ -13,7 +13,7 @@ from mri_core.inference.model import load_model
 from mri_core.inference.ood import INFO_KEY, OOD_FILE
 from mri_core.io.errors import TrainingCancelled
 from mri_core.package import registry
-from mri_core.training.events import DataReady, EpochEnd, StepEnd
+from mri_core.training.events import DataReady, EpochEnd, PartFailed, StepEnd
 from mri_core.training.recipes import RECIPES, TrainSettings, settings_for
 from mri_core.training.train import fit, train, train_and_save
 
@@ -22,7 +22,8 @@ FAST = dict(arch="paper", epochs=2, image_size=64, batch_size=16)
 
 def test_training_emits_events_and_saves_a_loadable_package(small_kaggle):
     events = []
-    entry = train_and_save([small_kaggle], TrainSettings(**FAST, name="clinic"), on_event=events.append)
+    entry = train_and_save([small_kaggle], TrainSettings(**FAST, name="clinic"), on_event=events.append,
+                           activate=True)
     assert isinstance(events[0], DataReady) and events[0].class_names == ("notumor", "tumor")
     epochs = [e for e in events if isinstance(e, EpochEnd)]
     assert [e.epoch for e in epochs] == [1, 2]
@@ -42,7 +43,16 @@ def test_training_emits_events_and_saves_a_loadable_package(small_kaggle):
     assert info["reading"] == RECIPES["paper"].reading and info["threshold"] == 0.5  # read as published
     model = load_model(entry)
     assert model.ref == "clinic@1" and model.image_size == 64
-    assert registry.active().path != entry.path  # not activated unless asked
+
+    # 60 images: too few to fit the ood check (reported, not only logged) and to activate the model
+    failed = [e for e in events if isinstance(e, PartFailed)]
+    assert [e.part for e in failed] == ["ood", "activation"]
+    assert failed[0].message.startswith("No out-of-distribution statistics: fitting the out-of-distribution check "
+                                        "needs at least 20 training and validation images, got ")
+    assert "saved without them" in failed[0].message and INFO_KEY not in info and not (entry.path / OOD_FILE).exists()
+    assert failed[1].message.startswith("clinic@1 was not activated: it has no out-of-distribution statistics")
+    assert "its test set holds only" in failed[1].message
+    assert registry.active().path != entry.path  # asked, but refused by the activation rule
 
 
 def test_cancel_mid_training_saves_nothing(small_kaggle):
@@ -111,9 +121,10 @@ def _snapshot(folder: Path) -> dict:
 
 @pytest.fixture(scope="module")
 def saved_whole(typed_dir, tmp_path_factory):
-    """A package from train_and_save (activated), and what its folder held the moment it was renamed into place."""
+    """A package from train_and_save (activated with a confirmation), its events, and what its folder held the
+    moment it was renamed into place."""
     data = link_subset(typed_dir, tmp_path_factory.mktemp("typed"), per_class=40)  # enough to fit the OOD check
-    real_rename, at_rename = os.rename, {}
+    real_rename, at_rename, events = os.rename, {}, []
 
     def rename(source, target):
         real_rename(source, target)
@@ -123,12 +134,16 @@ def saved_whole(typed_dir, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MRI_HOME", str(tmp_path_factory.mktemp("home")))
         patch.setattr(os, "rename", rename)
-        entry = train_and_save([data], TrainSettings(**{**FAST, "epochs": 1}, name="with-ood"), activate=True)
-    return entry, at_rename
+        entry = train_and_save([data], TrainSettings(**{**FAST, "epochs": 1}, name="with-ood"),
+                               on_event=events.append, activate=True, confirm=True)
+        active = registry.active()
+    return entry, at_rename, events, active
 
 
 def test_a_trained_package_carries_its_out_of_distribution_statistics(saved_whole):
-    entry, _ = saved_whole
+    entry, _, events, active = saved_whole
+    assert not [e for e in events if isinstance(e, PartFailed)]  # the fit worked; activation was confirmed
+    assert registry.activation_problems(entry) and active.path == entry.path  # few test images: confirmed
     section = json.loads((entry.path / "model.json").read_text())[INFO_KEY]
     assert section["sha256"] == hashlib.sha256((entry.path / OOD_FILE).read_bytes()).hexdigest()
     assert section["n_threshold"] == entry.info["data"]["split_sizes"]["val"]
@@ -137,7 +152,7 @@ def test_a_trained_package_carries_its_out_of_distribution_statistics(saved_whol
 
 
 def test_nothing_is_written_into_a_package_after_its_rename(saved_whole):
-    entry, at_rename = saved_whole
+    entry, at_rename, _, _ = saved_whole
     assert list(at_rename) == [entry.path]
     assert {"model.keras", "model.json", OOD_FILE} <= set(at_rename[entry.path])
     assert _snapshot(entry.path) == at_rename[entry.path]  # same files, untouched since
