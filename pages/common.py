@@ -1,5 +1,6 @@
-"""What every page shares: the one cached model loader, the active model, error display, charts,
-and the file the Batch page hands to the Diagnose page (in memory, this session only).
+"""What every page shares: the one cached model loader, the active model (and a banner when it is not the
+shipped default), the confirmation the activation rule asks for, error display, charts, and the file the
+Batch page hands to the Diagnose page (in memory, this session only).
 
 Not a page (app.py lists the pages); imported as `pages.common` from the project root. No
 TensorFlow at import: the model loads on the first reading (or in `preload_model`'s thread).
@@ -14,7 +15,7 @@ import streamlit as st
 from mri_core.inference.preload import preload_model
 from mri_core.io.errors import MriError
 from mri_core.io.slices import read_volumes
-from mri_core.package import registry
+from mri_core.package import activation, registry
 from mri_core.present import report
 
 NOTICE = "Decision support, not a diagnosis: a radiologist must review every scan."
@@ -56,13 +57,26 @@ def or_stop(call: Callable[..., Result], *args, **kwargs) -> Result:
 
 def reading_page_header(title: str) -> registry.ModelEntry:
     """A reading page's title, the decision-support notice and the active model it reads with, whose
-    loading starts in the background (ModelInvalid at once for a damaged model file)."""
+    loading starts in the background (ModelInvalid at once for a damaged model file); a warning banner
+    while that model is not the shipped default, with the activation checks it fails."""
     st.title(title)
     st.caption(NOTICE)
     entry = or_stop(registry.active)
+    try:
+        default = registry.default_shipped()
+    except MriError:
+        default = None  # no default shipped: every active model is a chosen one
+    if default is None or default.path.resolve() != entry.path.resolve():
+        st.warning(report.model_banner(entry.ref, default and default.ref, registry.activation_problems(entry)))
     or_stop(preload_model, str(entry.path), entry.version)
     st.markdown(report.model_line(entry.ref, entry.info))
     return entry
+
+
+def confirm_activation(ref: str, found: list[str]) -> bool:
+    """Why `ref` fails the activation rule, and a checkbox to activate it anyway -> whether it is ticked."""
+    st.warning(activation.check_words(ref, found))
+    return st.checkbox(f"I have read why and want to activate {ref} anyway.", key=f"confirm-activate-{ref}")
 
 
 def show_chart(figure, key: str | None = None, where=st) -> None:

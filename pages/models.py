@@ -1,4 +1,5 @@
-"""Models: every shipped and trained model; activate, compare, download or delete one.
+"""Models: every shipped and trained model; activate (after a confirmation when the activation rule finds
+problems), compare, download or delete one.
 
 A thin page: everything it shows comes from each package's `model.json` through
 `mri_core.package.registry`; the zip comes from `mri_core.package.packaging`, the words and
@@ -7,21 +8,25 @@ figures from `mri_core.present`. No TensorFlow here.
 
 from __future__ import annotations
 
+from functools import partial
+
 import streamlit as st
 
 from mri_core.io.errors import MriError
 from mri_core.package import packaging, registry
 from mri_core.present import charts, model_table, report
-from pages.common import or_stop, show_chart
+from pages.common import confirm_activation, or_stop, show_chart
 
 ACTIVATED = "{ref} is now the active model: the Diagnose page reads scans with it."
+ACTIVATED_ANYWAY = ("{ref} is now the active model although it does not pass the activation checks; "
+                    "the Diagnose and Batch pages say so in a banner.")
 
 
-def run_action(action, ref: str, done: str) -> None:
-    """Button callback: `action(ref)`, then a success or error message at the top of the next run."""
+def run_action(action, ref: str, done: str, kind: str = "success") -> None:
+    """Button callback: `action(ref)`, then a `kind` message (or an error) at the top of the next run."""
     try:
         action(ref)
-        st.session_state["flash"] = ("success", done.format(ref=ref))
+        st.session_state["flash"] = (kind, done.format(ref=ref))
     except MriError as exc:
         st.session_state["flash"] = ("error", str(exc))
     except OSError as exc:  # e.g. a read-only registry folder
@@ -51,9 +56,13 @@ st.subheader("Manage a model")
 st.session_state.setdefault("manage_ref", active_ref if active_ref in entries else refs[0])
 chosen = entries[st.selectbox("Model", refs, key="manage_ref")]
 is_active = chosen.ref == active_ref
+found = [] if is_active else registry.activation_problems(chosen)
+confirmed = confirm_activation(chosen.ref, found) if found else False
 activate_column, download_column = st.columns(2)
-activate_column.button("Make active", disabled=is_active, on_click=run_action,
-                       args=(registry.activate, chosen.ref, ACTIVATED),
+activate_column.button("Make active anyway" if found else "Make active",
+                       disabled=is_active or bool(found) and not confirmed,
+                       on_click=run_action, args=(partial(registry.activate, confirm=confirmed), chosen.ref,
+                                                  *((ACTIVATED_ANYWAY, "warning") if found else (ACTIVATED,))),
                        help="This model is already active." if is_active else "The Diagnose page will use it.")
 try:
     download_column.download_button("Download as zip", packaging.zip_package(chosen), mime="application/zip",

@@ -2,8 +2,9 @@
 
 A job runs in a background thread (`mri_core.training.jobs`) and outlives the script run: a
 reload or a second tab finds it. This draws a snapshot of it with `mri_core.present`: progress
-words and curves while it runs, the test figures and Activate when it has finished, Resume or
-Discard for one that a server restart cut short.
+words and curves while it runs, the test figures, what failed along the way and Activate (after a
+confirmation for a model the activation rule flags) when it has finished, Resume or Discard for one
+that a server restart cut short.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from mri_core.io.errors import MriError
 from mri_core.package import registry
 from mri_core.present import charts, training_view
 from mri_core.training import jobs
-from pages.common import or_stop, show_chart
+from pages.common import confirm_activation, or_stop, show_chart
 
 REFRESH_S = 2.0  # how often the running view redraws
 
@@ -40,19 +41,27 @@ def running_view(job: jobs.TrainingJob) -> None:
 
 def show_result(snap: jobs.JobSnapshot) -> None:
     entry, metrics = snap.result, snap.result.info.get("test_metrics", {})
-    st.success(f"Saved model **{entry.ref}**, trained in "
-               f"{training_view.minutes((snap.ended or snap.started) - snap.started)}.")
+    found = registry.activation_problems(entry)
+    (st.info if found else st.success)(f"Saved model **{entry.ref}**, trained in "
+                                       f"{training_view.minutes((snap.ended or snap.started) - snap.started)}.")
     for column, (label, value) in zip(st.columns(4), training_view.result_metrics(metrics)):
         column.metric(label, value, border=True)
     show_chart(charts.confusion_figure(metrics, f"Confusion matrix on {metrics.get('n', '?')} test images"))
     if registry.active().path.resolve() == entry.path.resolve():
         st.info(f"{entry.ref} is the active model: the Diagnose page uses it.")
+    elif found:
+        confirmed = confirm_activation(entry.ref, found)
+        if st.button(f"Activate {entry.ref} anyway", disabled=not confirmed):
+            or_stop(registry.activate, entry.path, confirm=True)
+            st.rerun()
     elif st.button(f"Activate {entry.ref}", type="primary"):
-        registry.activate(entry.path)
+        or_stop(registry.activate, entry.path)
         st.rerun()
 
 
 def finished_view(snap: jobs.JobSnapshot) -> None:
+    for warning in snap.warnings:  # a part of training that failed without failing the run
+        st.warning(warning)
     if snap.status == jobs.FINISHED:
         try:
             show_result(snap)

@@ -83,13 +83,28 @@ def test_damaged_active_model_shows_an_error_instead_of_a_traceback():
             "threshold": 0.5, "temperature": 1.0, "gradcam_layer": "last_conv"}
     damaged = registry.save_package(
         "damaged", info, lambda folder: (folder / registry.MODEL_FILE).write_bytes(b"not a Keras file"))
-    registry.activate(damaged.ref)
+    registry.activate(damaged.ref, confirm=True)  # no test figures: the activation rule asks for a confirmation
 
     page = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S)
     page.run()
     assert not page.exception, page.exception
     assert len(page.error) == 1 and str(damaged.path) in page.error[0].value
     assert not page.file_uploader
+
+
+def test_a_banner_names_an_active_model_other_than_the_shipped_default(active_entry, tiny_model_dir):
+    assert not start_page(active_entry).warning, "no banner on the shipped default"
+
+    registry.activate(tiny_model_dir, confirm=True)  # 2 epochs on 60 images: fails the activation rule
+    default = registry.default_shipped()
+    for page_file in ("pages/diagnose.py", "pages/batch.py"):
+        page = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S).switch_page(page_file)
+        page.run()
+        assert not page.exception, page.exception
+        [banner] = page.warning
+        assert banner.value.startswith(f"Reading with **tiny@1**, not the shipped default model {default.ref}")
+        assert "does not pass the activation checks: it has no out-of-distribution statistics" in banner.value
+        assert "its test set holds only" in banner.value
 
 
 # --- DICOM series and NIfTI volumes ---------------------------------------------------------

@@ -77,20 +77,52 @@ def test_page_lists_every_shipped_model_and_marks_the_active_one():
     assert not page.error
 
 
-def test_activating_a_trained_model_makes_the_diagnose_page_use_it(trained):
+def test_a_model_failing_the_activation_rule_is_activated_only_after_a_confirmation(trained):
     page = choose(run_page(), trained.ref)
     assert table_rows(page)[trained.ref]["Source"] == "trained"
+    assert button(page, "Make active") is None
+    assert button(page, "Make active anyway").disabled, "nothing is activated before the user confirms"
+    [reasons] = page.warning
+    assert reasons.value.startswith(f"**{trained.ref} does not pass the activation checks** (at least 20 test images")
+    assert "- It has no out-of-distribution statistics" in reasons.value
+    assert "- Its test set holds only" in reasons.value
 
-    button(page, "Make active").click()
+    page.checkbox(key=f"confirm-activate-{trained.ref}").check()
+    run_page(page)
+    button(page, "Make active anyway").click()
     run_page(page)
 
     assert registry.active().ref == trained.ref
-    assert trained.ref in page.success[0].value
+    assert page.warning[0].value.startswith(f"{trained.ref} is now the active model although it does not pass")
+    assert not page.success, "no green message for a model that fails the checks"
     assert [ref for ref, row in table_rows(page).items() if row["Active"]] == [trained.ref]
     diagnose = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S)
     diagnose.run()
     assert not diagnose.exception and not diagnose.error
     assert any(f"Model **{trained.ref}**" in m.value for m in diagnose.markdown)
+    [banner] = diagnose.warning
+    assert banner.value.startswith(f"Reading with **{trained.ref}**, not the shipped default model")
+    assert "does not pass the activation checks: it has no out-of-distribution statistics" in banner.value
+
+
+def test_a_model_that_passes_the_rule_is_activated_with_one_click(trained):
+    default = registry.default_shipped()
+    registry.activate(trained.ref, confirm=True)
+    page = choose(run_page(), default.ref)
+    assert not page.warning and not page.checkbox
+    button(page, "Make active").click()
+    run_page(page)
+    assert registry.active().ref == default.ref
+    assert page.success[0].value == f"{default.ref} is now the active model: the Diagnose page reads scans with it."
+
+
+def test_the_shipped_paper_reproduction_is_guarded_too():
+    paper = [e for e in registry.list_models() if e.shipped and e.name == "paper-kaggle"]
+    if not paper:
+        pytest.skip("paper-kaggle is not shipped")
+    page = choose(run_page(), paper[0].ref)
+    assert button(page, "Make active anyway").disabled
+    assert "its test set holds only 14 notumor image(s)" in page.warning[0].value.lower()
 
 
 def test_deleting_a_trained_model_asks_for_confirmation_then_removes_it(trained):
@@ -113,10 +145,10 @@ def test_shipped_and_active_models_cannot_be_deleted(trained):
     page = run_page()
     for entry in shipped:
         choose(page, entry.ref)
-        assert button(page, "Delete") is None and not page.checkbox
+        assert button(page, "Delete") is None and not [c for c in page.checkbox if c.key == f"confirm-{entry.ref}"]
         assert "cannot be deleted" in page.info[0].value
 
-    registry.activate(trained.ref)
+    registry.activate(trained.ref, confirm=True)
     page = choose(run_page(), trained.ref)
     assert button(page, "Delete") is None and "make another model active" in page.info[0].value
     assert trained.path.is_dir() and all((e.path / registry.MODEL_FILE).is_file() for e in shipped)

@@ -112,7 +112,7 @@ def test_uploaded_zip_is_checked_and_summarized(small_kaggle, tmp_path):
     assert "**40 readable images** in 2 classes" in page_text(page)
 
 
-def test_training_from_the_page_saves_and_activates_a_model(small_kaggle):
+def test_training_from_the_page_shows_what_failed_and_activates_only_after_a_confirmation(small_kaggle):
     page = choose_paper(give_folders(start_page(), small_kaggle))
     page.number_input(key="epochs-paper").set_value(1)
     page.number_input(key="size-paper").set_value(64)
@@ -127,10 +127,22 @@ def test_training_from_the_page_saves_and_activates_a_model(small_kaggle):
     assert job.wait(JOB_TIMEOUT_S)
     page = start_page()  # a reload reattaches to the (now finished) job
     assert "Saved model **page-test@1**" in page_text(page), page_text(page)
+    assert not page.success, "no green message for a model that fails the activation checks"
     assert page.get("plotly_chart"), "curves and confusion matrix are drawn"
-    [activate] = [b for b in page.button if b.label == "Activate page-test@1"]
+    # 60 images: the failed ood fit is on the page (not only in the log), and so are the activation checks
+    warnings = [w.value for w in page.warning]
+    assert warnings[0].startswith("No out-of-distribution statistics: fitting the out-of-distribution check needs")
+    assert warnings[1].startswith("**page-test@1 does not pass the activation checks**")
+    assert not [b for b in page.button if b.label == "Activate page-test@1"], "no one-click Activate"
+    [activate] = [b for b in page.button if b.label == "Activate page-test@1 anyway"]
+    assert activate.disabled and activate.proto.type != "primary"
+    page.checkbox(key="confirm-activate-page-test@1").check()
+    page.run()
+    [activate] = [b for b in page.button if b.label == "Activate page-test@1 anyway"]
+    assert not activate.disabled
     activate.click()
     page.run()
+    assert not page.exception, page.exception
     assert registry.active().ref == "page-test@1"
     assert "is the active model" in page_text(page)
 
