@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from mri_core.training.events import DataReady, EpochEnd, Event, StepEnd
+from mri_core.training.events import DataReady, EpochEnd, Event, PartFailed, StepEnd
 
 
 def test_events_are_frozen_and_an_epoch_without_boxes_has_no_box_loss():
@@ -12,4 +12,4 @@ def test_events_are_frozen_and_an_epoch_without_boxes_has_no_box_loss():
     assert epoch.box_loss is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         epoch.loss = 0.0
-    assert {DataReady, StepEnd, EpochEnd} == set(Event.__args__)
+    assert {DataReady, StepEnd, EpochEnd, PartFailed} == set(Event.__args__)
