@@ -2,13 +2,15 @@
 
 `app_url` starts one Streamlit server per test module on a free port, with an empty model
 registry of its own (so it serves the shipped default, as a fresh install would), and stops
-it after the module. `browser` launches Debian's chromium through playwright.
+it after the module; `start_app` gives `serve_app`, which starts one with any environment (a fresh HOME, say) and its
+output in a file of the caller's. `browser` launches Debian's chromium through playwright.
 `screenshot_dir` is where the README screenshots go: a temporary folder, unless
 SCREENSHOT_DIR names one (`make screenshots` sets it to docs/screenshots on purpose).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -17,6 +19,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -70,21 +73,16 @@ def screenshot_dir(tmp_path_factory) -> Path:
     return folder
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory) -> str:
-    """Base URL of a running `streamlit run app.py` on the shipped default model."""
-    try:
-        registry.default_shipped()
-    except MriError as exc:
-        _skip_or_fail(f"no shipped default model to serve: {exc}")
-    mri_home = tmp_path_factory.mktemp("e2e_mri_home")
-    log_path = tmp_path_factory.mktemp("e2e_server") / "streamlit.log"
+@contextlib.contextmanager
+def serve_app(log_path: Path, env: dict[str, str]) -> Iterator[str]:
+    """`streamlit run app.py` on a free port, `env` on top of this process's environment, its
+    stdout and stderr together in `log_path`; yields the base URL and stops the server after."""
     port = _free_port()
     command = [sys.executable, "-m", "streamlit", "run", "app.py", "--server.port", str(port),
                "--server.headless", "true", "--browser.gatherUsageStats", "false"]
     with open(log_path, "wb") as log:
         server = subprocess.Popen(command, cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                  env={**os.environ, "MRI_HOME": str(mri_home)})
+                                  env={**os.environ, **env})
     url = f"http://127.0.0.1:{port}"
     try:
         _wait_until_healthy(url, server, log_path)
@@ -96,6 +94,30 @@ def app_url(tmp_path_factory) -> str:
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
+
+
+def _require_shipped_default() -> None:
+    try:
+        registry.default_shipped()
+    except MriError as exc:
+        _skip_or_fail(f"no shipped default model to serve: {exc}")
+
+
+@pytest.fixture(scope="session")
+def start_app():
+    """`serve_app`, for a module that starts its own server (its own environment, its output kept)."""
+    _require_shipped_default()
+    return serve_app
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory) -> str:
+    """Base URL of a running `streamlit run app.py` on the shipped default model."""
+    _require_shipped_default()
+    mri_home = tmp_path_factory.mktemp("e2e_mri_home")
+    log_path = tmp_path_factory.mktemp("e2e_server") / "streamlit.log"
+    with serve_app(log_path, {"MRI_HOME": str(mri_home)}) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
