@@ -6,7 +6,11 @@ pages/common.py. Nothing here imports TensorFlow: the model loads on the first r
 
 from __future__ import annotations
 
+import os
+
 import streamlit as st
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # before the first model load imports TensorFlow
 
 PAGES = [
     st.Page("pages/diagnose.py", title="Diagnose", icon=":material/neurology:", default=True),

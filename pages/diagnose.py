@@ -60,7 +60,10 @@ if report.volume_words(volume, plane):
     st.caption(report.volume_words(volume, plane))
 if volume.count > 1:
     slider_key = f"slice-{series}-{plane}-{abs(hash(volumes_key))}"  # new files: back to the middle
-    index = st.slider("Slice", 0, plane_count(volume, plane) - 1, index, key=slider_key)
+    # Its value lives in session state only (Scan all slices sets it too): a default as well
+    # makes Streamlit log a warning with a stack on every run after the scan.
+    st.session_state.setdefault(slider_key, index)
+    index = st.slider("Slice", 0, plane_count(volume, plane) - 1, key=slider_key)
     st.button("Scan all slices", on_click=scan_all_slices, args=(entry, scan_key, volume, plane, slider_key),
               help="Tumor probability of every slice (no heatmaps), then jump to the most suspicious one.")
     scanned = st.session_state.scans.get(scan_key)

@@ -204,8 +204,23 @@ def _visualizer(model: keras.Model, method: str):
             # Grad-CAM++ differentiates the logit, like Grad-CAM; Score-CAM scores the
             # softmax output of each masked input, as its authors do.
             cache[method] = (GradcamPlusPlus(model, model_modifier=ReplaceToLinear(), clone=True)
-                             if method == "gradcam++" else Scorecam(model, clone=False))
+                             if method == "gradcam++" else Scorecam(_ScoreCamView(model), clone=False))
     return cache[method]
+
+
+class _ScoreCamView(keras.Model):
+    """`model` (same layers, same weights, its first output) as tf-keras-vis's Score-CAM calls it.
+
+    Score-CAM hands `predict` a list of inputs and no `verbose`: on a model whose input is a
+    single tensor Keras then warns that the inputs' structure does not match, and prints a
+    progress bar per call. Here the input is a list of one, and `predict` is silent.
+    """
+
+    def __init__(self, model: keras.Model):
+        super().__init__(inputs=list(model.inputs), outputs=model.outputs[0], name=f"{model.name}_scorecam")
+
+    def predict(self, x, batch_size=None, verbose=0, **kwargs):  # noqa: ARG002 - always silent
+        return super().predict(x, batch_size=batch_size, verbose=0, **kwargs)
 
 
 def library_cams(model: keras.Model, layer_name: str, images: np.ndarray, target_classes,
@@ -214,7 +229,8 @@ def library_cams(model: keras.Model, layer_name: str, images: np.ndarray, target
 
     (N, S, S, 1) float32, (N,) class indices -> cams (N, h, w) float32 in [0, 1] at the
     layer's own grid (map them back with `preprocess.heatmap_to_original`). Eager and slow
-    (Score-CAM runs the model once per channel of the layer); progress output goes to stderr.
+    (Score-CAM runs the model once per channel of the layer), and silent: no progress bar, and
+    anything else the library prints goes to stderr.
     """
     from tf_keras_vis.utils.scores import CategoricalScore
 
