@@ -93,7 +93,8 @@ def image_caption(slice_: Slice, cam: str, plane: str, reading: Reading | None =
     method, which is named only when a heatmap is shown (`heatmap_shown`); otherwise why there is none."""
     where = f" · {plane} slice {slice_.index} of {slice_.count}" if slice_.count > 1 else ""
     if heatmap_shown(reading, cam, opacity):
-        return f"{slice_.source}{where} · heatmap ({CAM_NAMES.get(cam, cam)}): evidence for the most likely tumor class"
+        return (f"{slice_.source}{where} · heatmap ({CAM_NAMES.get(cam, cam)}): evidence for the most likely "
+                "tumor class")
     if cam == "none":
         why = "none was asked for"
     elif opacity <= 0:
