@@ -219,7 +219,7 @@ class _ScoreCamView(keras.Model):
     def __init__(self, model: keras.Model):
         super().__init__(inputs=list(model.inputs), outputs=model.outputs[0], name=f"{model.name}_scorecam")
 
-    def predict(self, x, batch_size=None, verbose=0, **kwargs):  # noqa: ARG002 - always silent
+    def predict(self, x, batch_size=None, verbose=0, **kwargs):  # verbose is ignored: always silent
         return super().predict(x, batch_size=batch_size, verbose=0, **kwargs)
 
 

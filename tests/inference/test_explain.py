@@ -258,7 +258,7 @@ def shipped_model():
 
 
 @pytest.mark.parametrize("method", ["gradcam", "gradcam++", "scorecam"])
-def test_each_cam_method_gives_an_original_size_map_in_0_1(shipped_model, figshare_dir, method, capfd):
+def test_each_cam_method_gives_an_original_size_map_in_0_1(shipped_model, figshare_dir, method, capfd, recwarn):
     from mri_core.inference.read import read_slices
 
     slices, boxes = boxed_slices(figshare_dir)
@@ -272,4 +272,32 @@ def test_each_cam_method_gives_an_original_size_map_in_0_1(shipped_model, figsha
     # model's pointing game is ~0.18 on the whole boxed test split, bench/cams.py)
     hits = [x0 <= r.cam_peak[0] <= x1 and y0 <= r.cam_peak[1] <= y1 for r, (x0, y0, x1, y1) in zip(readings, boxes)]
     assert any(hits)
-    assert capfd.readouterr().out == ""  # tf-keras-vis progress stays off stdout
+    captured = capfd.readouterr()
+    assert captured.out == ""  # the CLI's stdout carries only its JSON lines
+    assert "━" not in captured.err and "/step" not in captured.err  # no Keras progress bar (Score-CAM's predict)
+    assert not [w for w in recwarn if "structure of `inputs`" in str(w.message)]  # nor Keras's input warning
+
+
+def test_score_cam_through_the_quiet_view_is_tf_keras_vis_score_cam_of_the_model(shipped_model, figshare_dir):
+    import contextlib
+    import sys
+    import warnings
+
+    from tf_keras_vis.scorecam import Scorecam
+    from tf_keras_vis.utils.scores import CategoricalScore
+
+    from mri_core.inference.explain import _normalise_per_image, library_cams
+    from mri_core.io import preprocess
+
+    slices, _ = boxed_slices(figshare_dir, per_class=1)
+    images = np.stack([preprocess.prepare(s.pixels, shipped_model.image_size).image for s in slices[:2]])
+    targets = shipped_model.tumor_indices[:2]
+    layer = shipped_model.info["gradcam_layer"]
+    with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the model itself, as tf-keras-vis calls it: Keras warns
+        direct = Scorecam(shipped_model.keras_model, clone=False)(
+            CategoricalScore(targets), images, penultimate_layer=layer, seek_penultimate_conv_layer=False,
+            expand_cam=False, normalize_cam=False)
+    direct = np.asarray(_normalise_per_image(np.maximum(np.asarray(direct, np.float32), 0.0)))
+    np.testing.assert_allclose(library_cams(shipped_model.keras_model, layer, images, targets, "scorecam"),
+                               direct, atol=1e-6)

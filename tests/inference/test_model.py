@@ -1,7 +1,11 @@
-"""Model packages: loading, validation of model.json, safe mode, calibration."""
+"""Model packages: loading, validation of model.json, safe mode, calibration, a quiet first load."""
 
 import json
+import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -142,3 +146,37 @@ def test_shipped_default_reads_test_split_images_within_stated_error_bounds(data
         truly_tumor = np.array([c not in model.no_tumor_classes for _, c, _ in chosen])
         error = np.mean((tumor_probability >= model.threshold) != truly_tumor)
         assert error <= bound, f"{source}: tumor/no-tumor error {error:.3f} above the stated bound {bound}"
+
+
+LOAD_WHILE_WRITING_TO_STDERR = """
+import sys, threading, time
+from mri_core.inference.model import load_model
+
+done = threading.Event()
+
+def chatter():
+    while not done.is_set():
+        print("still here", file=sys.stderr, flush=True)
+        time.sleep(0.05)
+
+threading.Thread(target=chatter).start()
+try:
+    load_model(sys.argv[1])
+finally:
+    done.set()
+print("loaded", flush=True)
+"""
+
+
+def test_the_first_load_drops_tensorflows_startup_notices_and_nothing_else(tiny_model_dir):
+    """TensorFlow 2.21 prints absl's "WARNING: All log messages before absl::InitializeLog()" and a
+    oneDNN notice on import, whatever TF_CPP_MIN_LOG_LEVEL says: the load drops exactly those."""
+    project = Path(__file__).resolve().parents[2]
+    result = subprocess.run([sys.executable, "-c", LOAD_WHILE_WRITING_TO_STDERR, str(tiny_model_dir)],
+                            check=False, capture_output=True, text=True, timeout=300, cwd=project,
+                            env={**os.environ, "PYTHONPATH": str(project), "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "loaded\n"
+    lines = result.stderr.splitlines()
+    assert lines.count("still here") >= 5  # what others write meanwhile passes through, line by line
+    assert set(lines) == {"still here"}, [line for line in lines if line != "still here"]
