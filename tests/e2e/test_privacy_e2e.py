@@ -3,13 +3,15 @@
 One `streamlit run app.py` with a fresh HOME, TMPDIR and MRI_HOME of its own, its stdout and
 stderr in a file. Chromium uploads a DICOM series whose files carry a patient's name, ID, birth
 date, address, institution, referring physician and accession number (`tests/scans.py`
-SECRET_TAGS, on real slices), reads it on Diagnose, scans all slices, downloads the PDF report;
-uploads a zip of the same files on Batch, downloads the CSV and the heatmap zip, opens one on
+SECRET_TAGS, on real slices), reads it on Diagnose, scans all slices, downloads the PDF report
+(with Grad-CAM, Grad-CAM++ and Score-CAM); uploads a zip of the same files on Batch (its
+uploader takes images and zips only), downloads the CSV and the heatmap zip, opens one on
 Diagnose and downloads that report too; downloads the model zip on Models. Then, with the
 server stopped: no identifying string (nor a variant of it: the name's parts, the birth date
-written other ways) is in any page's HTML, the server's output, any file under that HOME,
-TMPDIR or MRI_HOME, or any download (zips opened, PDF text extracted, raw bytes too). And the
-server's output over the whole flow has no traceback, no warning and no progress bar.
+written other ways) is in any page's HTML, any websocket message the server sent, the server's
+output, any file under that HOME, TMPDIR or MRI_HOME, or any download (zips opened, PDF text
+extracted, raw bytes too). And the server's output over the whole flow has no traceback, no
+warning and no progress bar.
 """
 
 from __future__ import annotations
@@ -266,6 +268,7 @@ def test_no_identifying_tag_in_any_file_the_server_wrote(flow):
         for path in sorted(p for p in folder.rglob("*") if p.is_file() and not p.is_symlink()):
             seen += 1
             leaks.update(leaks_in(f"{name}/{path.relative_to(folder)}", path.read_bytes()))
+    assert seen, "the server wrote no file at all under its HOME (Keras's keras.json, at least): was it used?"
     assert not leaks
 
 
