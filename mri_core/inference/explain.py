@@ -5,21 +5,69 @@ because tf-keras-vis runs eagerly and is several times slower per image. tf-kera
 stays the reference (`gradcam_reference`): a test checks that both agree on real images.
 Cams come out at the conv layer's grid (or, for a package read with smoothing, at the model
 input's size); the caller maps them back to original pixels (`preprocess.heatmap_to_original`)
-before `cam_peak_and_box`. Never imports streamlit.
+before `cam_peak_and_box`. The inference layer's modules import Keras and TensorFlow through
+this one (`quiet_tensorflow_import`: without their import-time notices). Never imports streamlit.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import re
 import sys
+import threading
 import weakref
 
-import keras
 import numpy as np
-import tensorflow as tf
 from scipy import ndimage
 
 from mri_core.io.errors import ModelInvalid
+
+# What TensorFlow 2.21's C++ code prints while it is imported, whatever TF_CPP_MIN_LOG_LEVEL says
+# (it is logged before TensorFlow reads that setting, through absl, which adds its own WARNING
+# line, once per TensorFlow library): a notice that a server log would show on every start.
+# Exactly these lines are dropped; everything else written to stderr meanwhile passes through.
+_TENSORFLOW_STARTUP_NOTICES = re.compile(
+    rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR\n"
+    rb"|I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\. [^\n]*\n")
+_STDERR_LOCK = threading.Lock()
+
+
+@contextlib.contextmanager
+def quiet_tensorflow_import():
+    """While TensorFlow is first imported, stderr (file descriptor 2, where the C++ code writes)
+    runs through a pipe that drops `_TENSORFLOW_STARTUP_NOTICES`; nothing else is held back."""
+    with _STDERR_LOCK:  # one redirection at a time; a second loader finds TensorFlow imported
+        if "tensorflow" in sys.modules:
+            yield
+            return
+        sys.stderr.flush()
+        real_stderr = os.dup(2)
+        read_end, write_end = os.pipe()
+        os.dup2(write_end, 2)
+        os.close(write_end)
+
+        def forward() -> None:
+            with open(read_end, "rb", buffering=0) as pipe:
+                for line in iter(pipe.readline, b""):
+                    if not _TENSORFLOW_STARTUP_NOTICES.fullmatch(line):
+                        os.write(real_stderr, line)
+
+        forwarder = threading.Thread(target=forward, daemon=True, name="tensorflow-import-stderr")
+        forwarder.start()
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(real_stderr, 2)  # the pipe's last writer is gone: the forwarder reads to its end
+            forwarder.join(timeout=10)
+            if not forwarder.is_alive():
+                os.close(real_stderr)
+
+
+with quiet_tensorflow_import():  # the inference layer's first import of TensorFlow
+    import keras
+    import tensorflow as tf
 
 LOGITS_LAYER = "logits"
 CAM_BOX_LEVEL = 0.5  # a box edge sits where the heatmap falls below half its peak

@@ -9,11 +9,7 @@ session: it is never mutated after loading. Never imports streamlit.
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-import re
-import sys
 import threading
 import zipfile
 from dataclasses import dataclass, field
@@ -121,48 +117,6 @@ def predict_arrays(keras_model, images: np.ndarray, batch_size: int = 64, mirror
 
 
 _LOAD_LOCK = threading.Lock()
-_STDERR_LOCK = threading.Lock()
-
-# What TensorFlow 2.21's C++ code prints while it is imported, whatever TF_CPP_MIN_LOG_LEVEL says
-# (it is logged before TensorFlow reads that setting, through absl, which adds its own WARNING
-# line, once per TensorFlow library): a notice that a server log would show on every start.
-# Exactly these lines are dropped; everything else written to stderr meanwhile passes through.
-_TENSORFLOW_STARTUP_NOTICES = re.compile(
-    rb"WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR\n"
-    rb"|I\d{4} [\d:.]+ +\d+ port\.cc:\d+\] oneDNN custom operations are on\. [^\n]*\n")
-
-
-@contextlib.contextmanager
-def _without_tensorflow_startup_notices():
-    """While TensorFlow is first imported, stderr (file descriptor 2, where the C++ code writes)
-    runs through a pipe that drops `_TENSORFLOW_STARTUP_NOTICES`; nothing else is held back."""
-    with _STDERR_LOCK:  # one redirection at a time; a second loader finds TensorFlow imported
-        if "tensorflow" in sys.modules:
-            yield
-            return
-        sys.stderr.flush()
-        real_stderr = os.dup(2)
-        read_end, write_end = os.pipe()
-        os.dup2(write_end, 2)
-        os.close(write_end)
-
-        def forward() -> None:
-            with open(read_end, "rb", buffering=0) as pipe:
-                for line in iter(pipe.readline, b""):
-                    if not _TENSORFLOW_STARTUP_NOTICES.fullmatch(line):
-                        os.write(real_stderr, line)
-
-        forwarder = threading.Thread(target=forward, daemon=True, name="tensorflow-import-stderr")
-        forwarder.start()
-        try:
-            yield
-        finally:
-            sys.stderr.flush()
-            os.dup2(real_stderr, 2)  # the pipe's last writer is gone: the forwarder reads to its end
-            forwarder.join(timeout=10)
-            if not forwarder.is_alive():
-                os.close(real_stderr)
-
 
 def load_cached(package_path: str, version: int) -> ScanModel:
     """One load per process and package version: every page, session and thread shares it
@@ -184,8 +138,11 @@ def load_model(ref: str | Path | ModelEntry) -> ScanModel:
     if not zipfile.is_zipfile(entry.path / MODEL_FILE):  # Keras would call a damaged file "not found"
         raise ModelInvalid(f"{entry.path / MODEL_FILE} is damaged (not a complete Keras archive; a copy may have "
                            "been cut short). Restore the package from a backup or retrain the model.")
-    with _without_tensorflow_startup_notices():
-        import keras  # heavy: imported only when a model is really loaded (keras imports TensorFlow)
+    # Heavy, so only when a model is really loaded. explain first: it imports Keras and TensorFlow
+    # without their startup notices (explain.quiet_tensorflow_import).
+    from mri_core.inference.explain import GradCam
+    # isort: split
+    import keras
 
     try:
         keras_model = keras.saving.load_model(entry.path / MODEL_FILE, safe_mode=True, compile=False)
@@ -210,7 +167,6 @@ def load_model(ref: str | Path | ModelEntry) -> ScanModel:
         keras_model.get_layer(info["gradcam_layer"])
     except ValueError as exc:
         raise ModelInvalid(f"{entry.path}: the Grad-CAM layer {info['gradcam_layer']!r} is not in the network.") from exc
-    from mri_core.inference.explain import GradCam
     from mri_core.inference.ood import load_detector
 
     reading = reading_of(info)
