@@ -35,16 +35,27 @@ def summarize_zip(upload_id: str, _data: bytes) -> dict:
         return training_view.summarize_dataset(datasets.discover([root]))
 
 
+FIELDS = {"epochs": "train_epochs", "image_size": "train_size", "batch_size": "train_batch", "learning_rate": "train_lr"}
+
+
+def recipe_defaults() -> None:
+    """On a change of architecture: every field starts again from that recipe's defaults."""
+    for field, key in FIELDS.items():
+        st.session_state[key] = RECIPES[st.session_state.train_arch].defaults[field]
+
+
 def choose_settings():
     """Settings widgets, starting from the chosen architecture's recipe; returns TrainSettings."""
-    arch = st.selectbox("Architecture", list(RECIPES), index=list(RECIPES).index(or_stop(default_arch)),
+    if "train_arch" not in st.session_state:
+        st.session_state.train_arch = or_stop(default_arch)
+        recipe_defaults()
+    arch = st.selectbox("Architecture", list(RECIPES), key="train_arch", on_change=recipe_defaults,
                         format_func=lambda name: RECIPES[name].label)
-    defaults, (left, middle, right) = RECIPES[arch].defaults, st.columns(3)
-    epochs = left.number_input("Epochs", 1, 500, defaults["epochs"], key=f"epochs-{arch}")
-    image_size = middle.number_input("Image size (px)", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, defaults["image_size"],
-                                     step=16, key=f"size-{arch}")
-    batch_size = right.number_input("Batch size", 1, 1024, defaults["batch_size"], key=f"batch-{arch}")
-    learning_rate = left.number_input("Learning rate", 1e-6, 1.0, defaults["learning_rate"], format="%.5f", key=f"lr-{arch}")
+    left, middle, right = st.columns(3)
+    epochs = left.number_input("Epochs", 1, 500, key=FIELDS["epochs"])
+    image_size = middle.number_input("Image size (px)", MIN_IMAGE_SIZE, MAX_IMAGE_SIZE, step=16, key=FIELDS["image_size"])
+    batch_size = right.number_input("Batch size", 1, 1024, key=FIELDS["batch_size"])
+    learning_rate = left.number_input("Learning rate", 1e-6, 1.0, format="%.5f", key=FIELDS["learning_rate"])
     seed = middle.number_input("Seed", 0, 2**31 - 1, 0)
     name = right.text_input("Model name (optional)", placeholder=f"{arch}-<data folder>").strip() or None
     return settings_for(arch, epochs=int(epochs), image_size=int(image_size), batch_size=int(batch_size),

@@ -24,6 +24,9 @@ JOB_TIMEOUT_S = 300
 pytestmark = pytest.mark.usefixtures("no_leftover_job")
 
 
+# the page's widget keys (pages/train.py FIELDS)
+FIELDS = {"epochs": "train_epochs", "image_size": "train_size", "batch_size": "train_batch", "learning_rate": "train_lr"}
+
 def start_page() -> AppTest:
     page = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S).switch_page(PAGE)
     page.run()
@@ -89,11 +92,12 @@ def test_valid_folder_shows_the_summary_and_settings_with_defaults(small_kaggle)
     [architecture] = [s for s in page.selectbox if s.label == "Architecture"]
     assert architecture.value == default_arch(), "the shipped default's architecture, not the paper's"
     assert architecture.options == [recipe.label for recipe in RECIPES.values()]
-    for key in ("epochs", "image_size", "batch_size"):
-        widget = {"epochs": "epochs", "image_size": "size", "batch_size": "batch"}[key]
-        assert page.number_input(key=f"{widget}-{default_arch()}").value == RECIPES[default_arch()].defaults[key]
+    for key in ("epochs", "image_size", "batch_size", "learning_rate"):
+        assert page.number_input(key=FIELDS[key]).value == RECIPES[default_arch()].defaults[key]
+    page.number_input(key=FIELDS["epochs"]).set_value(3).run()  # a change the next architecture resets
     choose_paper(page)
-    assert page.number_input(key="epochs-paper").value == RECIPES["paper"].defaults["epochs"]
+    for key in ("epochs", "image_size", "batch_size", "learning_rate"):
+        assert page.number_input(key=FIELDS[key]).value == RECIPES["paper"].defaults[key]
     assert [b for b in page.button if b.label == "Start training"]
 
 
@@ -114,8 +118,8 @@ def test_uploaded_zip_is_checked_and_summarized(small_kaggle, tmp_path):
 
 def test_training_from_the_page_shows_what_failed_and_activates_only_after_a_confirmation(small_kaggle):
     page = choose_paper(give_folders(start_page(), small_kaggle))
-    page.number_input(key="epochs-paper").set_value(1)
-    page.number_input(key="size-paper").set_value(64)
+    page.number_input(key=FIELDS["epochs"]).set_value(1)
+    page.number_input(key=FIELDS["image_size"]).set_value(64)
     page.text_input[0].set_value("page-test")
     [start] = [b for b in page.button if b.label == "Start training"]
     start.click()
