@@ -32,6 +32,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench.results_store import update_results  # noqa: E402
 from mri_core.training import audit  # noqa: E402
 from mri_core.training import data as datasets
+from mri_core.training import splits
 from mri_core.io import slices as io
 from mri_core.io import preprocess
 from mri_core.inference.verdict import decide  # noqa: E402
@@ -57,13 +58,13 @@ def log(message: str) -> None:
 
 def select_records(data: Path, manifest_path: Path, part: str) -> tuple[list[datasets.ImageRecord], str]:
     """Every image of the manifest's roots under `data` in `part` -> (records, manifest hash)."""
-    manifest = datasets.read_manifest(manifest_path)
+    manifest = splits.read_manifest(manifest_path)
     dataset = datasets.discover([data / root for root in manifest["roots"]])
-    split = datasets.apply_manifest(dataset, manifest)
+    split = splits.apply_manifest(dataset, manifest)
     records = [r for r in dataset.records if split.get(r.sha256) == part]
     if not records:
         raise SystemExit(f"No images in the {part!r} part of {manifest_path}.")
-    return records, datasets.manifest_hash(manifest)
+    return records, splits.manifest_hash(manifest)
 
 
 def prepare_records(records, image_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -270,7 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", required=True, help="package folder or registered name")
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--part", default="test", choices=datasets.SPLITS)
+    parser.add_argument("--part", default="test", choices=splits.SPLITS)
     args = parser.parse_args(argv)
 
     started = time.monotonic()

@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from mri_core.package import registry  # noqa: E402
-from mri_core.training import data as datasets  # noqa: E402
+from mri_core.training import splits  # noqa: E402
 from mri_core.training import ood_fit as ood  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
     started = time.monotonic()
-    roots = [args.data / root for root in datasets.read_manifest(args.manifest)["roots"]]
+    roots = [args.data / root for root in splits.read_manifest(args.manifest)["roots"]]
     info = registry.read_info(args.package)
     parts = ood.split_records(info, roots, args.manifest)
     section = ood.fit_package(args.package, parts=parts)

@@ -8,7 +8,7 @@ Discovers kaggle-brain-mri, brain-tumor-mri-224 and figshare-boxes under DIR (de
 relative paths and labels only: no pixels) to bench/splits/shipped.json. Figures (groups,
 how many Kaggle images the detector finds in brain-tumor-mri-224, split sizes, timings) go
 to bench/results_datasets.json. `--study` adds the threshold study that justifies
-`datasets.DUPLICATE_THRESHOLD`: for each candidate threshold, how many re-saved, resized
+`duplicates.DUPLICATE_THRESHOLD`: for each candidate threshold, how many re-saved, resized
 and cropped copies of sampled real images still match their original, and how many pairs
 link images of different classes of one data set (distinct slices, so false links).
 """
@@ -30,7 +30,9 @@ from PIL import Image
 PROJECT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(PROJECT))
 
-from mri_core.training import data as datasets  # noqa: E402
+from mri_core.training import data as datasets
+from mri_core.training import duplicates
+from mri_core.training import splits  # noqa: E402
 
 from mri_core.io import slices as io
 
@@ -75,14 +77,14 @@ def variants(image: Image.Image) -> dict[str, Image.Image]:
 
 
 def variant_correlations(record) -> dict[str, float]:
-    original = datasets.make_thumbnail(io.read_file(record.path)[0].pixels)
+    original = duplicates.make_thumbnail(io.read_file(record.path)[0].pixels)
     image = Image.open(record.path).convert("L")
     out = {}
     for name, variant in variants(image).items():
         buffer = pyio.BytesIO()
         variant.save(buffer, "PNG")
         pixels = io.decode_image(buffer.getvalue(), name + ".png").pixels
-        out[name] = float(original @ datasets.make_thumbnail(pixels))
+        out[name] = float(original @ duplicates.make_thumbnail(pixels))
     return out
 
 
@@ -97,10 +99,10 @@ def threshold_study(dataset, thumbs: np.ndarray, seed: int) -> dict:
     classes = np.array([r.class_name for r in dataset.records])
     study = {"sample_images": len(sample), "copies_per_image": kinds, "thresholds": {}}
     for threshold in STUDY_THRESHOLDS:
-        pairs = datasets.near_duplicate_pairs(thumbs, threshold)
+        pairs = duplicates.near_duplicate_pairs(thumbs, threshold)
         i, j = pairs[:, 0], pairs[:, 1]
         cross_class = (roots[i] == roots[j]) & (classes[i] != classes[j])
-        groups = datasets.group_near_duplicates(thumbs, threshold)
+        groups = duplicates.group_near_duplicates(thumbs, threshold)
         recall = {k: float(np.mean([c[k] >= threshold for c in copies])) for k in kinds}
         study["thresholds"][str(threshold)] = {
             "copy_recall": round(float(np.mean(list(recall.values()))), 4),
@@ -125,13 +127,13 @@ def main() -> None:
     started = time.perf_counter()
     dataset = datasets.discover([args.data / name for name in ROOT_NAMES])
     discovered = time.perf_counter()
-    thumbs = datasets.thumbnails(dataset.records)  # cached by discover: no second decode
-    pairs = datasets.near_duplicate_pairs(dataset.records)
-    groups = datasets.groups_from_pairs(len(dataset.records), pairs)
+    thumbs = duplicates.thumbnails(dataset.records)  # cached by discover: no second decode
+    pairs = duplicates.near_duplicate_pairs(dataset.records)
+    groups = duplicates.groups_from_pairs(len(dataset.records), pairs)
     grouped = time.perf_counter()
-    split = datasets.split_groups(dataset, groups, args.seed)
-    manifest = datasets.write_manifest(args.out, split, dataset, groups, args.seed)
-    naive = datasets.split_naive(dataset, args.seed)
+    split = splits.split_groups(dataset, groups, args.seed)
+    manifest = splits.write_manifest(args.out, split, dataset, groups, args.seed)
+    naive = splits.split_naive(dataset, args.seed)
     sizes = np.bincount(groups)
 
     figures = {
@@ -139,8 +141,8 @@ def main() -> None:
         "images": len(dataset.records),
         "skipped": [[str(p), why] for p, why in dataset.skipped],
         "counts_per_root": dataset.counts_per_root,
-        "threshold": datasets.DUPLICATE_THRESHOLD,
-        "thumbnail_size": datasets.THUMB_SIZE,
+        "threshold": duplicates.DUPLICATE_THRESHOLD,
+        "thumbnail_size": duplicates.THUMB_SIZE,
         "near_duplicate_pairs": int(len(pairs)),
         "groups": int(len(sizes)),
         "duplicate_groups": int((sizes > 1).sum()),
@@ -149,10 +151,10 @@ def main() -> None:
         "kaggle_found_in_brain_tumor_mri_224": cross_root_matches(dataset, pairs, ROOT_NAMES[0], ROOT_NAMES[1]),
         "figshare_found_in_brain_tumor_mri_224": cross_root_matches(dataset, pairs, ROOT_NAMES[2], ROOT_NAMES[1]),
         "seed": args.seed,
-        "split_sizes": datasets.split_counts(split, dataset),
-        "split_totals": {s: sum(v == s for v in split.values()) for s in datasets.SPLITS},
-        "test_leakage_grouped": datasets.leakage_count(split, groups, dataset),
-        "test_leakage_naive_split": datasets.leakage_count(naive, groups, dataset),
+        "split_sizes": splits.split_counts(split, dataset),
+        "split_totals": {s: sum(v == s for v in split.values()) for s in splits.SPLITS},
+        "test_leakage_grouped": splits.leakage_count(split, groups, dataset),
+        "test_leakage_naive_split": splits.leakage_count(naive, groups, dataset),
         "manifest": str(args.out.relative_to(PROJECT) if args.out.is_relative_to(PROJECT) else args.out),
         "manifest_hash": manifest["images_hash"],
         "seconds_discover_and_thumbnails": round(discovered - started, 1),

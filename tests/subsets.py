@@ -14,3 +14,29 @@ def link_subset(source_root: Path, target_root: Path, per_class: int, classes=No
         for image in sorted(class_dir.iterdir())[:per_class]:
             (target_root / class_dir.name / image.name).symlink_to(image)
     return target_root
+
+
+def link_images(sources: list[Path], folder: Path) -> list[Path]:
+    """Symlink real images into a temp class folder (never copied into the repo)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    links = []
+    for source in sources:
+        link = folder / source.name
+        link.symlink_to(source)
+        links.append(link)
+    return links
+
+
+def first_images(folder: Path, n: int) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file())[:n]
+
+
+def numbered(folder: Path) -> list[Path]:
+    return sorted(folder.iterdir(), key=lambda p: int(p.stem))
+
+
+def make_root(tmp_path: Path, kaggle_dir: Path, no: int = 6, yes: int = 6) -> Path:
+    root = tmp_path / "data"
+    link_images(first_images(kaggle_dir / "no", no), root / "no")
+    link_images(first_images(kaggle_dir / "yes", yes), root / "yes")
+    return root

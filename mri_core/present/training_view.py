@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections import Counter
 
 from mri_core.training import data as datasets
+from mri_core.training import duplicates
+from mri_core.training import splits
 
 # (label, key in model.json "test_metrics") of the figures shown after a run
 RESULT_METRICS = (("Test accuracy", "accuracy"), ("Sensitivity", "sensitivity"),
@@ -21,8 +23,8 @@ SUMMARY_SEED = 0  # the split shown before training is the one seed 0 gives
 def summarize_dataset(dataset: datasets.Dataset) -> dict:
     """A discovered data set -> what the page shows: kind, classes, images per root and class,
     skipped files, near-duplicate groups and the split sizes (grouped split, seed 0)."""
-    groups = datasets.group_near_duplicates(dataset.records).tolist()
-    split = datasets.split_groups(dataset, groups, seed=SUMMARY_SEED)
+    groups = duplicates.group_near_duplicates(dataset.records).tolist()
+    split = splits.split_groups(dataset, groups, seed=SUMMARY_SEED)
     sides = Counter(split[r.sha256] for r in dataset.records)
     return {
         "kind": dataset.kind,
@@ -31,7 +33,7 @@ def summarize_dataset(dataset: datasets.Dataset) -> dict:
         "total": len(dataset.records),
         "skipped": [(path.name, why) for path, why in dataset.skipped],
         "duplicate_groups": sum(n > 1 for n in Counter(groups).values()),
-        "split_sizes": {side: sides.get(side, 0) for side in datasets.SPLITS},
+        "split_sizes": {side: sides.get(side, 0) for side in splits.SPLITS},
     }
 
 

@@ -130,12 +130,13 @@ def compute_metrics(true_classes: Sequence[str], probabilities: np.ndarray, clas
 def evaluate_dirs(scan_model, data_dirs: Sequence[str], manifest: str | None = None, part: str = "test") -> dict:
     """Metrics of a loaded model on folder-per-class data (or one part of a split manifest)."""
     from mri_core.training import data as datasets
+    from mri_core.training import splits
     from mri_core.io.inputs import prepare_files
 
     dataset = datasets.discover(data_dirs)
     records = dataset.records
     if manifest:
-        split = datasets.apply_manifest(dataset, datasets.read_manifest(manifest))
+        split = splits.apply_manifest(dataset, splits.read_manifest(manifest))
         records = [r for r in records if split.get(r.sha256) == part]
     if not records:
         raise DatasetInvalid(f"No images to evaluate in {', '.join(map(str, data_dirs))}"

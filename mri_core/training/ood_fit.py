@@ -168,16 +168,17 @@ def split_records(info: dict, data_dirs: Sequence[str | os.PathLike] | None = No
     recomputed the way training made it (same data, method and seed).
     """
     from mri_core.training import data as datasets
+    from mri_core.training import duplicates, splits
 
     data = info.get("data", {})
     dataset = datasets.discover(list(data_dirs or data.get("roots", [])))
     manifest = manifest or data.get("manifest")
     if manifest:
-        split = datasets.apply_manifest(dataset, datasets.read_manifest(manifest))
+        split = splits.apply_manifest(dataset, splits.read_manifest(manifest))
     elif data.get("split") == "naive":
-        split = datasets.split_naive(dataset, int(data.get("split_seed", 0)))
+        split = splits.split_naive(dataset, int(data.get("split_seed", 0)))
     else:
-        split = datasets.split_groups(dataset, datasets.group_near_duplicates(dataset.records),
+        split = splits.split_groups(dataset, duplicates.group_near_duplicates(dataset.records),
                                       int(data.get("split_seed", 0)))
     return {part: [r for r in dataset.records if split.get(r.sha256) == part] for part in ("train", "val", "test")}
 

@@ -19,6 +19,8 @@ from mri_core.io import preprocess, slices
 from mri_core.io.errors import DatasetInvalid
 from mri_core.io.inputs import prepare_files
 from mri_core.training import data as datasets
+from mri_core.training import duplicates
+from mri_core.training import splits
 from mri_core.training.recipes import TrainSettings
 
 
@@ -55,16 +57,16 @@ def model_classes(found: Sequence[str]) -> list[str]:
 def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings) -> TrainingData:
     """Discover, validate, group near-duplicates, split, and prepare every image once."""
     dataset = datasets.discover(data_dirs)
-    groups = datasets.group_near_duplicates(dataset.records)
+    groups = duplicates.group_near_duplicates(dataset.records)
     manifest_hash = None
     if settings.manifest:
-        manifest = datasets.read_manifest(settings.manifest)
-        split = datasets.apply_manifest(dataset, manifest)
-        manifest_hash = datasets.manifest_hash(manifest)
+        manifest = splits.read_manifest(settings.manifest)
+        split = splits.apply_manifest(dataset, manifest)
+        manifest_hash = splits.manifest_hash(manifest)
     elif settings.split == "naive":
-        split = datasets.split_naive(dataset, settings.seed)
+        split = splits.split_naive(dataset, settings.seed)
     else:
-        split = datasets.split_groups(dataset, groups, settings.seed)
+        split = splits.split_groups(dataset, groups, settings.seed)
     class_names = model_classes(dataset.class_names)
     parts = {}
     for part in ("train", "val", "test"):
@@ -90,7 +92,7 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
         "duplicate_groups": int(sum(np.bincount(groups) > 1)),
         "manifest": settings.manifest,
         "manifest_hash": manifest_hash,
-        "test_leakage": int(datasets.leakage_count(split, groups, dataset)),
+        "test_leakage": int(splits.leakage_count(split, groups, dataset)),
         "source_balance": settings.source_balance,
         "boxed_train_images": int(has_box.sum()) if has_box is not None else 0,
     }

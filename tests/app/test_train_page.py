@@ -10,6 +10,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from mri_core.training import data as datasets
+from mri_core.training import duplicates
+from mri_core.training import splits
 
 from mri_core.training import jobs
 
@@ -83,8 +85,8 @@ def test_valid_folder_shows_the_summary_and_settings_with_defaults(small_kaggle)
     assert "tumor / no tumor" in page_text(page)
     assert "groups of near-duplicate images" in page_text(page)
     dataset = datasets.discover([small_kaggle])
-    split = datasets.split_groups(dataset, datasets.group_near_duplicates(dataset.records), seed=0)
-    train, val, test = (sum(split[r.sha256] == side for r in dataset.records) for side in datasets.SPLITS)
+    split = splits.split_groups(dataset, duplicates.group_near_duplicates(dataset.records), seed=0)
+    train, val, test = (sum(split[r.sha256] == side for r in dataset.records) for side in splits.SPLITS)
     assert train + val + test == 60
     assert f"Split (seed 0): **{train} train · {val} validation · {test} test**" in page_text(page)
     table = page.dataframe[0].value

@@ -126,12 +126,12 @@ SHIPPED_ERROR_BOUNDS = {"brain-tumor-mri-224": 0.06, "figshare-boxes": 0.06, "ka
 
 
 def test_shipped_default_reads_test_split_images_within_stated_error_bounds(data_root):
-    from mri_core.training import data as datasets
+    from mri_core.training import splits
     from mri_core.package import registry
     from mri_core.io.inputs import prepare_files
 
     model = load_model(registry.default_shipped())
-    manifest = datasets.read_manifest(registry.PROJECT_ROOT / "bench" / "splits" / "shipped.json")
+    manifest = splits.read_manifest(registry.PROJECT_ROOT / "bench" / "splits" / "shipped.json")
     test_images = [(entry["root"], entry["class"], entry["path"]) for entry in manifest["images"].values()
                    if entry["split"] == "test"]
     for source, bound in SHIPPED_ERROR_BOUNDS.items():
