@@ -114,3 +114,16 @@ def test_a_volume_of_unknown_orientation_is_read_with_its_warning(shipped_model,
     [placed] = read_upload(shipped_model, nifti_bytes(stack), "placed.nii")
     assert "orientation_unknown" in unplaced.warnings
     assert "orientation_unknown" not in placed.warnings
+
+
+def test_a_real_slice_near_the_threshold_is_read_with_low_confidence_and_one_far_from_it_is_not(
+        shipped_model, kaggle_dir):
+    """`low_confidence` end to end: Kaggle Y117 (a tumor the default model doubts, tumor
+    probability about 0.012 at threshold 0.02) against Y1 (about 0.99999)."""
+    from mri_core.inference.ood import low_confidence_band
+
+    low, high = low_confidence_band(shipped_model.threshold)
+    [doubtful] = read_upload(shipped_model, (kaggle_dir / "yes" / "Y117.JPG").read_bytes(), "Y117.JPG")
+    [clear] = read_upload(shipped_model, (kaggle_dir / "yes" / "Y1.jpg").read_bytes(), "Y1.jpg")
+    assert low < doubtful.tumor_probability < high and "low_confidence" in doubtful.warnings
+    assert clear.tumor_probability > high and "low_confidence" not in clear.warnings
