@@ -18,8 +18,13 @@ def test_batch_upload_shows_table_downloads_and_opens_a_row_on_diagnose(page, ap
     scans = (sorted((kaggle_dir / "yes").iterdir())[:2] + sorted((kaggle_dir / "no").iterdir())[:1]
              + [sorted((typed_dir / c).iterdir())[0] for c in ("glioma", "meningioma", "pituitary")])
     page.goto(f"{app_url}/batch")  # a page's own URL as the server's first request: app.py still serves it
+    # The first answer may still be Streamlit's pages-folder sidebar, until the page reruns through
+    # app.py (pages/common.py); wait for the app's own navigation, then check it.
+    page.wait_for_function(
+        """() => [...document.querySelectorAll('[data-testid="stSidebarNav"] a')]
+                 .map(a => a.innerText.trim().split(/\\s+/).pop()).join() === "Diagnose,Batch,Train,Models" """,
+        timeout=60_000)
     navigation = page.locator('[data-testid="stSidebarNav"] a')
-    navigation.first.wait_for()
     assert [link.inner_text().split()[-1] for link in navigation.all()] == ["Diagnose", "Batch", "Train", "Models"]
     page.get_by_text("Upload several slices").wait_for()
     page.locator(UPLOAD_INPUT).set_input_files([str(p) for p in scans])
