@@ -28,9 +28,9 @@ def serve_through_app_py() -> None:
     """Until app.py has run once in a server process, Streamlit (1.67) treats a `pages/` folder the
     old way: a first request for /train runs pages/train.py alone, with every file of pages/ in
     the sidebar. Switch that off and rerun, so that app.py's navigation serves the page."""
-    from streamlit.runtime.pages_manager import PagesManager
+    from streamlit.runtime.pages_manager import PagesManager  # private API: Streamlit is pinned in requirements.txt
 
-    if PagesManager.uses_pages_directory:
+    if getattr(PagesManager, "uses_pages_directory", False):  # absent in another version: nothing to switch off
         PagesManager.uses_pages_directory = False  # what st.navigation itself does
         st.rerun()
 
