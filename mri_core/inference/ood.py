@@ -29,7 +29,6 @@ Never imports streamlit.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,9 +38,9 @@ import numpy as np
 
 from mri_core.io.errors import ModelInvalid
 from mri_core.io.reading import IMAGE_LARGE, IMAGE_SMALL, LOW_CONFIDENCE, OUT_OF_DISTRIBUTION
-
-OOD_FILE = "ood.npz"
-INFO_KEY = "ood"
+from mri_core.package.info import MIN_OOD_FIT_IMAGES as MIN_FIT_IMAGES  # noqa: F401 (the fit's, training.ood_fit)
+from mri_core.package.info import OOD_FILE, ood_stats_match
+from mri_core.package.info import OOD_INFO_KEY as INFO_KEY
 
 # Share of validation MRI allowed to get `out_of_distribution` (cheap checks and features
 # together). Fitted a little below the 2 % the product promises, so the held-out test split
@@ -64,7 +63,6 @@ DARK_LEVEL = 0.12
 MIN_DARK_FRACTION = 0.05
 SHRINKAGE_MIN_CLASS = 5  # a predicted class needs this many fit images for its own mean
 MAX_FIT_IMAGES = 3000  # training images the Gaussian is fitted on (evenly spaced); plenty for 192 features
-MIN_FIT_IMAGES = 20
 
 
 # --- cheap image checks ------------------------------------------------------------------
@@ -173,16 +171,11 @@ class OodDetector:
 
 # --- in the package --------------------------------------------------------------------------
 
-def sha256_of(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def read_stats(package: str | os.PathLike, info: dict) -> OodStats | None:
     """The package's OodStats, or None when it has none (or the npz does not match model.json)."""
-    section = info.get(INFO_KEY)
-    path = Path(package) / OOD_FILE
-    if not isinstance(section, dict) or not path.is_file() or sha256_of(path) != section.get("sha256"):
+    if not ood_stats_match(package, info):
         return None
+    section, path = info[INFO_KEY], Path(package) / OOD_FILE
     try:
         with np.load(path, allow_pickle=False) as arrays:
             means, precision = arrays["means"], arrays["precision"]

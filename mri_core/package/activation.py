@@ -25,19 +25,16 @@ Never imports streamlit, tensorflow, or the registry (which imports this).
 
 from __future__ import annotations
 
-import hashlib
 import os
-from pathlib import Path
 
 from mri_core.io.errors import ModelInvalid
+from mri_core.package.info import MIN_OOD_FIT_IMAGES as OOD_MIN_IMAGES
+from mri_core.package.info import OOD_FILE, OOD_INFO_KEY, ood_stats_match  # noqa: F401 (names of the rule)
 
 MIN_TEST_PER_CLASS = 20
 MIN_SENSITIVITY = 0.80
 MIN_ACCURACY = 0.70
 MAX_ECE = 0.05
-# the package files the reading's out-of-distribution check uses (the names inference.ood reads)
-OOD_FILE, OOD_INFO_KEY = "ood.npz", "ood"
-OOD_MIN_IMAGES = 20  # training and validation images the ood fit needs (inference.ood.MIN_FIT_IMAGES)
 
 
 class NeedsConfirmation(ModelInvalid):
@@ -82,10 +79,7 @@ def images_per_class(info: dict) -> dict[str, int] | None:
 
 def has_ood_stats(path: str | os.PathLike, info: dict) -> bool:
     """Whether the package holds out-of-distribution statistics the reading will use."""
-    section, npz = info.get(OOD_INFO_KEY), Path(path) / OOD_FILE
-    if not isinstance(section, dict) or not npz.is_file():
-        return False
-    return hashlib.sha256(npz.read_bytes()).hexdigest() == section.get("sha256")
+    return ood_stats_match(path, info)
 
 
 def problems(path: str | os.PathLike, info: dict) -> list[str]:

@@ -7,12 +7,18 @@ not know, or holds values out of range, with a message that says what to do.
 
 from __future__ import annotations
 
+import hashlib
+import os
 from pathlib import Path
 
 from mri_core.io.errors import ModelInvalid
 
 # The architectures this app can train and read; `training.recipes` holds one recipe for each.
 ARCHITECTURES = ("paper", "default")
+# Out-of-distribution statistics in a package: the npz beside model.keras and model.json's
+# section that names its sha256 (`inference.ood` reads them, `training.ood_fit` writes them).
+OOD_FILE, OOD_INFO_KEY = "ood.npz", "ood"
+MIN_OOD_FIT_IMAGES = 20  # training and validation images each that fitting the statistics needs
 
 # model.json "reading": how a package's slices are read (packages without it: neither aid)
 NO_READING_AIDS = {"mirror_average": False, "heatmap_sigma": 0.0}
@@ -53,3 +59,11 @@ def validate_info(info: dict, where: Path) -> None:
             or not isinstance(sigma, (int, float)) or not 0.0 <= sigma <= MAX_HEATMAP_SIGMA):
         raise ModelInvalid(f"{where}/model.json has an invalid \"reading\" {reading!r}: mirror_average must be true or "
                            f"false and heatmap_sigma 0 to {MAX_HEATMAP_SIGMA} pixels.")
+
+
+def ood_stats_match(package: str | os.PathLike, info: dict) -> bool:
+    """Whether the package holds out-of-distribution statistics that match its model.json
+    (the npz is there and has the sha256 its `ood` section names)."""
+    section, npz = info.get(OOD_INFO_KEY), Path(package) / OOD_FILE
+    return (isinstance(section, dict) and npz.is_file()
+            and hashlib.sha256(npz.read_bytes()).hexdigest() == section.get("sha256"))
