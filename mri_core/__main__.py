@@ -19,6 +19,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ logs off the terminal
 
 from mri_core.io.errors import MriError  # noqa: E402
+from mri_core.io.reading import CAM_METHODS  # noqa: E402
 from mri_core.training.recipes import RECIPES, SPLITS, STRATEGIES, default_arch, settings_for  # noqa: E402
 
 
@@ -29,7 +30,7 @@ def _parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", help="read scans: label, tumor probability, Grad-CAM peak and box")
     predict.add_argument("files", nargs="+", metavar="FILE")
     predict.add_argument("--model", help="model name, name@version or package folder (default: the active model)")
-    predict.add_argument("--cam", default="gradcam", choices=["gradcam", "gradcam++", "scorecam", "none"],
+    predict.add_argument("--cam", default="gradcam", choices=CAM_METHODS,
                          help="heatmap method (default gradcam: the best trade-off, see bench/cams.py)")
     predict.add_argument("--save-heatmaps", metavar="DIR", help="write DIR/<stem>.npy heatmaps at the original size")
     predict.add_argument("--batch-size", type=int, default=32)

@@ -19,10 +19,9 @@ from mri_core.io import preprocess
 from mri_core.io.errors import SettingsInvalid
 from mri_core.inference.verdict import decide
 from mri_core.inference.explain import cam_peak_and_box
-from mri_core.io.reading import Reading
+from mri_core.io.reading import CAM_METHODS, Reading
 from mri_core.io.volume import Volume
 
-CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "none")
 DEFAULT_BATCH_SIZE = 32
 
 

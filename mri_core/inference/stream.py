@@ -29,9 +29,9 @@ from mri_core.inference import ood
 
 from mri_core.io import preprocess
 
-from mri_core.inference.read import CAM_METHODS, read_prepared
+from mri_core.inference.read import read_prepared
 from mri_core.io.errors import MriError, SettingsInvalid, UnreadableImage
-from mri_core.io.reading import Reading
+from mri_core.io.reading import CAM_METHODS, Reading
 
 DEFAULT_BATCH_SIZE = 32
 # Decoding threads: OpenCV and Pillow release the GIL, so two threads keep 2 cores busy

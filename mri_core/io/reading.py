@@ -11,6 +11,8 @@ from dataclasses import dataclass
 import numpy as np
 
 JSON_DECIMALS = 6
+# How a reading may draw its heatmap: the compiled Grad-CAM, two tf-keras-vis methods, or none.
+CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "none")
 OUT_OF_DISTRIBUTION, LOW_CONFIDENCE = "out_of_distribution", "low_confidence"
 IMAGE_SMALL, IMAGE_LARGE = "image_small", "image_large"
 
