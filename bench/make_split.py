@@ -36,7 +36,14 @@ from mri_core.training import splits  # noqa: E402
 
 from mri_core.io import slices as io
 
-ROOT_NAMES = ("kaggle-brain-mri", "brain-tumor-mri-224", "figshare-boxes")
+ROOT_NAMES = ("kaggle-brain-mri", "brain-tumor-mri-224", "figshare-boxes", "brisc2025", "br35h-extra")
+SHIPPED_V1_ROOTS = ROOT_NAMES[:3]  # bench/splits/shipped.json (default-4class@4, paper-kaggle): --roots these
+NOT_MRI = Path("not-mri") / "head-ct"
+# Images kept for test only, with their near-duplicates: the outlined Br35H tumors (issue 21).
+TEST_ONLY_ROOT = "br35h-extra"
+# The head-CT files do not name their scans; `ctbrain_<kind>_<n>` are numbered through the slices
+# of a few scans, so runs of this many numbers are kept together (with the near-duplicate groups).
+CT_SCAN_BLOCK = 20
 DEFAULT_DATA = Path(os.environ.get("MRI_DATA", PROJECT.parent / "shared" / "data"))
 STUDY_THRESHOLDS = (0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98)
 STUDY_SAMPLE = 200
@@ -115,29 +122,58 @@ def threshold_study(dataset, thumbs: np.ndarray, seed: int) -> dict:
     return study
 
 
+def ct_scan_groups(dataset) -> np.ndarray:
+    """Near-duplicate groups of the head-CT files, merged with runs of CT_SCAN_BLOCK slice numbers."""
+    pairs = duplicates.near_duplicate_pairs(dataset.records)
+    keys = {}
+    for i, record in enumerate(dataset.records):
+        parts = record.path.stem.split("_")
+        if parts[0] == "ctbrain" and parts[-1].isdigit():
+            keys.setdefault(("_".join(parts[:-1]), int(parts[-1]) // CT_SCAN_BLOCK), []).append(i)
+    blocks = [(members[0], j) for members in keys.values() for j in members[1:]]
+    all_pairs = np.concatenate([np.asarray(pairs, np.int64).reshape(-1, 2), np.asarray(blocks, np.int64).reshape(-1, 2)])
+    return duplicates.groups_from_pairs(len(dataset.records), all_pairs)
+
+
+def not_mri_split(folder: Path, seed: int):
+    """(split, dataset, groups) of the not-MRI folder, whole scan groups per side."""
+    dataset = datasets.discover_flat(folder)
+    groups = ct_scan_groups(dataset)
+    return splits.split_groups(dataset, groups, seed), dataset, groups
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "splits" / "shipped.json")
+    parser.add_argument("--out", type=Path, default=PROJECT / "bench" / "splits" / "mri-v2.json")
+    parser.add_argument("--roots", nargs="+", default=list(ROOT_NAMES),
+                        help=f"data sets under --data (shipped.json: {' '.join(SHIPPED_V1_ROOTS)})")
+    parser.add_argument("--no-not-mri", action="store_true", help=f"leave out {NOT_MRI} (as shipped.json did)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--results", type=Path, default=PROJECT / "bench" / "results_datasets.json")
+    parser.add_argument("--results", type=Path, default=PROJECT / "bench" / "results_split_v2.json")
     parser.add_argument("--study", action="store_true", help="also run the threshold study")
     args = parser.parse_args()
 
     started = time.perf_counter()
-    dataset = datasets.discover([args.data / name for name in ROOT_NAMES])
+    dataset = datasets.discover([args.data / name for name in args.roots])
     discovered = time.perf_counter()
     thumbs = duplicates.thumbnails(dataset.records)  # cached by discover: no second decode
     pairs = duplicates.near_duplicate_pairs(dataset.records)
     groups = duplicates.groups_from_pairs(len(dataset.records), pairs)
     grouped = time.perf_counter()
-    split = splits.split_groups(dataset, groups, args.seed)
-    manifest = splits.write_manifest(args.out, split, dataset, groups, args.seed)
+    pinned = {i: "test" for i, r in enumerate(dataset.records)
+              if r.root_name == TEST_ONLY_ROOT and r.mask_path is not None}
+    split = splits.split_groups(dataset, groups, args.seed, pinned=pinned)
+    not_mri = None if args.no_not_mri else not_mri_split(args.data / NOT_MRI, args.seed)
+    manifest = splits.write_manifest(args.out, split, dataset, groups, args.seed, not_mri=not_mri)
     naive = splits.split_naive(dataset, args.seed)
     sizes = np.bincount(groups)
 
     figures = {
-        "data": list(ROOT_NAMES),
+        "data": list(args.roots),
+        "test_only_pinned": len(pinned),
+        "not_mri_split": None if not_mri is None else splits.split_counts(*not_mri[:2]),
+        "not_mri_groups": None if not_mri is None else int(len(np.unique(not_mri[2]))),
         "images": len(dataset.records),
         "skipped": [[str(p), why] for p, why in dataset.skipped],
         "counts_per_root": dataset.counts_per_root,

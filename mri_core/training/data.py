@@ -49,6 +49,12 @@ MIN_IMAGES_PER_CLASS = 5
 # Operating-system clutter that is not an image and not worth reporting.
 DECODE_WORKERS = 2
 BOXES_FILE = "boxes.csv"  # optional, in a data root: tumor boxes per image (file,width,height,x_min,y_min,x_max,y_max)
+# optional, in a data root: masks/<image stem>.png, a tumor outline per image (0 = background,
+# > 127 = tumor, the image's own size). An empty mask of a tumor image counts as no mask.
+MASKS_DIR = "masks"
+# Imaging plane from a file name (BRISC 2025 names: ..._ax_..., _co_, _sa_); "unknown" elsewhere.
+PLANE_TAGS = {"_ax_": "axial", "_co_": "coronal", "_sa_": "sagittal"}
+UNKNOWN_PLANE = "unknown"
 
 @dataclass(frozen=True)
 class ImageRecord:
@@ -63,6 +69,23 @@ class ImageRecord:
     def relative_path(self) -> str:
         """Path under its root, with forward slashes ("no/1 no.jpeg")."""
         return self.path.relative_to(self.root).as_posix()
+
+    @property
+    def plane(self) -> str:
+        """axial / coronal / sagittal where the file name says so, else "unknown"."""
+        return plane_of(self.path.name)
+
+    @property
+    def mask_path(self) -> Path | None:
+        """The root's masks/<stem>.png for this image, when there is one."""
+        candidate = self.root / MASKS_DIR / f"{self.path.stem}.png"
+        return candidate if candidate.is_file() else None
+
+
+def plane_of(file_name: str) -> str:
+    """The imaging plane a file name states (PLANE_TAGS), else UNKNOWN_PLANE."""
+    lowered = file_name.lower()
+    return next((plane for tag, plane in PLANE_TAGS.items() if tag in lowered), UNKNOWN_PLANE)
 
 @dataclass(frozen=True)
 class Dataset:
@@ -124,6 +147,27 @@ def discover(roots: Sequence[str | os.PathLike]) -> Dataset:
     _check_dataset(dataset, candidates)
     return dataset
 
+NOT_MRI_CLASS = "not_mri"  # a flat folder of images that are not brain MRI (head CT ...): never a tumor class
+
+
+def discover_flat(folder: str | os.PathLike, class_name: str = NOT_MRI_CLASS) -> Dataset:
+    """A flat folder of images (no class folders, for example head CT) -> Dataset of one class.
+
+    Unreadable files are in `skipped`; DatasetInvalid when the folder is missing or holds no
+    readable image.
+    """
+    root = _unique_roots([folder])[0]
+    files = _image_files(root)
+    with ThreadPoolExecutor(max_workers=DECODE_WORKERS) as pool:
+        inspected = list(pool.map(_inspect, files))
+    records = tuple(ImageRecord(path, root, _root_names([root])[root], ".", class_name, sha256)
+                    for path, (sha256, problem) in zip(files, inspected) if problem is None)
+    if not records:
+        raise DatasetInvalid(f"No readable images in {root}; put the not-MRI images (PNG or JPEG) directly in it.")
+    skipped = tuple((path, problem) for path, (_, problem) in zip(files, inspected) if problem is not None)
+    return Dataset((root,), records, (class_name,), skipped)
+
+
 def _unique_roots(roots: Sequence[str | os.PathLike]) -> list[Path]:
     if not roots:
         raise DatasetInvalid("No data folder given; pass at least one folder that holds one folder per class.")
@@ -158,12 +202,13 @@ def _accepted_names() -> str:
 
 def _class_folders(root: Path) -> list[Path]:
     """The class sub-folders of a root, sorted; an unknown folder name is an error."""
-    folders = sorted(p for p in root.iterdir() if p.is_dir() and not _ignored(p))
+    folders = sorted(p for p in root.iterdir() if p.is_dir() and not _ignored(p) and p.name != MASKS_DIR)
     unknown = [p.name for p in folders if p.name.lower() not in FOLDER_CLASSES]
     if unknown:
         raise DatasetInvalid(
             f"{root} has folder(s) {', '.join(repr(n) for n in unknown)} that are not class names. "
-            f"Accepted class folders (any letter case): {_accepted_names()}. Rename or remove them."
+            f"Accepted class folders (any letter case): {_accepted_names()}, and {MASKS_DIR}/ for tumor "
+            "outlines. Rename or remove them."
         )
     if not folders:
         raise DatasetInvalid(

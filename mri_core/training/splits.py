@@ -38,11 +38,16 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, float, float]:
     return fractions
 
 
+def stratum_key(record: ImageRecord) -> tuple[str, str, str]:
+    """(root, class, plane): what a split keeps in proportion (plane "unknown" where unnamed)."""
+    return record.root_name, record.class_name, record.plane
+
+
 def _strata(dataset: Dataset) -> tuple[np.ndarray, int]:
-    """Per record, the index of its (root, class) stratum; and how many strata."""
-    keys = sorted({(r.root_name, r.class_name) for r in dataset.records})
+    """Per record, the index of its (root, class, plane) stratum; and how many strata."""
+    keys = sorted({stratum_key(r) for r in dataset.records})
     index = {key: i for i, key in enumerate(keys)}
-    return np.array([index[(r.root_name, r.class_name)] for r in dataset.records], np.int64), len(keys)
+    return np.array([index[stratum_key(r)] for r in dataset.records], np.int64), len(keys)
 
 
 def split_groups(
@@ -50,12 +55,14 @@ def split_groups(
     groups: np.ndarray,
     seed: int,
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
+    pinned: Mapping[int, str] | None = None,
 ) -> dict[str, str]:
-    """Whole near-duplicate groups -> train/val/test, each (root, class) close to `fractions`.
+    """Whole near-duplicate groups -> train/val/test, each (root, class, plane) close to `fractions`.
 
     Greedy: groups in a seeded random order, biggest first, each into the split whose
-    targets for the group's strata are least filled (largest relative deficit).
-    Returns sha256 -> split.
+    targets for the group's strata are least filled (largest relative deficit). `pinned`
+    (record index -> split) places a record's whole group first (for example a test-only set:
+    its near-duplicates elsewhere go to test with it). Returns sha256 -> split.
     """
     fractions = np.array(_check_fractions(fractions))
     groups = np.asarray(groups)
@@ -70,6 +77,17 @@ def split_groups(
     order = rng.permutation(len(members))
     order = sorted(order, key=lambda g: -len(members[g]))  # stable: random among equal sizes
     side_of_group = np.zeros(len(members), np.int64)
+    fixed: dict[int, int] = {}
+    for index, part in (pinned or {}).items():
+        group = int(groups[index])
+        if fixed.get(group, SPLITS.index(part)) != SPLITS.index(part):
+            raise DatasetInvalid(f"Pinned images of one near-duplicate group ask for two splits ({part} and "
+                                 f"{SPLITS[fixed[group]]}); pin the whole group to one.")
+        fixed[group] = SPLITS.index(part)
+    for g, side in fixed.items():
+        side_of_group[g] = side
+        have[:, side] += np.bincount(stratum[members[g]], minlength=n_strata)
+    order = [g for g in order if g not in fixed]
     for g in order:
         counts = np.bincount(stratum[members[g]], minlength=n_strata).astype(float)  # (strata,)
         # Relative deficit after placing the group, weighted by how many members each stratum has.
@@ -155,19 +173,14 @@ def build_manifest(
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     method: str = "grouped",
     threshold: float = DUPLICATE_THRESHOLD,
+    not_mri: tuple[Mapping[str, str], Dataset, np.ndarray] | None = None,
 ) -> dict:
-    """The manifest as a dict: a header and sha256 -> {split, class, root, path, group}."""
-    images: dict[str, dict] = {}
-    for record, group in zip(dataset.records, groups):
-        if record.sha256 in images or record.sha256 not in split:
-            continue  # an identical copy: the first path stands for both
-        images[record.sha256] = {
-            "split": split[record.sha256],
-            "class": record.class_name,
-            "root": record.root_name,
-            "path": record.relative_path,
-            "group": int(group),
-        }
+    """The manifest as a dict: a header and sha256 -> {split, class, root, path, group[, plane]}.
+
+    `not_mri` (split, flat Dataset, groups), when given, adds a `not_mri` section of the same
+    entries for images that are not brain MRI (never a tumor class).
+    """
+    images = _entries(split, dataset, groups)
     sizes = np.bincount(np.asarray(groups)) if len(groups) else np.zeros(0, int)
     manifest = {
         "format": MANIFEST_FORMAT,
@@ -187,7 +200,45 @@ def build_manifest(
         "images_hash": _hash_images(images),
         "images": images,
     }
+    if not_mri is not None:
+        entries = _entries(*not_mri)
+        manifest["not_mri_counts"] = split_counts(*not_mri[:2])
+        manifest["not_mri_hash"] = _hash_images(entries)
+        manifest["not_mri"] = entries
+        manifest = {**{k: v for k, v in manifest.items() if k != "images"}, "images": images}  # images last
     return manifest
+
+
+def _entries(split: Mapping[str, str], dataset: Dataset, groups: np.ndarray) -> dict[str, dict]:
+    entries: dict[str, dict] = {}
+    for record, group in zip(dataset.records, groups):
+        if record.sha256 in entries or record.sha256 not in split:
+            continue  # an identical copy: the first path stands for both
+        entries[record.sha256] = {
+            "split": split[record.sha256],
+            "class": record.class_name,
+            "root": record.root_name,
+            "path": record.relative_path,
+            "group": int(group),
+        }
+        if record.plane != "unknown":
+            entries[record.sha256]["plane"] = record.plane
+    return entries
+
+
+def not_mri_split(manifest: Mapping, dataset: Dataset) -> dict[str, str]:
+    """The manifest's split for a not-MRI Dataset (`data.discover_flat`): sha256 -> split.
+
+    DatasetInvalid when the manifest has no not-MRI section; images it does not list go to
+    no split (logged)."""
+    entries = manifest.get("not_mri")
+    if not isinstance(entries, dict):
+        raise DatasetInvalid("The split manifest has no not-MRI section; rebuild it with bench/make_split.py "
+                             "--not-mri DIR, or train without --not-mri.")
+    unlisted = [r for r in dataset.records if r.sha256 not in entries]
+    if unlisted:
+        log.warning("%d not-MRI image(s) not in the split manifest go to no split", len(unlisted))
+    return {r.sha256: entries[r.sha256]["split"] for r in dataset.records if r.sha256 in entries}
 
 
 def write_manifest(
@@ -211,11 +262,14 @@ def write_manifest(
 
 def _format_manifest(manifest: Mapping) -> str:
     """Indented header, then one line per image: readable, and small diffs in git."""
-    header = {k: v for k, v in manifest.items() if k != "images"}
+    header = {k: v for k, v in manifest.items() if k not in ("images", "not_mri")}
     text = json.dumps(header, indent=1)[:-2]  # drop the closing "\n}"
-    lines = [f" {json.dumps(sha)}: {json.dumps(entry, separators=(', ', ': '))}"
-             for sha, entry in manifest["images"].items()]
-    return text + ',\n "images": {\n' + ",\n".join(lines) + "\n }\n}\n"
+    for section in ("not_mri", "images"):
+        if section in manifest:
+            lines = [f" {json.dumps(sha)}: {json.dumps(entry, separators=(', ', ': '))}"
+                     for sha, entry in manifest[section].items()]
+            text += f',\n "{section}": {{\n' + ",\n".join(lines) + "\n }"
+    return text + "\n}\n"
 
 
 def read_manifest(path: str | os.PathLike) -> dict:
@@ -241,6 +295,12 @@ def read_manifest(path: str | os.PathLike) -> dict:
             f"with a split of {', '.join(SPLITS)}. Restore it from git."
         )
     recorded = manifest.get("images_hash")
+    not_mri = manifest.get("not_mri")
+    if not_mri is not None and (not isinstance(not_mri, dict) or manifest.get("not_mri_hash") != _hash_images(not_mri)):
+        raise DatasetInvalid(
+            f"The split manifest {path} was edited: its not-MRI images no longer match their not_mri_hash. "
+            f"Restore it from git or rebuild it with bench/make_split.py."
+        )
     if recorded and recorded != _hash_images(images):
         raise DatasetInvalid(
             f"The split manifest {path} was edited: its images no longer match its images_hash. "
