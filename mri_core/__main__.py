@@ -54,9 +54,18 @@ def _parser() -> argparse.ArgumentParser:
         ("--source-balance", float, "weight (source, class) strata by (median size / size) ** X; 0 = off"),
         ("--box-weight", float, "weight of the loss that keeps the class evidence inside tumor boxes "
                                 "(a data folder's boxes.csv); 0 = off"),
+        ("--mask-weight", float, "weight of the mask loss on tumor outlines (a data folder's masks/<stem>.png) "
+                                 "and healthy slices; adds a segmentation output when the data has outlines; 0 = off"),
     ):
         key = flag[2:].replace("-", "_")
         train.add_argument(flag, type=kind, help=f"{text}; default: {_recipe_defaults(key)}")
+    train.add_argument("--group-sampling", action=argparse.BooleanOptionalAction, default=None,
+                       help="draw one image per near-duplicate group each epoch; default: "
+                            f"{_recipe_defaults('group_sampling')}")
+    train.add_argument("--not-mri", metavar="DIR",
+                       help="a flat folder of images that are not brain MRI (e.g. head CT): never trained as a class; "
+                            "its validation and test images (split by the manifest, else by near-duplicate group) "
+                            "measure how often the verdict refuses them")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--name")
     train.add_argument("--activate", action="store_true",
@@ -195,7 +204,8 @@ def run_train(args) -> int:
     settings = settings_for(args.arch, epochs=args.epochs, image_size=args.image_size,
                             batch_size=args.batch_size, learning_rate=args.learning_rate, seed=args.seed,
                             name=args.name, strategy=args.strategy, split=args.split, manifest=args.manifest,
-                            source_balance=args.source_balance, box_weight=args.box_weight)
+                            source_balance=args.source_balance, box_weight=args.box_weight,
+                            mask_weight=args.mask_weight, group_sampling=args.group_sampling, not_mri=args.not_mri)
     started = time.monotonic()
     asked = args.activate or args.activate_anyway
     entry = train_and_save(args.data_dirs, settings, on_event=ProgressBar(), activate=asked,

@@ -101,9 +101,14 @@ def forward(keras_model, batch: np.ndarray, mirror: bool = False) -> np.ndarray:
     slice's and its left-right mirror image's (one pass over both)."""
     batch = np.asarray(batch, dtype=np.float32)
     if not mirror:
-        return np.asarray(keras_model(batch, training=False))
-    both = np.asarray(keras_model(np.concatenate([batch, batch[:, :, ::-1]]), training=False))
+        return np.asarray(_probabilities(keras_model(batch, training=False)))
+    both = np.asarray(_probabilities(keras_model(np.concatenate([batch, batch[:, :, ::-1]]), training=False)))
     return (both[:len(batch)] + both[len(batch):]) / 2.0
+
+
+def _probabilities(outputs):
+    """A model's outputs -> its class probabilities (the first output of a segmenting model)."""
+    return outputs[0] if isinstance(outputs, (list, tuple)) else outputs
 
 
 def predict_arrays(keras_model, images: np.ndarray, batch_size: int = 64, mirror: bool = False) -> np.ndarray:
@@ -113,7 +118,7 @@ def predict_arrays(keras_model, images: np.ndarray, batch_size: int = 64, mirror
         forward(keras_model, images[i:i + batch_size], mirror)
         for i in range(0, len(images), batch_size)
     ]
-    return np.concatenate(outputs) if outputs else np.zeros((0, keras_model.output_shape[-1]), np.float32)
+    return np.concatenate(outputs) if outputs else np.zeros((0, keras_model.outputs[0].shape[-1]), np.float32)
 
 
 _LOAD_LOCK = threading.Lock()

@@ -162,6 +162,13 @@ def box_to_model(box: tuple[int, int, int, int], crop_box: tuple[int, int, int, 
     return clip(left), clip(top), clip(right), clip(bottom)
 
 
+def mask_to_model(mask: np.ndarray, crop_box: tuple[int, int, int, int], image_size: int) -> np.ndarray:
+    """(H, W) mask of the original slice (non-zero = inside) -> (S, S) uint8 0/1 over the model
+    input: the same square crop as the image's (`Prepared.crop_box`), area-resized, then halved."""
+    crop = _crop_with_padding((np.asarray(mask) > 0).astype(np.float32), crop_box)
+    return (cv2.resize(crop, (image_size, image_size), interpolation=cv2.INTER_AREA) >= 0.5).astype(np.uint8)
+
+
 def heatmap_to_original(cam: np.ndarray, prepared: Prepared) -> np.ndarray:
     """(h, w) map over the model input -> float32 (H, W) over the original, 0 outside the box."""
     cam = np.nan_to_num(np.asarray(cam, dtype=np.float32), nan=0.0, posinf=1.0, neginf=0.0)

@@ -1,9 +1,11 @@
 """The training split as batches for the loop: reshuffled every epoch, augmented per batch.
 
-Each batch is (images float32 (N, S, S, 1), labels, loss weights, tumor-box masks, has_box).
-The recipe's augmentation runs in a parallel tf.data map and draws only from per-batch seeds
-(`augment`), so a run is repeatable. Without boxes a (N, 1, 1, 1) stand-in keeps one pipeline
-and one step for both cases.
+Each batch is (images float32 (N, S, S, 1), labels, loss weights, tumor-region masks, has_box,
+mask kinds). The recipe's augmentation runs in a parallel tf.data map and draws only from
+per-batch seeds (`augment`), so a run is repeatable. Without tumor regions a (N, 1, 1, 1)
+stand-in keeps one pipeline and one step for every case. With group sampling an epoch holds
+one image per near-duplicate group, drawn afresh every epoch (the same slice stored in three
+data sets counts once, and epochs are shorter).
 """
 
 from __future__ import annotations
@@ -15,30 +17,61 @@ import numpy as np
 from mri_core.training.prepared import TrainingData
 
 
+def epoch_size(data: TrainingData, group_sampling: bool) -> int:
+    """Images per epoch: one per near-duplicate group with `group_sampling`, else every one."""
+    n = len(data.arrays["train"][1])
+    if group_sampling and data.train_groups is not None:
+        return int(len(np.unique(data.train_groups)))
+    return n
+
+
+def _group_draw(groups: np.ndarray, seed: int):
+    """A dataset of training indices: every group once per iteration, in a fresh order, each
+    represented by a member drawn afresh (stateless: repeatable for a seed)."""
+    import tensorflow as tf
+
+    order = np.argsort(groups, kind="stable")
+    _, starts, sizes = np.unique(groups[order], return_index=True, return_counts=True)
+    order, starts, sizes = (tf.constant(a, tf.int64) for a in (order, starts, sizes))
+    draws = tf.data.Dataset.random(seed=seed + 7, rerandomize_each_iteration=True)
+    return (tf.data.Dataset.zip(tf.data.Dataset.range(len(sizes)), draws)
+            .shuffle(len(sizes), seed=seed, reshuffle_each_iteration=True)
+            .map(lambda g, r: tf.gather(order, tf.gather(starts, g) + tf.math.floormod(r, tf.gather(sizes, g)))))
+
+
 def training_batches(data: TrainingData, seed: int, global_batch: int, augment: Callable | None,
-                     boxes: bool, strategy):
-    """A distributed dataset of one epoch's batches (iterate it again for the next epoch)."""
+                     boxes: bool, strategy, masks: bool = False, group_sampling: bool = False):
+    """A distributed dataset of one epoch's batches (iterate it again for the next epoch).
+    `boxes` / `masks`: the batches carry the tumor regions (boxes, or outlines and boxes)."""
     import tensorflow as tf
 
     train_x, train_y = data.arrays["train"]
     n = len(train_y)
     weights = data.train_weights if data.train_weights is not None else np.ones(n, np.float32)
-    masks = data.train_masks if boxes else np.zeros((n, 1, 1, 1), np.uint8)
-    has_box = data.train_has_box if boxes else np.zeros(n, np.float32)
+    regions = boxes or masks
+    region = data.train_masks if regions else np.zeros((n, 1, 1, 1), np.uint8)
+    has_box = data.train_has_box if regions else np.zeros(n, np.float32)
+    kind = data.train_mask_kind if masks else np.zeros(n, np.int8)
+    if kind is None:
+        kind = np.zeros(n, np.int8)
     vary = tf.autograph.experimental.do_not_convert(augment) if augment is not None else None
     batch_seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    batches = (
-        tf.data.Dataset.from_tensor_slices((train_x, train_y, weights, masks, has_box))
-        .shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        .batch(global_batch)
-    )
+    columns = (train_x, train_y, weights, region, has_box, kind)
+    if group_sampling and data.train_groups is not None:
+        tensors = tuple(tf.constant(c) for c in columns)
+        batches = (_group_draw(np.asarray(data.train_groups), seed).batch(global_batch)
+                   .map(lambda index: tuple(tf.gather(t, index) for t in tensors)))
+    else:
+        batches = (tf.data.Dataset.from_tensor_slices(columns)
+                   .shuffle(n, seed=seed, reshuffle_each_iteration=True)
+                   .batch(global_batch))
 
     def augment_batch(batch, seeds):
-        images, labels, weights, masks, has_box = batch
-        images, masks = tf.cast(images, tf.float32), tf.cast(masks, tf.float32)
+        images, labels, weights, region, has_box, kind = batch
+        images, region = tf.cast(images, tf.float32), tf.cast(region, tf.float32)
         if vary is not None:
-            images, masks = vary(images, masks, seeds)
-        return images, labels, weights, masks, has_box
+            images, region = vary(images, region, seeds)
+        return images, labels, weights, region, has_box, kind
 
     dataset = (
         tf.data.Dataset.zip(batches, batch_seeds)

@@ -21,6 +21,85 @@ from mri_core.training.losses import target_probability
 
 THRESHOLD_RANGE = (0.02, 0.5)
 MIN_SOURCE_TUMORS = 10  # a source with fewer validation tumors cannot set the threshold
+MIN_STRATUM_HEALTHY = 30  # a (source, plane) stratum with fewer validation healthy slices cannot move the band
+MASK_THRESHOLDS = np.round(np.arange(0.3, 0.71, 0.05), 2)  # candidates for the mask's pixel threshold
+
+
+def _allowed_low(scores: np.ndarray, rate: float) -> float:
+    """Highest value v with share(scores < v) <= rate (scores of one stratum's tumors)."""
+    ordered = np.sort(scores)
+    return float(ordered[int(np.floor(rate * len(ordered)))])
+
+
+def _allowed_high(scores: np.ndarray, rate: float) -> float:
+    """Lowest value v with share(scores >= v) <= rate (scores of one stratum's healthy slices)."""
+    ordered = np.sort(scores)[::-1]
+    return float(np.nextafter(ordered[int(np.floor(rate * len(ordered)))], 1.0))
+
+
+def choose_band(tumor_probability: np.ndarray, is_tumor: np.ndarray, tumor_strata: Sequence[str],
+                healthy_strata: Sequence[str], miss_rate: float, false_rate: float,
+                false_rate_overall: float) -> tuple[float, float, dict]:
+    """The uncertainty band (low, high) and how it was set, from validation probabilities.
+
+    low: the highest value that leaves at most `miss_rate` of the tumors below it, overall and
+    in every tumor stratum with >= MIN_SOURCE_TUMORS; high: the lowest value that leaves at most
+    `false_rate` of the healthy slices at or above it in every healthy stratum with >=
+    MIN_STRATUM_HEALTHY (and `false_rate_overall` of all). Below low reads `no_tumor`, at or
+    above high `tumor`, between them `uncertain`: where both cannot hold with one threshold,
+    the band defers the difference instead of trading one for the other.
+    """
+    tumor_strata, healthy_strata = np.asarray(tumor_strata), np.asarray(healthy_strata)
+    lows = {"all tumors": _allowed_low(tumor_probability[is_tumor], miss_rate)}
+    for stratum in np.unique(tumor_strata[is_tumor]):
+        inside = is_tumor & (tumor_strata == stratum)
+        if inside.sum() >= MIN_SOURCE_TUMORS:
+            lows[str(stratum)] = _allowed_low(tumor_probability[inside], miss_rate)
+    highs = {"all healthy": _allowed_high(tumor_probability[~is_tumor], false_rate_overall)}
+    for stratum in np.unique(healthy_strata[~is_tumor]):
+        inside = ~is_tumor & (healthy_strata == stratum)
+        if inside.sum() >= MIN_STRATUM_HEALTHY:
+            highs[str(stratum)] = _allowed_high(tumor_probability[inside], false_rate)
+    low, high = min(lows.values()), max(highs.values())
+    band = (min(low, high), max(low, high))
+    return band[0], band[1], {"low_set_by": min(lows, key=lows.get), "high_set_by": max(highs, key=highs.get),
+                              "lows": lows, "highs": highs}
+
+
+def band_threshold(low: float, high: float) -> float:
+    """The threshold inside a band: its middle on the log-odds scale."""
+    logit = lambda p: np.log(np.clip(p, 1e-6, 1 - 1e-6) / (1 - np.clip(p, 1e-6, 1 - 1e-6)))  # noqa: E731
+    return float(1.0 / (1.0 + np.exp(-(logit(low) + logit(high)) / 2.0)))
+
+
+def band_summary(tumor_probability: np.ndarray, is_tumor: np.ndarray, strata: Sequence[str],
+                 low: float, high: float) -> dict:
+    """Validation figures of a band per stratum: missed tumors, healthy called tumor, deferred."""
+    strata = np.asarray(strata)
+    verdict_tumor, deferred = tumor_probability >= high, (tumor_probability >= low) & (tumor_probability < high)
+    missed = tumor_probability < low
+    figures = {}
+    for stratum in ["all", *np.unique(strata)]:
+        inside = np.ones(len(strata), bool) if stratum == "all" else strata == stratum
+        tumors, healthy = inside & is_tumor, inside & ~is_tumor
+        figures[str(stratum)] = {
+            "tumors": int(tumors.sum()), "healthy": int(healthy.sum()),
+            "missed": float(missed[tumors].mean()) if tumors.any() else None,
+            "healthy_called_tumor": float(verdict_tumor[healthy].mean()) if healthy.any() else None,
+            "deferred": float(deferred[inside].mean()) if inside.any() else None,
+        }
+    return figures
+
+
+def choose_mask_threshold(predicted: np.ndarray, masks: np.ndarray) -> tuple[float, float]:
+    """(pixel threshold of MASK_THRESHOLDS with the best mean validation Dice over tumor
+    outlines, that Dice) at the model's resolution."""
+    from mri_core.training.losses import dice_scores
+
+    outlined = masks.reshape(len(masks), -1).any(axis=1)
+    scores = {float(t): float(dice_scores(predicted[outlined], masks[outlined], t).mean()) for t in MASK_THRESHOLDS}
+    best = max(scores, key=scores.get)
+    return best, scores[best]
 
 
 def fit_temperature(probabilities: np.ndarray, labels: np.ndarray, tumor_mask: np.ndarray | None = None) -> float:
@@ -83,24 +162,62 @@ def operating_point_summary(tumor_probability: np.ndarray, is_tumor: np.ndarray,
     }
 
 
+def predict_masks(keras_model, images: np.ndarray, mirror: bool = False, batch_size: int = 64) -> np.ndarray:
+    """A segmenting network's (N, S, S, 1) mask probabilities; with `mirror`, the mean of the
+    slice's and its mirror image's (mirrored back), as a reading reads it."""
+    outputs = []
+    for i in range(0, len(images), batch_size):
+        batch = np.asarray(images[i:i + batch_size], np.float32)
+        mask = np.asarray(keras_model(batch, training=False)[1])
+        if mirror:
+            mask = (mask + np.asarray(keras_model(batch[:, :, ::-1], training=False)[1])[:, :, ::-1]) / 2.0
+        outputs.append(mask)
+    return np.concatenate(outputs) if outputs else np.zeros((0, *images.shape[1:]), np.float32)
+
+
 def calibrate_and_test(keras_model, data, recipe) -> dict:
     """A trained network (on `data`, a `prepared.TrainingData`) read the way `recipe` reads a
-    slice -> the model.json keys that depend on it: temperature, threshold, operating point,
-    reading, and the test metrics at that threshold."""
+    slice -> the model.json keys that depend on it: temperature, threshold, uncertainty band,
+    operating point, reading, segmentation (its pixel threshold), and the test metrics."""
     predict = functools.partial(predict_arrays, keras_model, mirror=recipe.mirror_average)
     no_tumor = [c for c in data.class_names if c in NO_TUMOR_CLASSES]
     val_x, val_y = data.arrays["val"]
     val_raw = predict(val_x)
     temperature = fit_temperature(val_raw, val_y, data.tumor_mask)
     threshold, operating_point = 0.5, {"rule": "fixed 0.5 (the paper's argmax)"}
-    if recipe.target_sensitivity is not None:
-        val_tumor_probability = apply_temperature(val_raw, temperature) @ data.tumor_mask
-        val_is_tumor = np.array([c not in NO_TUMOR_CLASSES for c in data.true_names["val"]])
+    band = None
+    val_tumor_probability = apply_temperature(val_raw, temperature) @ data.tumor_mask
+    val_is_tumor = np.array([c not in NO_TUMOR_CLASSES for c in data.true_names["val"]])
+    if recipe.band_rule is not None:
+        miss, false, false_all = recipe.band_rule
+        healthy_strata = [f"{source}/{plane}" for source, plane in zip(data.val_sources, data.val_planes)]
+        low, high, how = choose_band(val_tumor_probability, val_is_tumor, data.val_sources, healthy_strata,
+                                     miss, false, false_all)
+        band, threshold = [low, high], band_threshold(low, high)
+        operating_point = {
+            "rule": f"uncertainty band on validation: its low end leaves at most {miss:.0%} of the tumors below it "
+                    f"overall and in every source with >= {MIN_SOURCE_TUMORS} validation tumors; its high end leaves "
+                    f"at most {false:.0%} of the healthy slices at or above it in every (source, plane) stratum with "
+                    f">= {MIN_STRATUM_HEALTHY} of them and {false_all:.0%} of all; below the band no_tumor, above "
+                    "it tumor, inside it uncertain; the threshold is the band's middle in log-odds",
+            "band_rule": {"miss_rate": miss, "false_rate": false, "false_rate_overall": false_all},
+            "set_by": {"low": how["low_set_by"], "high": how["high_set_by"]},
+            "validation": band_summary(val_tumor_probability, val_is_tumor, healthy_strata, low, high),
+        }
+    elif recipe.target_sensitivity is not None:
         threshold = choose_threshold_per_source(val_tumor_probability, val_is_tumor, data.val_sources,
                                                 recipe.target_sensitivity)
         operating_point = operating_point_summary(val_tumor_probability, val_is_tumor, data.val_sources,
                                                   threshold, recipe.target_sensitivity)
+    segmentation = None
+    if len(keras_model.outputs) > 1 and data.val_masks is not None:
+        outlined = (data.val_mask_kind == 1) & data.val_masks.reshape(len(val_y), -1).any(axis=1)
+        pixel_threshold, val_dice = choose_mask_threshold(
+            predict_masks(keras_model, val_x[outlined], recipe.mirror_average), data.val_masks[outlined])
+        segmentation = {"output": "mask", "threshold": pixel_threshold,
+                        "validation_dice_model_resolution": val_dice, "validation_outlines": int(outlined.sum())}
     test_probabilities = apply_temperature(predict(data.arrays["test"][0]), temperature)
     metrics = compute_metrics(data.true_names["test"], test_probabilities, data.class_names, no_tumor, threshold)
-    return {"temperature": temperature, "threshold": threshold, "operating_point": operating_point,
-            "reading": recipe.reading, "test_metrics": metrics}
+    return {"temperature": temperature, "threshold": threshold, "uncertainty_band": band,
+            "operating_point": operating_point, "reading": recipe.reading, "segmentation": segmentation,
+            "test_metrics": metrics}

@@ -26,6 +26,8 @@ class History(Callback):
                   "val_accuracy": event.val_accuracy, "elapsed_s": round(event.elapsed_s, 2)}
         if event.box_loss is not None:
             record["box_loss"] = event.box_loss
+        if event.mask_loss is not None:
+            record["mask_loss"] = event.mask_loss
         state.history.append(record)
 
 

@@ -35,7 +35,9 @@ class StepEnd:
 @dataclass(frozen=True)
 class EpochEnd:
     """One epoch done, with its metrics; `eta_s` is the estimated time left. `box_loss` is
-    the mean box loss over the epoch's boxed images (None when the run uses no boxes)."""
+    the mean box loss over the epoch's boxed images (None when the run uses no boxes);
+    `mask_loss` the mean mask loss over its images with an outline (None without a mask
+    output)."""
 
     epoch: int
     epochs: int
@@ -46,6 +48,7 @@ class EpochEnd:
     elapsed_s: float
     eta_s: float
     box_loss: float | None = None
+    mask_loss: float | None = None
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
+import numpy as np
+
 from mri_core.training import losses
 from mri_core.training.events import EpochEnd, StepEnd
 
@@ -43,68 +45,78 @@ class Callback:
     def on_end(self, state: LoopState) -> None: ...
 
 
-def make_step(strategy, model, optimizer, cam_layer: str, tumor_mask, box_weight: float, global_batch: int):
-    """The distributed step: a batch (images, labels, weights, masks, has_box) -> sums over
-    every replica of (class loss, correct predictions, box loss, boxed images). The loss is
-    the weighted class loss plus `box_weight` x the box loss on the Grad-CAM layer's maps."""
+def make_step(strategy, model, optimizer, cam_layer: str, tumor_mask, box_weight: float, global_batch: int,
+              mask_weight: float = 0.0):
+    """The distributed step: a batch (images, labels, weights, masks, has_box, mask_kind) -> sums
+    over every replica of (class loss, correct predictions, box loss, boxed images, mask loss,
+    outlined images). The loss is the weighted class loss plus `box_weight` x the box loss on
+    the Grad-CAM layer's maps plus, for a segmenting model (a second output), `mask_weight` x
+    the mask loss."""
     import keras
     import tensorflow as tf
 
     tumor_mask = tf.constant(tumor_mask)
-    # images -> (probabilities, Grad-CAM layer maps (N, h, w, K)); shares the model's weights
-    step_model = keras.Model(model.inputs, [model.outputs[0], model.get_layer(cam_layer).output])
+    segmenting = len(model.outputs) > 1
+    # images -> (probabilities, Grad-CAM layer maps (N, h, w, K)[, mask]); shares the model's weights
+    step_model = keras.Model(model.inputs, [model.outputs[0], model.get_layer(cam_layer).output,
+                                            *model.outputs[1:2]])
     logits_kernel = model.get_layer("logits").kernel  # (K, C)
 
-    def replica_step(images, labels, weights, masks, has_box):
+    def replica_step(images, labels, weights, masks, has_box, mask_kind):
         with tf.GradientTape() as tape:
-            probabilities, maps = step_model(images, training=True)
+            probabilities, maps, *predicted_mask = step_model(images, training=True)
             per_example = losses.class_loss(probabilities, labels, tumor_mask)
             loss = tf.nn.compute_average_loss(per_example * weights, global_batch_size=global_batch)
             boxed = tf.zeros_like(per_example)
             if box_weight:
                 boxed = losses.box_loss(maps, logits_kernel, labels, masks, has_box)
                 loss += box_weight * tf.nn.compute_average_loss(boxed, global_batch_size=global_batch)
+            masked = tf.zeros_like(per_example)
+            if segmenting and mask_weight:
+                masked = losses.mask_loss(predicted_mask[0], masks, mask_kind)
+                loss += mask_weight * tf.nn.compute_average_loss(masked, global_batch_size=global_batch)
             if model.losses:
                 loss += tf.nn.scale_regularization_loss(tf.add_n(model.losses))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         correct = tf.reduce_sum(losses.hits(probabilities, labels, tumor_mask))
-        return tf.reduce_sum(per_example), correct, tf.reduce_sum(boxed), tf.reduce_sum(has_box)
+        outlined = tf.reduce_sum(tf.cast(mask_kind == 1, tf.float32))
+        return (tf.reduce_sum(per_example), correct, tf.reduce_sum(boxed), tf.reduce_sum(has_box),
+                tf.reduce_sum(masked), outlined)
 
     @tf.function
-    def train_step(images, labels, weights, masks, has_box):
-        sums = strategy.run(replica_step, args=(images, labels, weights, masks, has_box))
+    def train_step(images, labels, weights, masks, has_box, mask_kind):
+        sums = strategy.run(replica_step, args=(images, labels, weights, masks, has_box, mask_kind))
         return tuple(strategy.reduce(tf.distribute.ReduceOp.SUM, value, axis=None) for value in sums)
 
     return train_step
 
 
 def run(state: LoopState, train_step, batches, steps: int, n_train: int,
-        validate: Callable[[], tuple[float, float]], callbacks: Sequence[Callback], boxes: bool = False) -> LoopState:
+        validate: Callable[[], tuple[float, float]], callbacks: Sequence[Callback], boxes: bool = False,
+        masks: bool = False) -> LoopState:
     """Train epochs state.epoch + 1 .. state.epochs over `batches` (a distributed dataset of
-    `steps` batches); `validate()` -> (validation loss, accuracy) after each epoch. With
-    `boxes`, each EpochEnd carries the mean box loss over the epoch's boxed images."""
+    `steps` batches, `n_train` images per epoch); `validate()` -> (validation loss, accuracy)
+    after each epoch. With `boxes` (`masks`), each EpochEnd carries the mean box (mask) loss
+    over the epoch's boxed (outlined) images."""
     for callback in callbacks:
         callback.on_start(state)
     started = time.monotonic() - state.elapsed_s
     for epoch in range(state.epoch + 1, state.epochs + 1):
-        loss_total, correct_total, box_total, box_count = 0.0, 0.0, 0.0, 0.0
+        totals = np.zeros(6)  # class loss, correct, box loss, boxed, mask loss, outlined
         for step, batch in enumerate(batches, start=1):
             for callback in callbacks:
                 callback.on_step_start(state)
-            loss_sum, correct, box_sum, boxed = train_step(*batch)
-            loss_total += float(loss_sum)
-            correct_total += float(correct)
-            box_total += float(box_sum)
-            box_count += float(boxed)
+            totals += [float(value) for value in train_step(*batch)]
             done = StepEnd(epoch, step, steps)
             for callback in callbacks:
                 callback.on_step_end(state, done)
         val_loss, val_accuracy = validate()
         state.epoch, state.elapsed_s = epoch, time.monotonic() - started
-        event = EpochEnd(epoch, state.epochs, loss_total / n_train, correct_total / n_train, val_loss, val_accuracy,
+        event = EpochEnd(epoch, state.epochs, totals[0] / n_train, totals[1] / n_train, val_loss, val_accuracy,
                          state.elapsed_s, state.elapsed_s / epoch * (state.epochs - epoch),
-                         box_total / max(box_count, 1.0) if boxes else None)
+                         totals[2] / max(totals[3], 1.0) if boxes else None,
+                         totals[4] / max(totals[5], 1.0) if masks else None)
         for callback in callbacks:
             callback.on_epoch_end(state, event)
     for callback in callbacks:

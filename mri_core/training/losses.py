@@ -4,7 +4,9 @@ A label is a class index, or `n_classes` for an image known to show a tumor of u
 (a `yes/` folder next to typed folders): its loss is on the summed probability of the tumor
 classes, so it still teaches "tumor". The class loss is the negative log of the probability
 given to the label; the box loss (on images with a tumor box) pushes the class evidence map
-inside the box. The tensor versions run inside the training step, the NumPy ones on
+inside the box; the mask loss (on a segmenting network) is binary cross-entropy plus Dice
+against a tumor outline, or cross-entropy outside a box where only a box is known. The
+tensor versions run inside the training step, the NumPy ones on
 validation predictions.
 """
 
@@ -75,3 +77,40 @@ def box_loss(maps, logits_kernel, labels, masks, has_box):
     usable = has_box * tf.cast(tf.reduce_max(inside, axis=-1) > 0, tf.float32) * tf.cast(typed, tf.float32)
     per_example = -tf.reduce_logsumexp(log_share + tf.math.log(inside + 1e-6), axis=-1)
     return per_example * usable
+
+
+MASK_SMOOTH = 1.0  # Dice smoothing, in pixels
+
+
+def mask_loss(predicted, masks, kind):
+    """Per image mask loss -> (N,) float32.
+
+    predicted (N, S, S, 1) sigmoid; masks (N, S, S, 1) float 0/1; kind (N,) int (`prepared`:
+    0 none, 1 outline, 2 box). An outline (a healthy slice's is empty) gives the mean pixel
+    binary cross-entropy plus, where it holds tumor, the soft Dice loss; a box gives the
+    cross-entropy on the pixels outside it (no tumor there); nothing known gives 0.
+    """
+    import tensorflow as tf
+
+    p = tf.clip_by_value(tf.cast(predicted, tf.float32), 1e-6, 1.0 - 1e-6)
+    m = tf.cast(masks, tf.float32)
+    axes = (1, 2, 3)
+    pixel_bce = -(m * tf.math.log(p) + (1.0 - m) * tf.math.log(1.0 - p))
+    bce = tf.reduce_mean(pixel_bce, axis=axes)
+    outside = 1.0 - m
+    bce_outside = tf.reduce_sum(pixel_bce * outside, axis=axes) / tf.maximum(tf.reduce_sum(outside, axis=axes), 1.0)
+    area = tf.reduce_sum(m, axis=axes)
+    dice = 1.0 - (2.0 * tf.reduce_sum(p * m, axis=axes) + MASK_SMOOTH) / (tf.reduce_sum(p, axis=axes) + area + MASK_SMOOTH)
+    outline_loss = bce + tf.where(area > 0, dice, tf.zeros_like(dice))
+    kind = tf.cast(kind, tf.int32)
+    return tf.where(kind == 1, outline_loss, tf.where(kind == 2, bce_outside, tf.zeros_like(bce)))
+
+
+def dice_scores(predicted: np.ndarray, masks: np.ndarray, threshold: float = 0.5) -> np.ndarray:
+    """(N, ...) probabilities and 0/1 masks -> (N,) Dice of the thresholded prediction (1.0
+    where both are empty)."""
+    predicted = np.asarray(predicted).reshape(len(predicted), -1) >= threshold
+    masks = np.asarray(masks).reshape(len(masks), -1) > 0
+    overlap = (predicted & masks).sum(axis=1)
+    total = predicted.sum(axis=1) + masks.sum(axis=1)
+    return np.where(total > 0, 2.0 * overlap / np.maximum(total, 1), 1.0)

@@ -18,7 +18,7 @@ from mri_core.training import data as datasets
 from mri_core.training.prepared import TrainingData
 from mri_core.training.recipes import TrainSettings
 
-CALIBRATED_KEYS = ("threshold", "operating_point", "temperature", "reading")
+CALIBRATED_KEYS = ("threshold", "uncertainty_band", "operating_point", "temperature", "reading")
 
 
 def model_info(data_dirs: Sequence[str | Path], settings: TrainSettings, data: TrainingData,
@@ -37,6 +37,9 @@ def model_info(data_dirs: Sequence[str | Path], settings: TrainSettings, data: T
                    + ("; images of a tumor of unknown type were trained on the summed tumor classes" if folded else ""),
         **{key: calibration[key] for key in CALIBRATED_KEYS},
         "gradcam_layer": settings.recipe.gradcam_layer,
+        # the second output, when the network segments: per-pixel tumor probability over the model
+        # input; a pixel is tumor at >= threshold (the heatmap never comes from it)
+        "segmentation": calibration.get("segmentation"),
         "settings": asdict(settings),
         "data": data.summary,
         "history": history,
@@ -53,7 +56,11 @@ def reproduce_command(data_dirs: Sequence[str | Path], settings: TrainSettings) 
              "--seed", str(settings.seed), "--split", settings.split]
     if settings.manifest:
         parts += ["--manifest", str(settings.manifest)]
-    parts += ["--source-balance", str(settings.source_balance), "--box-weight", str(settings.box_weight)]
+    parts += ["--source-balance", str(settings.source_balance), "--box-weight", str(settings.box_weight),
+              "--mask-weight", str(settings.mask_weight),
+              "--group-sampling" if settings.group_sampling else "--no-group-sampling"]
+    if settings.not_mri:
+        parts += ["--not-mri", str(settings.not_mri)]
     if settings.name:
         parts += ["--name", settings.name]
     return shlex.join(parts)

@@ -2,7 +2,9 @@
 
 Every network takes a batch of prepared slices, (N, S, S, 1) float32 in [0, 1] (normalised
 once, in `preprocess`), and ends in a Dense layer named `logits` followed by a softmax layer
-named `probabilities`; the recipe names the Grad-CAM layer. Functional models only:
+named `probabilities`; the recipe names the Grad-CAM layer. A segmenting network (`segment=True`)
+has a second output, `mask`: (N, S, S, 1) sigmoid tumor probability per input pixel, from a light
+decoder with skip connections on the same encoder, so one pass gives both. Functional models only:
 tf-keras-vis's modifiers fail on `keras.Sequential`. No Lambda layers, so packages load with
 `safe_mode=True`. Keras is imported when a network is built, not when this module is.
 """
@@ -16,8 +18,11 @@ PAPER_CONV2_FILTERS = 40
 PAPER_DENSE_UNITS = 32
 
 
-def build_paper(image_size: int, n_classes: int):
-    """The seed paper's small sequential CNN, as a functional model; Grad-CAM layer `conv2`."""
+def build_paper(image_size: int, n_classes: int, segment: bool = False):
+    """The seed paper's small sequential CNN, as a functional model; Grad-CAM layer `conv2`.
+    It has no decoder: `segment` must be False."""
+    if segment:
+        raise ValueError("the paper's CNN has no segmentation output")
     import keras
     from keras import layers
 
@@ -31,12 +36,14 @@ def build_paper(image_size: int, n_classes: int):
     return _classifier_head(inputs, x, n_classes, "paper")
 
 
-def build_default(image_size: int, n_classes: int):
+def build_default(image_size: int, n_classes: int, segment: bool = False):
     """A compact residual, depthwise-separable CNN with batch norm and global pooling.
 
     The backbone runs down to 1/16 of the input; its deepest features are then upsampled
     and merged with the 1/8-scale features, so the Grad-CAM layer (`last_conv`) sees
     16x16 cells at 128 px: tumors here cover ~2% of the brain crop, too little for an 8x8 map.
+    With `segment`, a decoder climbs from `last_conv` back to 1/2 of the input through the
+    1/4 and 1/2 encoder features (skip connections) and is upsampled to the input size.
     """
     import keras
     from keras import layers
@@ -56,10 +63,31 @@ def build_default(image_size: int, n_classes: int):
     x = _conv_bn_relu(x, 160, 1, "merge")
     x = layers.Conv2D(192, 1, use_bias=False, name="head_conv")(x)
     x = layers.BatchNormalization(name="head_bn")(x)
-    x = layers.ReLU(name="last_conv")(x)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    cam = layers.ReLU(name="last_conv")(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(cam)
     x = layers.Dropout(0.3, name="dropout")(x)
-    return _classifier_head(inputs, x, n_classes, "default")
+    if not segment:
+        return _classifier_head(inputs, x, n_classes, "default")
+    model = _classifier_head(inputs, x, n_classes, "default")
+    mask = _decoder(cam, [model.get_layer("block1_out").output, model.get_layer("stem_relu").output])
+    return keras.Model(inputs, [model.outputs[0], mask], name="default_segmenting")
+
+
+def _decoder(features, skips):
+    """Deep features -> (N, S, S, 1) sigmoid mask: per skip (coarse to fine) upsample x2,
+    concatenate, one separable conv; a 1x1 conv to one channel, then bilinear to the input size."""
+    from keras import layers
+
+    x = layers.Conv2D(64, 1, use_bias=False, name="seg_reduce")(features)
+    x = layers.BatchNormalization(name="seg_reduce_bn")(x)
+    x = layers.ReLU(name="seg_reduce_relu")(x)
+    for i, (skip, filters) in enumerate(zip(skips, (48, 32)), start=1):
+        x = layers.UpSampling2D(2, interpolation="bilinear", name=f"seg_up{i}")(x)
+        x = layers.Concatenate(name=f"seg_skip{i}")([x, skip])
+        x = _conv_bn_relu(x, filters, 1, f"seg_dec{i}")
+    x = layers.Conv2D(1, 1, name="seg_logits")(x)
+    x = layers.UpSampling2D(2, interpolation="bilinear", name="seg_full")(x)
+    return layers.Activation("sigmoid", name="mask", dtype="float32")(x)
 
 
 def _conv_bn_relu(x, filters: int, stride: int, name: str):

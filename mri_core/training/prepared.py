@@ -23,6 +23,8 @@ from mri_core.training import duplicates
 from mri_core.training import splits
 from mri_core.training.recipes import TrainSettings
 
+REGION_NONE, REGION_OUTLINE, REGION_BOX = 0, 1, 2
+
 
 @dataclass
 class TrainingData:
@@ -33,9 +35,16 @@ class TrainingData:
     summary: dict
     true_names: dict[str, list[str]] = field(default_factory=dict)  # split -> true class per image
     train_weights: np.ndarray | None = None  # per training image loss weight (mean 1)
-    train_masks: np.ndarray | None = None  # (N, S, S, 1) uint8 1 inside the tumor box; None: no boxes
-    train_has_box: np.ndarray | None = None  # (N,) float32 1.0 where the image has a box
+    train_masks: np.ndarray | None = None  # (N, S, S, 1) uint8 1 inside the tumor (outline or box); None: none
+    train_has_box: np.ndarray | None = None  # (N,) float32 1.0 where the image has a tumor region (box or outline)
+    # (N,) int8 what train_masks holds per image: REGION_NONE, REGION_OUTLINE (the tumor's own
+    # outline, or an all-zero mask of a healthy slice) or REGION_BOX (only a box); None: no masks
+    train_mask_kind: np.ndarray | None = None
+    train_groups: np.ndarray | None = None  # (N,) near-duplicate group per training image
     val_sources: list[str] = field(default_factory=list)  # root name per validation image
+    val_planes: list[str] = field(default_factory=list)  # imaging plane per validation image ("unknown" unnamed)
+    val_masks: np.ndarray | None = None  # (N, S, S, 1) uint8 validation outlines (healthy: empty); None: none
+    val_mask_kind: np.ndarray | None = None  # (N,) int8 REGION_* of val_masks
     paths: dict[str, list[Path]] = field(default_factory=dict)  # split -> image files, in array order
 
     @property
@@ -80,7 +89,12 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
                                for r in records], np.int32))
               for part, records in parts.items()}
     train = parts["train"]
-    masks, has_box = box_masks(train, settings.image_size) if settings.box_weight else (None, None)
+    index = {id(r): i for i, r in enumerate(dataset.records)}
+    train_groups = np.array([groups[index[id(r)]] for r in train], np.int64)
+    masks, has_box, kind = tumor_regions(train, settings.image_size, boxes=bool(settings.box_weight),
+                                         outlines=bool(settings.mask_weight))
+    val_masks, _, val_kind = (tumor_regions(parts["val"], settings.image_size, boxes=False, outlines=True)
+                              if settings.mask_weight else (None, None, None))
     summary = {
         "roots": [str(Path(root)) for root in data_dirs],
         "kind": dataset.kind,
@@ -94,43 +108,69 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
         "manifest_hash": manifest_hash,
         "test_leakage": int(splits.leakage_count(split, groups, dataset)),
         "source_balance": settings.source_balance,
-        "boxed_train_images": int(has_box.sum()) if has_box is not None else 0,
+        "boxed_train_images": int((kind == REGION_BOX).sum()) if kind is not None else 0,
+        "outlined_train_images": int(((kind == REGION_OUTLINE) & (has_box > 0)).sum()) if kind is not None else 0,
+        "healthy_zero_mask_train_images": int(((kind == REGION_OUTLINE) & (has_box == 0)).sum()) if kind is not None else 0,
+        "train_groups": int(len(np.unique(train_groups))),
     }
     return TrainingData(
         class_names, arrays, summary,
         true_names={part: [r.class_name for r in records] for part, records in parts.items()},
         train_weights=stratum_weights([(r.root_name, r.class_name) for r in train], settings.source_balance),
-        train_masks=masks, train_has_box=has_box, val_sources=[r.root_name for r in parts["val"]],
+        train_masks=masks, train_has_box=has_box, train_mask_kind=kind, train_groups=train_groups,
+        val_sources=[r.root_name for r in parts["val"]], val_planes=[r.plane for r in parts["val"]],
+        val_masks=val_masks, val_mask_kind=val_kind,
         paths={part: [r.path for r in records] for part, records in parts.items()})
 
 
-def box_masks(records: Sequence[datasets.ImageRecord], image_size: int) -> tuple[np.ndarray | None, np.ndarray | None]:
-    """Tumor boxes of the records whose root has a boxes.csv -> ((N, S, S, 1) uint8 masks, (N,) flags).
+def tumor_regions(records: Sequence[datasets.ImageRecord], image_size: int, boxes: bool = True,
+                  outlines: bool = False) -> tuple[np.ndarray | None, np.ndarray | None, np.ndarray | None]:
+    """Where each record's tumor is, over the model input -> ((N, S, S, 1) uint8 masks, (N,)
+    float32 1.0 where a tumor region is known, (N,) int8 kinds REGION_*); (None, None, None)
+    when nothing is known.
 
-    (None, None) when no record has a box. A box whose stated image size differs from the
-    file's is not used (it would land in the wrong place).
+    With `outlines`: a tumor image's masks/<stem>.png (an empty one counts as missing), and an
+    all-zero outline for every healthy image. With `boxes`: a root's boxes.csv where no
+    outline is known; a box whose stated image size differs from the file's is not used (it
+    would land in the wrong place). Masks go through the image's own crop (`preprocess`).
     """
-    boxes_by_root = {root: datasets.read_boxes(root) for root in {r.root for r in records}}
-    boxed = [(i, boxes_by_root[r.root][r.relative_path]) for i, r in enumerate(records)
-             if r.relative_path in boxes_by_root[r.root]]
-    if not boxed:
-        return None, None
+    boxes_by_root = {root: datasets.read_boxes(root) if boxes else {} for root in {r.root for r in records}}
+    kind = np.zeros(len(records), np.int8)
+    todo = []
+    for i, r in enumerate(records):
+        if outlines and r.class_name in datasets.NO_TUMOR_CLASSES:
+            kind[i] = REGION_OUTLINE  # healthy: the outline is empty; nothing to read
+        elif outlines and r.mask_path is not None:
+            todo.append((i, r.mask_path, None))
+        elif r.relative_path in boxes_by_root[r.root]:
+            todo.append((i, None, boxes_by_root[r.root][r.relative_path]))
+    if not todo and not kind.any():
+        return None, None, None
     masks = np.zeros((len(records), image_size, image_size, 1), np.uint8)
-    has_box = np.zeros(len(records), np.float32)
+    has_region = np.zeros(len(records), np.float32)
 
     def fill(item):
-        i, (box, shape) = item
+        i, mask_path, box = item
         pixels = slices.read_file(records[i].path)[0].pixels
-        if tuple(pixels.shape[:2]) != shape:
-            return
-        crop = preprocess.prepare(pixels, image_size).crop_box  # the same crop as the model input's
-        x0, y0, x1, y1 = preprocess.box_to_model(box, crop, image_size)
-        masks[i, y0:y1 + 1, x0:x1 + 1] = 1
-        has_box[i] = 1.0
+        crop = preprocess.square_box(preprocess.brain_crop_box(pixels))  # the model input's crop
+        if mask_path is not None:
+            outline = slices.read_file(mask_path)[0].pixels > 0.5
+            if outline.shape != pixels.shape[:2] or not outline.any():
+                return  # another size, or empty although the image shows a tumor: treat as missing
+            masks[i, ..., 0] = preprocess.mask_to_model(outline, crop, image_size)
+            kind[i] = REGION_OUTLINE
+        else:
+            (x_0, y_0, x_1, y_1), shape = box
+            if tuple(pixels.shape[:2]) != shape:
+                return
+            x0, y0, x1, y1 = preprocess.box_to_model((x_0, y_0, x_1, y_1), crop, image_size)
+            masks[i, y0:y1 + 1, x0:x1 + 1] = 1
+            kind[i] = REGION_BOX
+        has_region[i] = float(masks[i].any())
 
     with ThreadPoolExecutor(max_workers=2) as pool:
-        list(pool.map(fill, boxed))
-    return masks, has_box
+        list(pool.map(fill, todo))
+    return masks, has_region, kind
 
 
 def stratum_weights(strata: Sequence[tuple[str, str]], exponent: float) -> np.ndarray:

@@ -21,7 +21,8 @@ MIN_IMAGE_SIZE, MAX_IMAGE_SIZE = 32, 512
 STRATEGIES = ("auto", "mirrored", "multiworker")
 SPLITS = ("grouped", "naive")  # grouped: near-duplicates kept together; naive: per image (as the paper)
 # the TrainSettings a recipe gives a value for when the user leaves them unset
-RECIPE_DEFAULTS = ("epochs", "image_size", "batch_size", "learning_rate", "source_balance", "box_weight")
+RECIPE_DEFAULTS = ("epochs", "image_size", "batch_size", "learning_rate", "source_balance", "box_weight",
+                   "mask_weight", "group_sampling")
 
 
 def constant_rate(learning_rate: float, total_steps: int) -> float:
@@ -41,7 +42,7 @@ class Recipe:
 
     name: str  # model.json "architecture"
     label: str  # what a page shows
-    builder: Callable[[int, int], Any]  # (image size, number of classes) -> keras.Model
+    builder: Callable[..., Any]  # (image size, number of classes, segment=bool) -> keras.Model
     gradcam_layer: str
     mirror_average: bool  # read a slice as the mean over it and its left-right mirror
     heatmap_sigma: float  # Gaussian over the heatmap, in model-input pixels
@@ -52,9 +53,15 @@ class Recipe:
     source_balance: float  # see TrainSettings
     box_weight: float  # see TrainSettings
     box_loss: bool  # the Grad-CAM layer feeds `logits` through global pooling, as the box loss needs
+    mask_weight: float  # see TrainSettings
+    segments: bool  # the network can have a segmentation output (a decoder on its encoder)
+    group_sampling: bool  # see TrainSettings
     augment: Callable | None  # (images, masks, seeds) -> (images, masks); None: images as they are
     schedule: Callable[[float, int], Any]  # (learning rate, total steps) -> what the optimizer takes
     target_sensitivity: float | None  # operating point (calibrate); None: the plain 0.5
+    # (miss rate per tumor source, healthy-called-tumor rate per (source, plane), and overall):
+    # the uncertainty band chosen on validation (calibrate.choose_band); None: no band
+    band_rule: tuple[float, float, float] | None = None
 
     @property
     def reading(self) -> dict:
@@ -72,15 +79,17 @@ RECIPES = {recipe.name: recipe for recipe in (
     Recipe(name="paper", label="Paper CNN (two conv layers, as published)",
            builder=networks.build_paper, gradcam_layer="conv2", mirror_average=False, heatmap_sigma=0.0,
            epochs=30, batch_size=16, learning_rate=1e-3, image_size=128, source_balance=0.0,
-           box_weight=0.0, box_loss=False, augment=None, schedule=constant_rate, target_sensitivity=None),
+           box_weight=0.0, box_loss=False, mask_weight=0.0, segments=False, group_sampling=False,
+           augment=None, schedule=constant_rate, target_sensitivity=None),
     # Ours. Reading aids: on validation (default-4class@3) the mirror average and a 2-px
     # heatmap smoothing together moved the pointing game from 0.845 to 0.881 and named-class
     # accuracy from 0.949 to 0.963. It operates at high sensitivity.
     Recipe(name="default", label="Default (compact residual CNN, augmented, box-guided heatmap)",
            builder=networks.build_default, gradcam_layer="last_conv", mirror_average=True, heatmap_sigma=2.0,
            epochs=36, batch_size=32, learning_rate=2e-3, image_size=128, source_balance=0.5,
-           box_weight=1.5, box_loss=True, augment=augment.scanner_variation, schedule=cosine_decay,
-           target_sensitivity=0.98),
+           box_weight=1.5, box_loss=True, mask_weight=1.0, segments=True, group_sampling=True,
+           augment=augment.scanner_variation, schedule=cosine_decay,
+           target_sensitivity=0.98, band_rule=(0.01, 0.03, 0.02)),
 )}
 
 
@@ -95,8 +104,9 @@ def default_arch() -> str:
     return registry.default_shipped().info["architecture"]
 
 
-def build(arch: str, image_size: int, n_classes: int):
-    """Build architecture `arch` for (image_size, image_size, 1) input and n_classes outputs."""
+def build(arch: str, image_size: int, n_classes: int, segment: bool = False):
+    """Build architecture `arch` for (image_size, image_size, 1) input and n_classes outputs
+    (and, with `segment`, a second output: the (N, S, S, 1) tumor mask)."""
     recipe = recipe_for(arch)
     if not MIN_IMAGE_SIZE <= image_size <= MAX_IMAGE_SIZE:
         raise SettingsInvalid(
@@ -104,7 +114,9 @@ def build(arch: str, image_size: int, n_classes: int):
         )
     if n_classes < 2:
         raise SettingsInvalid(f"A classifier needs at least 2 classes, got {n_classes}.")
-    return recipe.builder(image_size, n_classes)
+    if segment and not recipe.segments:
+        raise SettingsInvalid(f"The {arch} architecture has no segmentation output; set the mask weight to 0.")
+    return recipe.builder(image_size, n_classes, segment=segment)
 
 
 @dataclass(frozen=True)
@@ -129,6 +141,15 @@ class TrainSettings:
     # weight of the box loss: on images with a tumor box (a root's boxes.csv), the class
     # evidence map (the Grad-CAM layer x the logits' weights) is pushed inside the box.
     box_weight: float | None = None
+    # weight of the mask loss (binary cross-entropy + Dice) on images with a tumor outline (a
+    # root's masks/ folder) and on healthy images (an empty outline); > 0 adds a segmentation
+    # output when the data has outlines. 0 = a classifier only.
+    mask_weight: float | None = None
+    # each epoch draws one image per near-duplicate group (the same slice saved in several sets
+    # counts once): shorter epochs, and no slice weighs more for being copied
+    group_sampling: bool | None = None
+    # a flat folder of images that are not brain MRI (head CT ...): measured, never a class
+    not_mri: str | None = None
 
     def __post_init__(self):
         if self.arch is None:
@@ -159,6 +180,10 @@ class TrainSettings:
             raise SettingsInvalid(f"Source balance must be between 0 and 1, got {self.source_balance}.")
         if not 0.0 <= self.box_weight <= 10.0:
             raise SettingsInvalid(f"Box weight must be between 0 and 10, got {self.box_weight}.")
+        if not 0.0 <= self.mask_weight <= 10.0:
+            raise SettingsInvalid(f"Mask weight must be between 0 and 10, got {self.mask_weight}.")
+        if self.mask_weight and not recipe.segments:
+            raise SettingsInvalid(f"The {self.arch} architecture has no segmentation output; set the mask weight to 0.")
         if self.box_weight and not recipe.box_loss:
             raise SettingsInvalid(f"The {self.arch} architecture cannot learn from tumor boxes; set the box weight to 0.")
         if self.name is not None:

@@ -23,7 +23,7 @@ from mri_core.inference.model import predict_arrays
 from mri_core.inference.ood import INFO_KEY, OOD_FILE
 from mri_core.package import activation, registry
 from mri_core.training import checkpoint, losses, loop, ood_fit
-from mri_core.training.batches import training_batches
+from mri_core.training.batches import epoch_size, training_batches
 from mri_core.training.calibrate import calibrate_and_test
 from mri_core.training.callbacks import Cancel, Checkpoint, History, KeepBest, Progress, fingerprint
 from mri_core.training.distribute import is_chief, make_strategy
@@ -50,17 +50,20 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
     recipe = settings.recipe
     strategy = strategy or make_strategy(settings.strategy)
     keras.utils.set_random_seed(settings.seed)
+    segment = segments(data, settings)
     with strategy.scope():
-        model = build(settings.arch, settings.image_size, len(data.class_names))
+        model = build(settings.arch, settings.image_size, len(data.class_names), segment=segment)
     global_batch = settings.batch_size * strategy.num_replicas_in_sync
-    n_train = len(data.arrays["train"][1])
+    n_train = epoch_size(data, settings.group_sampling)
     steps = int(np.ceil(n_train / global_batch))
     with strategy.scope():
         optimizer = keras.optimizers.Adam(recipe.schedule(settings.learning_rate, steps * settings.epochs))
     boxes = settings.box_weight > 0 and data.train_masks is not None
-    batches = training_batches(data, settings.seed, global_batch, recipe.augment, boxes, strategy)
+    batches = training_batches(data, settings.seed, global_batch, recipe.augment, boxes, strategy,
+                               masks=segment, group_sampling=settings.group_sampling)
     step = loop.make_step(strategy, model, optimizer, recipe.gradcam_layer, data.tumor_mask,
-                          settings.box_weight if boxes else 0.0, global_batch)
+                          settings.box_weight if boxes else 0.0, global_batch,
+                          settings.mask_weight if segment else 0.0)
     val_x, val_y = data.arrays["val"]
 
     def validate() -> tuple[float, float]:
@@ -69,8 +72,14 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
                 float(np.mean(losses.is_correct(probabilities, val_y, data.tumor_mask))))
 
     state = loop.LoopState(model, optimizer, strategy, settings.epochs)
-    loop.run(state, step, batches, steps, n_train, validate, [History(), KeepBest(), *callbacks], boxes)
+    loop.run(state, step, batches, steps, n_train, validate, [History(), KeepBest(), *callbacks], boxes, segment)
     return model, state.history
+
+
+def segments(data: TrainingData, settings: TrainSettings) -> bool:
+    """Whether the run trains a segmentation output: a mask weight, and tumor outlines in the data."""
+    kind = data.train_mask_kind
+    return bool(settings.mask_weight) and kind is not None and bool(((kind == 1) & (data.train_has_box > 0)).any())
 
 
 def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
