@@ -17,6 +17,9 @@ DATA_ROOT = Path(os.environ.get("MRI_DATA", PROJECT_ROOT.parent / "shared" / "da
 KAGGLE = DATA_ROOT / "kaggle-brain-mri"
 TYPED_224 = DATA_ROOT / "brain-tumor-mri-224"
 FIGSHARE = DATA_ROOT / "figshare-boxes"
+BRISC = DATA_ROOT / "brisc2025"
+BR35H_EXTRA = DATA_ROOT / "br35h-extra"
+HEAD_CT = DATA_ROOT / "not-mri" / "head-ct"
 
 
 def require_data(path: Path = DATA_ROOT) -> Path:
@@ -47,6 +50,16 @@ def typed_dir() -> Path:
 @pytest.fixture(scope="session")
 def figshare_dir() -> Path:
     return require_data(FIGSHARE)
+
+
+@pytest.fixture(scope="session")
+def brisc_dir() -> Path:
+    return require_data(BRISC)
+
+
+@pytest.fixture(scope="session")
+def head_ct_dir() -> Path:
+    return require_data(HEAD_CT)
 
 
 @pytest.fixture(scope="session")
