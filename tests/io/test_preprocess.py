@@ -281,3 +281,18 @@ def test_heatmap_values_stay_in_unit_range(tumor_pixels: np.ndarray):
     cam[0, 0] = np.nan
     heatmap = heatmap_to_original(cam, prepared)
     assert np.isfinite(heatmap).all() and heatmap.min() >= 0 and heatmap.max() <= 1
+
+
+def test_a_mask_follows_the_images_crop_onto_the_model_input():
+    from mri_core.io.preprocess import mask_to_model
+
+    mask = np.zeros((100, 200), np.uint8)
+    mask[40:60, 120:140] = 255  # 20 x 20 original pixels
+    # a square crop from x 50 to 249 (beyond the right edge, padded) and y -50 to 149: 200 px -> 50 px
+    small = mask_to_model(mask, (50, -50, 249, 149), 50)
+    assert small.shape == (50, 50) and small.dtype == np.uint8
+    ys, xs = np.nonzero(small)
+    # x 120..139 is crop 70..89, i.e. model pixels 17.5 .. 22.5: the edge pixels 17 and 22 are half
+    # covered and kept (>= 0.5); y 40..59 is crop 90..109, model 22.5 .. 27.5 alike
+    assert (xs.min(), xs.max(), ys.min(), ys.max()) == (17, 22, 22, 27)
+    assert small.sum() == 6 * 6 - 4  # the four corner pixels are only a quarter covered

@@ -33,8 +33,28 @@ def test_the_same_seed_gives_the_same_batches_and_every_epoch_new_ones(data):
 def test_a_batch_holds_every_training_image_once_per_epoch_with_stand_in_masks(data):
     train_x, train_y = data.arrays["train"]
     (epoch,) = _epochs(data, seed=0, epochs=1, augment=None)  # no augmentation: the images as prepared
-    images, labels, weights, masks, has_box = (np.concatenate(parts) for parts in zip(*epoch))
+    images, labels, weights, masks, has_box, kind = (np.concatenate(parts) for parts in zip(*epoch))
     assert len(epoch) == int(np.ceil(len(train_y) / 8)) and images.dtype == np.float32
     assert sorted(labels.tolist()) == sorted(train_y.tolist())
     np.testing.assert_allclose(np.sort(images.sum(axis=(1, 2, 3))), np.sort(train_x.sum(axis=(1, 2, 3))), rtol=1e-6)
     assert masks.shape == (len(train_y), 1, 1, 1) and not has_box.any() and np.allclose(weights, 1.0)
+    assert not kind.any()
+
+
+def test_group_sampling_draws_one_image_per_near_duplicate_group_each_epoch_afresh(data):
+    from mri_core.training.batches import epoch_size
+
+    train_x, _ = data.arrays["train"]
+    groups = data.train_groups
+    assert len(np.unique(groups)) < len(groups)  # the Kaggle set holds near-duplicates
+    assert epoch_size(data, True) == len(np.unique(groups)) and epoch_size(data, False) == len(groups)
+    batches = training_batches(data, 5, 8, None, False, make_strategy("auto"), group_sampling=True)
+    sums = train_x.sum(axis=(1, 2, 3))
+    drawn = []
+    for _ in range(3):
+        images = np.concatenate([np.asarray(batch[0]) for batch in batches])
+        index = [int(np.argmin(np.abs(sums - s))) for s in images.sum(axis=(1, 2, 3))]
+        assert len(index) == len(np.unique(groups))
+        assert sorted(groups[index].tolist()) == sorted(np.unique(groups).tolist())  # each group once
+        drawn.append(index)
+    assert drawn[0] != drawn[1] or drawn[1] != drawn[2]  # members and order are drawn anew

@@ -59,5 +59,33 @@ def test_each_recipe_is_calibrated_and_tested_the_way_it_reads(tiny_model, small
     assert paper["test_metrics"]["n"] == len(data.arrays["test"][1])
     mirrored = calibrate_and_test(tiny_model.keras_model, data, RECIPES["default"])
     assert mirrored["reading"] == RECIPES["default"].reading
-    assert mirrored["operating_point"]["target_sensitivity"] == RECIPES["default"].target_sensitivity
-    assert THRESHOLD_RANGE[0] <= mirrored["threshold"] <= THRESHOLD_RANGE[1]
+    miss, false, false_all = RECIPES["default"].band_rule
+    assert mirrored["operating_point"]["band_rule"] == {"miss_rate": miss, "false_rate": false,
+                                                        "false_rate_overall": false_all}
+    low, high = mirrored["uncertainty_band"]
+    assert low <= mirrored["threshold"] <= high
+    assert paper["uncertainty_band"] is None and paper["segmentation"] is None
+
+
+def test_the_band_keeps_every_tumor_source_and_every_healthy_stratum_and_defers_the_conflict():
+    from mri_core.training.calibrate import band_summary, band_threshold, choose_band
+
+    rng = np.random.default_rng(0)
+    tumors_a = rng.uniform(0.5, 1.0, 200)  # a source whose tumors score high
+    tumors_b = rng.uniform(0.2, 1.0, 100)  # one whose tumors score lower
+    healthy_ax = rng.uniform(0.0, 0.1, 100)
+    healthy_co = rng.uniform(0.0, 0.4, 100)  # a plane the model finds harder
+    scores = np.concatenate([tumors_a, tumors_b, healthy_ax, healthy_co])
+    is_tumor = np.r_[np.ones(300, bool), np.zeros(200, bool)]
+    sources = ["a"] * 200 + ["b"] * 100 + ["a"] * 200
+    strata = ["a/x"] * 200 + ["b/x"] * 100 + ["a/axial"] * 100 + ["a/coronal"] * 100
+    low, high, how = choose_band(scores, is_tumor, sources, strata, miss_rate=0.01, false_rate=0.03,
+                                 false_rate_overall=0.02)
+    assert how["low_set_by"] == "b" and how["high_set_by"] == "a/coronal"
+    assert np.mean(tumors_b < low) <= 0.01 and np.mean(tumors_a < low) <= 0.01
+    assert np.mean(healthy_co >= high) <= 0.03 and np.mean(healthy_ax >= high) <= 0.03
+    assert low < high  # the styles conflict: the band defers the difference
+    assert low < band_threshold(low, high) < high
+    figures = band_summary(scores, is_tumor, strata, low, high)
+    assert figures["all"]["missed"] <= 0.01 and figures["a/coronal"]["healthy_called_tumor"] <= 0.03
+    assert 0 < figures["all"]["deferred"] < 0.5

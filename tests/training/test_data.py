@@ -134,3 +134,34 @@ def test_a_root_without_boxes_has_none_and_a_bad_row_is_named(tmp_path, kaggle_d
     (tmp_path / "boxes.csv").write_text("file,width,height,x_min,y_min,x_max,y_max\na.png,512,512,10,ten,40,50\n")
     with pytest.raises(DatasetInvalid, match="line 2"):
         read_boxes(tmp_path)
+
+
+def test_planes_come_from_the_file_name_and_a_masks_folder_is_not_a_class(tmp_path, brisc_dir):
+    from subsets import link_with_masks
+
+    from mri_core.training.data import plane_of
+
+    assert plane_of("brisc2025_train_00001_gl_ax_t1.png") == "axial"
+    assert plane_of("brisc2025_train_00624_gl_co_t1.jpg") == "coronal"
+    assert plane_of("x_sa_.png") == "sagittal" and plane_of("Y1.jpg") == "unknown"
+    root = link_with_masks(brisc_dir, tmp_path / "brisc2025", per_class=5, classes=("glioma", "notumor"))
+    dataset = discover([root])
+    assert dataset.class_names == ("glioma", "notumor")
+    tumors = [r for r in dataset.records if r.class_name == "glioma"]
+    assert all(r.mask_path == root / "masks" / f"{r.path.stem}.png" for r in tumors)
+    assert all(r.mask_path is None for r in dataset.records if r.class_name == "notumor")
+    assert {r.plane for r in dataset.records} <= {"axial", "coronal", "sagittal"}
+
+
+def test_a_flat_not_mri_folder_is_one_class_and_an_empty_one_is_refused(tmp_path, head_ct_dir):
+    from mri_core.training.data import NOT_MRI_CLASS, discover_flat
+
+    folder = tmp_path / "head-ct"
+    link_images(first_images(head_ct_dir, 4), folder)
+    (folder / "notes.txt").write_text("not an image")
+    found = discover_flat(folder)
+    assert len(found.records) == 4 and found.class_names == (NOT_MRI_CLASS,)
+    assert [p.name for p, _ in found.skipped] == ["notes.txt"]
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DatasetInvalid, match="No readable images"):
+        discover_flat(tmp_path / "empty")

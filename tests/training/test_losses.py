@@ -49,3 +49,24 @@ def test_box_loss_is_low_when_the_evidence_lies_in_the_tumor_box_and_high_outsid
     assert inside < 1.0 < outside
     assert _box_loss_of((6, 6), box, has_box=0.0) == 0.0  # images without a box add nothing
     assert _box_loss_of((6, 6), box, label=2) == 0.0  # a tumor of unknown type has no class map
+
+
+def test_mask_loss_rewards_the_outline_ignores_unknown_and_punishes_tumor_outside_a_box():
+    from mri_core.training.losses import dice_scores, mask_loss
+
+    truth = np.zeros((1, 16, 16, 1), np.float32)
+    truth[0, 4:8, 4:8] = 1.0
+    right, wrong = np.where(truth > 0, 0.95, 0.02), np.where(truth > 0, 0.02, 0.02)
+    wrong[0, 10:14, 10:14] = 0.95
+    outline, unknown, box = np.array([1]), np.array([0]), np.array([2])
+    assert float(mask_loss(right, truth, outline)[0]) < 0.2 < float(mask_loss(wrong, truth, outline)[0])
+    assert float(mask_loss(wrong, truth, unknown)[0]) == 0.0
+    # a box: only what lies outside it is known to be healthy
+    assert float(mask_loss(right, truth, box)[0]) < float(mask_loss(wrong, truth, box)[0])
+    healthy = np.zeros_like(truth)  # a healthy slice's outline is empty: any tumor pixel costs
+    assert float(mask_loss(np.full_like(truth, 0.02), healthy, outline)[0]) < float(mask_loss(right, healthy, outline)[0])
+    assert dice_scores(right, truth)[0] == 1.0 and dice_scores(wrong, truth)[0] == 0.0
+    half = np.zeros_like(truth)
+    half[0, 4:8, 4:6] = 1.0  # 8 of the 16 tumor pixels, none outside: Dice = 2 * 8 / (8 + 16)
+    assert dice_scores(half, truth)[0] == pytest.approx(2 * 8 / 24)
+    assert dice_scores(np.zeros_like(truth), healthy)[0] == 1.0  # both empty

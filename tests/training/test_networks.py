@@ -39,3 +39,19 @@ def test_networks_round_trip_through_safe_mode(recipe, tmp_path):
     loaded = keras.saving.load_model(tmp_path / "model.keras", safe_mode=True)
     batch = np.random.default_rng(1).random((2, 64, 64, 1), dtype=np.float32)
     np.testing.assert_allclose(np.asarray(loaded(batch)), np.asarray(model(batch)), atol=1e-6)
+
+
+def test_the_default_network_can_segment_in_the_same_pass_and_round_trips(tmp_path):
+    import keras
+
+    model = networks.build_default(64, 3, segment=True)
+    batch = np.random.default_rng(2).random((2, 64, 64, 1), dtype=np.float32)
+    probabilities, mask = (np.asarray(out) for out in model(batch))
+    assert probabilities.shape == (2, 3) and mask.shape == (2, 64, 64, 1)
+    assert 0.0 <= mask.min() and mask.max() <= 1.0
+    assert model.get_layer("mask") is not None and model.get_layer("last_conv") is not None
+    model.save(tmp_path / "seg.keras")
+    loaded = keras.saving.load_model(tmp_path / "seg.keras", safe_mode=True)
+    np.testing.assert_allclose(np.asarray(loaded(batch)[1]), mask, atol=1e-6)
+    with pytest.raises(ValueError):
+        networks.build_paper(64, 3, segment=True)

@@ -60,3 +60,26 @@ def test_source_balance_raises_rare_strata_and_keeps_the_mean_weight():
     weights = stratum_weights(strata, 0.5)
     assert weights.mean() == pytest.approx(1.0)
     assert weights[-1] / weights[0] == pytest.approx(3.0)  # sqrt(90 / 10)
+
+
+def test_outlines_follow_the_crop_and_healthy_slices_get_an_empty_outline(brisc_dir, tmp_path):
+    from subsets import link_with_masks
+
+    from mri_core.io import preprocess
+    from mri_core.io.slices import read_file
+    from mri_core.training.prepared import REGION_NONE, REGION_OUTLINE, tumor_regions
+    from mri_core.training.data import discover
+
+    root = link_with_masks(brisc_dir, tmp_path / "brisc2025", per_class=5, classes=("meningioma", "notumor"))
+    records = discover([root]).records
+    masks, has_region, kind = tumor_regions(records, 64, boxes=False, outlines=True)
+    tumors = np.array([r.class_name == "meningioma" for r in records])
+    assert (kind == REGION_OUTLINE).all() and (has_region[tumors] == 1).all() and not has_region[~tumors].any()
+    assert not masks[~tumors].any()
+    first = int(np.flatnonzero(tumors)[0])  # the model-input outline is the original's, cropped as the image was
+    pixels = read_file(records[first].path)[0].pixels
+    outline = read_file(records[first].mask_path)[0].pixels > 0.5
+    expected = preprocess.mask_to_model(outline, preprocess.prepare(pixels, 64).crop_box, 64)
+    np.testing.assert_array_equal(masks[first, ..., 0], expected)
+    _, _, without = tumor_regions(records, 64, boxes=False, outlines=False)
+    assert without is None or (without == REGION_NONE).all()

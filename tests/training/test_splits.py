@@ -128,3 +128,52 @@ def test_shipped_manifest_covers_the_kaggle_set_with_its_labels(kaggle):
     sides = {side: sum(e["split"] == side for e in manifest["images"].values()) for side in splits.SPLITS}
     total = sum(sides.values())
     assert abs(sides["test"] / total - 0.15) < 0.02 and abs(sides["train"] / total - 0.7) < 0.02
+
+
+def test_pinned_images_take_their_whole_group_to_the_pinned_split(kaggle, kaggle_groups):
+    sizes = np.bincount(kaggle_groups)
+    in_group = int(np.flatnonzero(sizes[kaggle_groups] > 1)[0])  # an image with near-duplicates
+    for part in ("test", "train"):
+        split = split_groups(kaggle, kaggle_groups, seed=0, pinned={in_group: part})
+        members = np.flatnonzero(kaggle_groups == kaggle_groups[in_group])
+        assert {split[kaggle.records[i].sha256] for i in members} == {part}
+    other = int(np.flatnonzero(kaggle_groups == kaggle_groups[in_group])[1])
+    with pytest.raises(DatasetInvalid, match="two splits"):
+        split_groups(kaggle, kaggle_groups, seed=0, pinned={in_group: "test", other: "train"})
+
+
+def test_the_v2_manifest_holds_every_mri_set_by_plane_and_the_head_ct_by_scan_group(data_root):
+    manifest = read_manifest(Path(__file__).resolve().parents[2] / "bench" / "splits" / "mri-v2.json")
+    assert manifest["roots"] == sorted(["kaggle-brain-mri", "brain-tumor-mri-224", "figshare-boxes", "brisc2025",
+                                        "br35h-extra"])
+    images = manifest["images"].values()
+    brisc = [e for e in images if e["root"] == "brisc2025"]
+    assert {e["plane"] for e in brisc} == {"axial", "coronal", "sagittal"}
+    # the 32 outlined Br35H tumors are test-only, and so is every near-duplicate of them
+    outlined = {p.stem for p in (data_root / "br35h-extra" / "masks").iterdir()}
+    pinned = [e for e in images if e["root"] == "br35h-extra" and Path(e["path"]).stem in outlined]
+    assert len(pinned) == len(outlined) == 32 and {e["split"] for e in pinned} == {"test"}
+    pinned_groups = {e["group"] for e in pinned}
+    assert {e["split"] for e in images if e["group"] in pinned_groups} == {"test"}
+    # no near-duplicate group spans two splits
+    sides: dict[int, set] = {}
+    for entry in images:
+        sides.setdefault(entry["group"], set()).add(entry["split"])
+    assert all(len(s) == 1 for s in sides.values())
+    ct = manifest["not_mri"].values()
+    assert {e["class"] for e in ct} == {"not_mri"} and {e["split"] for e in ct} == set(splits.SPLITS)
+    ct_sides: dict[int, set] = {}
+    for entry in ct:
+        ct_sides.setdefault(entry["group"], set()).add(entry["split"])
+    assert all(len(s) == 1 for s in ct_sides.values())
+
+
+def test_an_edited_not_mri_section_is_refused(tmp_path):
+    source = Path(__file__).resolve().parents[2] / "bench" / "splits" / "mri-v2.json"
+    manifest = json.loads(source.read_text())
+    first = next(iter(manifest["not_mri"]))
+    manifest["not_mri"][first]["split"] = "train" if manifest["not_mri"][first]["split"] != "train" else "test"
+    edited = tmp_path / "edited.json"
+    edited.write_text(json.dumps(manifest))
+    with pytest.raises(DatasetInvalid, match="not-MRI"):
+        read_manifest(edited)
