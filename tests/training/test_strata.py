@@ -1,0 +1,80 @@
+"""Figures per stratum, on readings as the app makes them: each rate counted by hand here."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from mri_core.io.reading import Reading
+from mri_core.training import strata
+from mri_core.training.strata import Item
+
+
+def _reading(verdict: str, p: float, label: str = "notumor", mask=None, heatmap=None, peak=None) -> Reading:
+    return Reading(source="x", label=label, tumor=verdict == "tumor", tumor_probability=p, threshold=0.5,
+                   probabilities={"glioma": p, "notumor": 1 - p}, heatmap=heatmap, cam_peak=peak, cam_box=None,
+                   warnings=(), model="m@1", verdict=verdict, mask=mask)
+
+
+def test_each_stratum_counts_its_own_misses_false_alarms_and_deferrals(tmp_path):
+    items = ([Item(tmp_path / f"t{i}", "a", "glioma") for i in range(4)]
+             + [Item(tmp_path / f"h{i}", "b", "notumor", "coronal") for i in range(5)]
+             + [Item(tmp_path / f"c{i}", "head-ct", "not_mri") for i in range(2)])
+    readings = ([_reading("tumor", 0.9, "glioma"), _reading("tumor", 0.9, "meningioma"),
+                 _reading("no_tumor", 0.1), _reading("uncertain", 0.5, "glioma")]
+                + [_reading("no_tumor", 0.1)] * 3 + [_reading("tumor", 0.8, "glioma"), _reading("cannot_read", 0.2)]
+                + [_reading("cannot_read", 0.9, "glioma"), _reading("tumor", 0.9, "glioma")])
+    figures = strata.verdict_figures(items, readings)
+    assert figures["tumor_sources"]["a"]["missed"]["successes"] == 1 and figures["tumor_sources"]["a"]["missed"]["n"] == 4
+    assert figures["tumor_sources"]["a"]["deferred"]["successes"] == 1
+    coronal = figures["healthy_strata"]["b/coronal"]
+    assert (coronal["called_tumor"]["successes"], coronal["called_tumor"]["n"]) == (1, 5)
+    assert coronal["deferred"]["successes"] == 1
+    assert figures["deferred_mri"]["successes"] == 2 and figures["deferred_mri"]["n"] == 9
+    assert figures["mri_cannot_read"]["successes"] == 1
+    assert figures["not_mri_cannot_read"]["successes"] == 1 and figures["not_mri_called_tumor"]["successes"] == 1
+    # 4-class, not deferred: tumors right 1 of 3 (a wrong type, a miss), healthy right 3 of 4
+    accuracy = figures["four_class_accuracy_not_deferred"]
+    assert (accuracy["successes"], accuracy["n"]) == (4, 7)
+    low, high = accuracy["low"], accuracy["high"]
+    assert low < 4 / 7 < high
+
+
+def test_a_model_that_calls_everything_tumor_fails_every_healthy_stratum(tmp_path):
+    items = [Item(tmp_path / f"h{i}", "brisc2025", "notumor", plane) for i, plane in
+             enumerate(["axial", "coronal", "sagittal"] * 10)]
+    figures = strata.verdict_figures(items, [_reading("tumor", 0.99, "glioma")] * 30)
+    assert all(entry["called_tumor"]["rate"] == 1.0 for entry in figures["healthy_strata"].values())
+
+
+def test_dice_of_the_mask_and_of_the_heatmap_against_an_outline_file(tmp_path):
+    truth = np.zeros((20, 30), np.uint8)
+    truth[5:10, 5:15] = 255  # 50 tumor pixels
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(truth).save(tmp_path / "masks" / "t.png")
+    predicted = np.zeros((20, 30), bool)
+    predicted[5:10, 10:20] = True  # 25 inside, 25 outside: Dice = 2 * 25 / (50 + 50)
+    heatmap = np.zeros((20, 30), np.float32)
+    heatmap[5:10, 5:15] = 1.0  # exactly the outline at half its peak
+    item = Item(tmp_path / "t.png", "brisc2025", "glioma", "axial", tmp_path / "masks" / "t.png")
+    figures = strata.segmentation_figures([item], [_reading("tumor", 0.9, "glioma", predicted, heatmap, (7, 7))])
+    assert figures["brisc2025"]["n"] == 1
+    assert figures["brisc2025"]["mask"]["mean_dice"] == pytest.approx(0.5)
+    assert figures["brisc2025"]["mask"]["pooled_dice"] == pytest.approx(0.5)
+    assert figures["brisc2025"]["cam"]["mean_dice"] == pytest.approx(1.0)
+    pointing = strata.pointing_figures([item, replace(item, mask_path=None, box=(0, 0, 3, 3))],
+                                       [_reading("tumor", 0.9, "glioma", peak=(7, 7)),
+                                        _reading("tumor", 0.9, "glioma", peak=(7, 7))])
+    assert pointing["brisc2025"]["successes"] == 1 and pointing["brisc2025"]["n"] == 2  # in the outline, not the box
+
+
+def test_ece_of_the_tumor_probability_is_zero_when_it_is_the_event_rate(tmp_path):
+    items = [Item(tmp_path / f"x{i}", "a", "glioma" if i < 3 else "notumor") for i in range(10)]
+    readings = [_reading("uncertain", 0.3, "glioma") for _ in range(10)]  # 3 of 10 are tumors
+    figures = strata.calibration_figures(items, readings)
+    assert figures["ece_tumor_probability"] == pytest.approx(0.0, abs=1e-9)
+    wrong = [_reading("tumor", 0.95, "glioma") for _ in range(10)]
+    assert strata.calibration_figures(items, wrong)["ece_tumor_probability"] == pytest.approx(0.95 - 0.3)
