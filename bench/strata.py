@@ -35,47 +35,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench.results_store import update_results  # noqa: E402
 from mri_core.inference.model import load_model  # noqa: E402
 from mri_core.inference.stream import read_paths  # noqa: E402
-from mri_core.training import data as datasets  # noqa: E402
 from mri_core.training import splits, strata  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = PROJECT / "bench" / "splits" / "mri-v2.json"
 DEFAULT_DATA = Path(os.environ.get("MRI_DATA", PROJECT.parent / "shared" / "data"))
-NOT_MRI_FOLDER = Path("not-mri") / "head-ct"
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def manifest_items(manifest: dict, data: Path, part: str, unseen_by: dict | None = None,
-                   per_stratum: int | None = None, seed: int = 0) -> list[strata.Item]:
-    """The part's images as `strata.Item`s (outline or box where known), MRI then not-MRI."""
-    boxes = {root: datasets.read_boxes(data / root) for root in manifest["roots"]}
-    seen_groups = set()
-    if unseen_by is not None:
-        seen = {sha for sha, e in unseen_by["images"].items() if e["split"] in ("train", "val")}
-        seen_groups = {e["group"] for sha, e in manifest["images"].items() if sha in seen}
-    items = []
-    for section, folder in (("images", None), ("not_mri", NOT_MRI_FOLDER)):
-        for entry in manifest.get(section, {}).values():
-            if entry["split"] != part or (section == "images" and entry["group"] in seen_groups):
-                continue
-            root = data / (folder or entry["root"])
-            path = root / entry["path"]
-            mask = root / datasets.MASKS_DIR / f"{Path(entry['path']).stem}.png"
-            box = boxes.get(entry["root"], {}).get(entry["path"])
-            items.append(strata.Item(path, entry["root"], entry["class"], entry.get("plane", "unknown"),
-                                     mask if mask.is_file() else None, box[0] if box else None))
-    if per_stratum:
-        rng = np.random.default_rng(seed)
-        keys = [f"{i.source}/{i.class_name}/{i.plane}" for i in items]
-        keep = []
-        for key in sorted(set(keys)):
-            members = [n for n, k in enumerate(keys) if k == key]
-            keep += sorted(rng.permutation(members)[:per_stratum].tolist())
-        items = [items[n] for n in sorted(keep)]
-    return items
 
 
 def read_items(scan_model, items: list[strata.Item]) -> list:
@@ -169,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     manifest = splits.read_manifest(args.manifest)
     unseen_by = splits.read_manifest(args.unseen_by) if args.unseen_by else None
-    items = manifest_items(manifest, args.data, args.part, unseen_by, args.per_stratum)
+    items = strata.manifest_items(manifest, args.data, args.part, unseen_by, args.per_stratum)
     log(f"{len(items)} images of the {args.part} part")
     models = {}
     for ref in args.model:

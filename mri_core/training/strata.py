@@ -17,12 +17,14 @@ import numpy as np
 
 from mri_core.io import slices as io
 from mri_core.training.audit import rate_with_interval
+from mri_core.training import data as datasets
 from mri_core.training.data import NO_TUMOR_CLASSES, NOT_MRI_CLASS, TUMOR_TYPES
 from mri_core.training.evaluate import expected_calibration_error
 
 DEFERRED = ("uncertain", "cannot_read")
 MIN_STRATUM = 30  # a stratum this small or smaller is reported but not judged
 CAM_MASK_LEVEL = 0.5  # the heatmap as a mask: at or above half its peak
+NOT_MRI_FOLDER = Path("not-mri") / "head-ct"  # where a manifest's not_mri section lies under the data folder
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,36 @@ class Item:
     @property
     def healthy_stratum(self) -> str:
         return f"{self.source}/{self.plane}"
+
+
+def manifest_items(manifest: dict, data: Path, part: str, unseen_by: dict | None = None,
+                   per_stratum: int | None = None, seed: int = 0) -> list[Item]:
+    """A split manifest's `part` as `Item`s under `data` (outline or box where known), MRI then not-MRI."""
+    boxes = {root: datasets.read_boxes(data / root) for root in manifest["roots"]}
+    seen_groups = set()
+    if unseen_by is not None:
+        seen = {sha for sha, e in unseen_by["images"].items() if e["split"] in ("train", "val")}
+        seen_groups = {e["group"] for sha, e in manifest["images"].items() if sha in seen}
+    items = []
+    for section, folder in (("images", None), ("not_mri", NOT_MRI_FOLDER)):
+        for entry in manifest.get(section, {}).values():
+            if entry["split"] != part or (section == "images" and entry["group"] in seen_groups):
+                continue
+            root = data / (folder or entry["root"])
+            path = root / entry["path"]
+            mask = root / datasets.MASKS_DIR / f"{Path(entry['path']).stem}.png"
+            box = boxes.get(entry["root"], {}).get(entry["path"])
+            items.append(Item(path, entry["root"], entry["class"], entry.get("plane", "unknown"),
+                                     mask if mask.is_file() else None, box[0] if box else None))
+    if per_stratum:
+        rng = np.random.default_rng(seed)
+        keys = [f"{i.source}/{i.class_name}/{i.plane}" for i in items]
+        keep = []
+        for key in sorted(set(keys)):
+            members = [n for n, k in enumerate(keys) if k == key]
+            keep += sorted(rng.permutation(members)[:per_stratum].tolist())
+        items = [items[n] for n in sorted(keep)]
+    return items
 
 
 def _rate(hits: np.ndarray) -> dict:

@@ -78,3 +78,24 @@ def test_ece_of_the_tumor_probability_is_zero_when_it_is_the_event_rate(tmp_path
     assert figures["ece_tumor_probability"] == pytest.approx(0.0, abs=1e-9)
     wrong = [_reading("tumor", 0.95, "glioma") for _ in range(10)]
     assert strata.calibration_figures(items, wrong)["ece_tumor_probability"] == pytest.approx(0.95 - 0.3)
+
+
+def test_manifest_items_hold_outlines_boxes_planes_and_the_head_ct_and_drop_what_another_split_saw(data_root):
+    from pathlib import Path as P
+
+    from mri_core.training.splits import read_manifest
+
+    bench = P(__file__).resolve().parents[2] / "bench" / "splits"
+    manifest = read_manifest(bench / "mri-v2.json")
+    items = strata.manifest_items(manifest, data_root, "test")
+    assert len(items) == sum(e["split"] == "test" for s in ("images", "not_mri") for e in manifest[s].values())
+    ct = [i for i in items if not i.is_mri]
+    assert ct and all(i.path.is_file() and i.path.parent.name == "head-ct" for i in ct)
+    assert any(i.mask_path for i in items if i.source == "brisc2025" and i.is_tumor)
+    assert any(i.box for i in items if i.source == "figshare-boxes")
+    assert {i.plane for i in items if i.source == "brisc2025"} == {"axial", "coronal", "sagittal"}
+    unseen = strata.manifest_items(manifest, data_root, "test", unseen_by=read_manifest(bench / "shipped.json"))
+    assert len(ct) < len(unseen) < len(items)  # the old split trained on some of these slices
+    sample = strata.manifest_items(manifest, data_root, "test", per_stratum=3)
+    keys = [f"{i.source}/{i.class_name}/{i.plane}" for i in sample]
+    assert max(keys.count(k) for k in set(keys)) == 3

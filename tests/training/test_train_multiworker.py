@@ -1,8 +1,10 @@
 """Training past one machine: two local worker processes under MultiWorkerMirroredStrategy.
 
 Each worker is its own process (as on two hosts) with the standard TF_CONFIG on loopback
-ports and its own MRI_HOME; they train the `paper` model for one epoch on a small real
-Kaggle subset. Both must end with identical weights, and only the chief saves a package.
+ports and its own MRI_HOME; they train for one epoch the `paper` model on a small real Kaggle
+subset, and the segmenting `default` model (mask loss, box loss, one image per near-duplicate
+group) on a small brisc2025 subset with its outlines. Both must end with identical weights, and
+only the chief saves a package.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from subsets import link_subset
+from subsets import link_subset, link_with_masks
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -28,8 +30,9 @@ import sys, numpy as np
 from mri_core.training.distribute import make_strategy
 from mri_core.training.recipes import settings_for
 from mri_core.training.train import save_if_chief, train
-data_dir, weights_out = sys.argv[1], sys.argv[2]
-settings = settings_for("paper", epochs=1, image_size=64, batch_size=8, strategy="multiworker", name="two-workers")
+data_dir, weights_out, arch = sys.argv[1], sys.argv[2], sys.argv[3]
+settings = settings_for(arch, epochs=1, image_size=48 if arch == "default" else 64, batch_size=8,
+                        strategy="multiworker", name="two-workers")
 strategy = make_strategy(settings.strategy)  # first, before any other TensorFlow op
 result = train([data_dir], settings, strategy=strategy)
 np.savez(weights_out, *result.keras_model.get_weights())
@@ -49,8 +52,12 @@ def _free_ports(n: int) -> list[int]:
             s.close()
 
 
-def test_two_workers_end_with_identical_weights_and_only_the_chief_saves(kaggle_dir, tmp_path):
-    data = link_subset(kaggle_dir, tmp_path / "data", per_class=20)
+@pytest.mark.parametrize("arch", ["paper", "default"])
+def test_two_workers_end_with_identical_weights_and_only_the_chief_saves(arch, kaggle_dir, brisc_dir, tmp_path):
+    if arch == "paper":
+        data = link_subset(kaggle_dir, tmp_path / "data", per_class=20)
+    else:
+        data = link_with_masks(brisc_dir, tmp_path / "data", per_class=12, classes=("glioma", "notumor"))
     workers = [f"127.0.0.1:{port}" for port in _free_ports(2)]
     processes = []
     for index in range(2):
@@ -60,7 +67,7 @@ def test_two_workers_end_with_identical_weights_and_only_the_chief_saves(kaggle_
                "TF_CONFIG": json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
         log = open(tmp_path / f"worker{index}.log", "wb")
         processes.append((subprocess.Popen(
-            [sys.executable, "-c", WORKER_SCRIPT, str(data), str(tmp_path / f"weights{index}.npz")],
+            [sys.executable, "-c", WORKER_SCRIPT, str(data), str(tmp_path / f"weights{index}.npz"), arch],
             cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=log), log))
     outputs = []
     try:
@@ -87,3 +94,5 @@ def test_two_workers_end_with_identical_weights_and_only_the_chief_saves(kaggle_
     assert not (tmp_path / "home1" / "models").exists() or not any((tmp_path / "home1" / "models").iterdir())
     saved = json.loads((chief_package / "model.json").read_text())
     assert saved["settings"]["strategy"] == "multiworker" and len(saved["history"]) == 1
+    if arch == "default":  # the new architecture: a mask output, trained on the outlines
+        assert saved["segmentation"]["output"] == "mask" and "mask_loss" in saved["history"][0]
