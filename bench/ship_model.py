@@ -5,7 +5,7 @@
 
 `--default` also writes assets/models/DEFAULT so the app uses it when nothing is activated.
 `--evaluation` adds this model's figures from the `accuracy` section that bench/accuracy.py
-wrote; `--failure-modes` adds a Markdown list of known failure modes to the card.
+wrote; `--strata` its figures per source, class and plane from bench/strata.py; `--failure-modes` adds a Markdown list of known failure modes to the card.
 """
 
 from __future__ import annotations
@@ -28,8 +28,12 @@ def find_evaluation(results: Path, ref: str) -> dict | None:
     return models.get(ref)
 
 
+def find_strata(results: Path, ref: str) -> dict | None:
+    return json.loads(results.read_text()).get("strata", {}).get("models", {}).get(ref)
+
+
 def ship(package: Path, name: str, make_default: bool, evaluation: dict | None = None,
-         failure_modes: str | None = None) -> Path:
+         failure_modes: str | None = None, strata: dict | None = None) -> Path:
     info = registry.read_info(package)
     staged = Path(shutil.copytree(package, Path(tempfile.mkdtemp()) / "package"))  # package may be target
     target = registry.SHIPPED_DIR / name
@@ -47,7 +51,7 @@ def ship(package: Path, name: str, make_default: bool, evaluation: dict | None =
     shutil.rmtree(staged.parent)
     info = {**info, "name": name, "version": version, "shipped": True}
     (target / registry.INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-    (target / registry.CARD_FILE).write_text(model_card(info, evaluation, failure_modes))
+    (target / registry.CARD_FILE).write_text(model_card(info, evaluation, failure_modes, strata))
     if make_default:
         (registry.SHIPPED_DIR / "DEFAULT").write_text(name + "\n")
     return target
@@ -60,13 +64,17 @@ def main() -> None:
     parser.add_argument("--default", action="store_true")
     parser.add_argument("--evaluation", type=Path, help="bench/results.json with an accuracy section")
     parser.add_argument("--failure-modes", type=Path, help="Markdown file listing known failure modes")
+    parser.add_argument("--strata", type=Path, help="bench/results.json with a strata section (bench/strata.py)")
     args = parser.parse_args()
     ref = f"{args.name}@{registry.read_info(args.package)['version']}"
     evaluation = find_evaluation(args.evaluation, ref) if args.evaluation else None
     if args.evaluation and evaluation is None:
         sys.exit(f"{args.evaluation} has no accuracy figures for {ref}; run bench/accuracy.py --model {args.package} first")
+    strata = find_strata(args.strata, ref) if args.strata else None
+    if args.strata and strata is None:
+        sys.exit(f"{args.strata} has no strata figures for {ref}; run bench/strata.py --model {args.package} first")
     failure_modes = args.failure_modes.read_text() if args.failure_modes else None
-    print(ship(args.package, registry.check_model_name(args.name), args.default, evaluation, failure_modes))
+    print(ship(args.package, registry.check_model_name(args.name), args.default, evaluation, failure_modes, strata))
 
 
 if __name__ == "__main__":

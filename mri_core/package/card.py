@@ -65,10 +65,34 @@ def evaluation_section(evaluation: dict) -> list[str]:
             "From `python bench/accuracy.py` (95% Wilson or bootstrap intervals):", "", *_table(rows)]
 
 
+def _decision(info: dict) -> str:
+    band = info.get("uncertainty_band")
+    if band:
+        return (f"no_tumor below {band[0]:.3f}, uncertain (refer to a reader) from {band[0]:.3f} to {band[1]:.3f}, "
+                f"tumor at or above {band[1]:.3f} (calibrated tumor probability); threshold {info['threshold']:.3f}")
+    return f"tumor_probability >= {info['threshold']:.2f}"
+
+
+def _band(info: dict, point: dict) -> list[str]:
+    low, high = info["uncertainty_band"]
+    lines = ["", "## Operating point and uncertainty band", "",
+             f"{_decision(info)}. Rule: {point['rule']}.",
+             f"The low end was set by {point['set_by']['low']}, the high end by {point['set_by']['high']}.",
+             "", "On validation (rates of that stratum's images):", "",
+             "| stratum | tumors | missed (no_tumor) | healthy | healthy called tumor | deferred |",
+             "|---|---|---|---|---|---|"]
+    for stratum, figures in (point.get("validation") or {}).items():
+        lines.append(f"| {stratum} | {figures['tumors']} | {_fmt(figures['missed'])} | {figures['healthy']} | "
+                     f"{_fmt(figures['healthy_called_tumor'])} | {_fmt(figures['deferred'])} |")
+    return lines
+
+
 def _operating_point(info: dict) -> list[str]:
     point = info.get("operating_point")
     if not point:
         return []
+    if info.get("uncertainty_band"):
+        return _band(info, point)
     lines = ["", "## Operating point", "",
              f"Tumor when the calibrated tumor probability is >= {info['threshold']:.3f}. Rule: {point['rule']}."]
     per_source = point.get("validation") or {}
@@ -80,6 +104,45 @@ def _operating_point(info: dict) -> list[str]:
             spec = "n/a" if figures["specificity"] is None else f"{figures['specificity']:.3f}"
             lines.append(f"| {source} | {sens} ({figures['tumors']}) | {spec} ({figures['healthy']}) |")
     return lines
+
+
+def _segmentation(segmentation: dict | None) -> str:
+    if not segmentation:
+        return "none (a classifier only; the heatmap shows where the evidence lies)"
+    return (f"a second output `{segmentation['output']}`: per-pixel tumor probability, tumor at >= "
+            f"{segmentation['threshold']:.2f} (validation Dice at the model's resolution "
+            f"{_fmt(segmentation.get('validation_dice_model_resolution'))} on {segmentation.get('validation_outlines')} "
+            "outlines); the heatmap still comes from the class output")
+
+
+def strata_section(figures: dict) -> list[str]:
+    """Figures of `bench/strata.py` for this model: every rate with its 95 % interval."""
+    verdicts = figures["verdicts"]
+    rows = [(f"missed tumors (verdict no_tumor), {source}", _rate(entry["missed"]))
+            for source, entry in verdicts["tumor_sources"].items()]
+    rows += [(f"healthy called tumor, {stratum}", _rate(entry["called_tumor"]))
+             for stratum, entry in verdicts["healthy_strata"].items()]
+    rows += [("healthy called tumor, all", _rate(verdicts["healthy_called_tumor_all"])),
+             ("deferred MRI (uncertain or cannot_read)", _rate(verdicts["deferred_mri"]))]
+    rows += [(f"deferred, {stratum}", _rate(entry)) for stratum, entry in verdicts["deferred_strata"].items()]
+    rows += [("MRI read as cannot_read", _rate(verdicts["mri_cannot_read"])),
+             ("head CT read as cannot_read", _rate(verdicts.get("not_mri_cannot_read"))),
+             ("head CT called tumor", _rate(verdicts.get("not_mri_called_tumor"))),
+             ("4-class accuracy among readings not deferred", _rate(verdicts["four_class_accuracy_not_deferred"]))]
+    for source, entry in figures.get("segmentation", {}).items():
+        for key, what in (("mask", "mask"), ("cam", "Grad-CAM at half its peak, as a mask")):
+            d = entry[key]
+            rows.append((f"Dice of the {what}, {source} (mean [95%]; pooled)",
+                         f"{d['mean_dice']:.3f} [{d['low']:.3f}, {d['high']:.3f}]; {d['pooled_dice']:.3f} (n={entry['n']})"))
+    rows += [(f"Grad-CAM pointing game, {source}", _rate(entry)) for source, entry in figures.get("pointing_game", {}).items()]
+    calibration = figures.get("calibration", {})
+    if calibration:
+        rows.append(("ECE (15 bins): tumor probability; top label",
+                     f"{calibration['ece_tumor_probability']:.3f}; {calibration['ece_top_label']:.3f}"))
+    return ["", "## Figures per source, class and plane (test split)", "",
+            f"From `python bench/strata.py` on {figures['images']} test images read through the CLI's reading path "
+            "(95% Wilson intervals; Dice: bootstrap). The test split shares the styles of the training data: an upper "
+            "bound.", "", *_table(rows)]
 
 
 def _reading(reading: dict) -> str:
@@ -101,11 +164,19 @@ def _training_recipe(info: dict) -> list[str]:
     if settings.get("box_weight"):
         rows.append(("box loss weight (class evidence kept inside tumor boxes)",
                      f"{_fmt(settings['box_weight'])} on {data.get('boxed_train_images', 'n/a')} boxed training images"))
+    if settings.get("mask_weight") and info.get("segmentation"):
+        rows.append(("mask loss weight (binary cross-entropy + Dice on outlines, empty outlines of healthy slices)",
+                     f"{_fmt(settings['mask_weight'])} on {data.get('outlined_train_images', 'n/a')} outlined and "
+                     f"{data.get('healthy_zero_mask_train_images', 'n/a')} healthy training images"))
+    if settings.get("group_sampling"):
+        rows.append(("one image per near-duplicate group per epoch", f"{data.get('train_groups', 'n/a')} groups"))
     return ["", *_table(rows)] if rows else []
 
 
-def model_card(info: dict, evaluation: dict | None = None, failure_modes: str | None = None) -> str:
-    """model.json content (+ optional benchmark figures and known failure modes) -> MODEL_CARD.md text."""
+def model_card(info: dict, evaluation: dict | None = None, failure_modes: str | None = None,
+               strata: dict | None = None) -> str:
+    """model.json content (+ optional benchmark figures, figures per stratum and known failure
+    modes) -> MODEL_CARD.md text."""
     data, metrics = info.get("data", {}), info.get("test_metrics", {})
     history = info.get("history", [])
     sizes = data.get("split_sizes", {})
@@ -123,7 +194,8 @@ def model_card(info: dict, evaluation: dict | None = None, failure_modes: str | 
             ("input", f"{info['input']['size']}x{info['input']['size']} grey, brain-cropped, normalised to [0, 1]"),
             ("classes (output order)", ", ".join(info["class_names"])),
             ("no-tumor classes", ", ".join(info["no_tumor_classes"])),
-            ("tumor decision", f"tumor_probability >= {info['threshold']:.2f}"),
+            ("tumor decision", _decision(info)),
+            ("segmentation", _segmentation(info.get("segmentation"))),
             ("calibration temperature", _fmt(info.get("temperature"))),
             ("Grad-CAM layer", f"`{info['gradcam_layer']}`"),
             ("reading", _reading(info.get("reading", {}))),
@@ -153,6 +225,7 @@ def model_card(info: dict, evaluation: dict | None = None, failure_modes: str | 
         ]),
         *_confusion(metrics),
         *_operating_point(info),
+        *(strata_section(strata) if strata else []),
         *(evaluation_section(evaluation) if evaluation else []),
         *(["", "## Known failure modes", "", failure_modes.strip()] if failure_modes else []),
         "",
@@ -173,7 +246,8 @@ def model_card(info: dict, evaluation: dict | None = None, failure_modes: str | 
         "- One 2-D slice at a time; no use of neighbouring slices or other sequences.",
         "- Public web-gathered training data of mixed provenance and known label noise; "
         "performance on a given scanner or protocol is unknown until measured there.",
-        "- Grad-CAM shows roughly where the evidence lies; it is not a segmentation.",
+        "- Grad-CAM shows roughly where the evidence lies; it is not a segmentation"
+        + (" (the mask output is)." if info.get("segmentation") else "."),
         "",
     ]
     return "\n".join(lines)

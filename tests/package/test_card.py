@@ -49,3 +49,33 @@ def test_card_states_how_the_operating_point_was_chosen_and_the_training_recipe(
     assert "| kaggle-brain-mri | 1.000 (23) | 0.800 (15) |" in card
     assert "on 1900 boxed training images" in card and "| source balance" in card
     assert "averaged over the slice and its left-right mirror; heatmap smoothed by a Gaussian of 2 model-input px" in card
+
+
+def test_card_states_the_band_its_rule_the_mask_and_the_figures_per_stratum(tiny_model):
+    rate = {"rate": 0.02, "low": 0.01, "high": 0.05, "n": 200, "successes": 4}
+    info = {**tiny_model.info, "threshold": 0.2, "uncertainty_band": [0.05, 0.6],
+            "segmentation": {"output": "mask", "threshold": 0.45, "validation_dice_model_resolution": 0.81,
+                             "validation_outlines": 300},
+            "operating_point": {"rule": "the band rule", "set_by": {"low": "br35h-extra", "high": "brisc2025/coronal"},
+                                "validation": {"brisc2025/coronal": {"tumors": 0, "healthy": 46, "missed": None,
+                                                                     "healthy_called_tumor": 0.021, "deferred": 0.08}}}}
+    strata = {"images": 1800,
+              "verdicts": {"tumor_sources": {"br35h-extra": {"missed": rate}},
+                           "healthy_strata": {"brisc2025/coronal": {"called_tumor": rate}},
+                           "healthy_called_tumor_all": rate, "deferred_mri": rate,
+                           "deferred_strata": {"brisc2025/notumor/coronal": rate}, "mri_cannot_read": rate,
+                           "not_mri_cannot_read": rate, "not_mri_called_tumor": rate,
+                           "four_class_accuracy_not_deferred": rate},
+              "segmentation": {"brisc2025": {"n": 400, "mask": {"mean_dice": 0.82, "low": 0.8, "high": 0.84,
+                                                                "pooled_dice": 0.85},
+                                             "cam": {"mean_dice": 0.47, "low": 0.45, "high": 0.49, "pooled_dice": 0.5}}},
+              "pointing_game": {"brisc2025": rate},
+              "calibration": {"ece_tumor_probability": 0.021, "ece_top_label": 0.034}}
+    card = model_card(info, strata=strata)
+    assert "no_tumor below 0.050, uncertain (refer to a reader) from 0.050 to 0.600, tumor at or above 0.600" in card
+    assert "The low end was set by br35h-extra, the high end by brisc2025/coronal." in card
+    assert "| brisc2025/coronal | 0 | n/a | 46 | 0.021 | 0.080 |" in card
+    assert "tumor at >= 0.45 (validation Dice at the model's resolution 0.810 on 300 outlines)" in card
+    assert "| missed tumors (verdict no_tumor), br35h-extra | 0.020 [0.010, 0.050] (n=200) |" in card
+    assert "| Dice of the mask, brisc2025 (mean [95%]; pooled) | 0.820 [0.800, 0.840]; 0.850 (n=400) |" in card
+    assert "| ECE (15 bins): tumor probability; top label | 0.021; 0.034 |" in card
