@@ -24,6 +24,9 @@ from mri_core.training import splits
 from mri_core.training.recipes import TrainSettings
 
 REGION_NONE, REGION_OUTLINE, REGION_BOX = 0, 1, 2
+# An outline is lent to a near-duplicate (the same slice stored in another set) only when their
+# model inputs agree this well (Pearson correlation): then the slice lies where the outline does.
+LEND_MIN_CORRELATION = 0.95
 
 
 @dataclass
@@ -93,6 +96,7 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
     train_groups = np.array([groups[index[id(r)]] for r in train], np.int64)
     masks, has_box, kind = tumor_regions(train, settings.image_size, boxes=bool(settings.box_weight),
                                          outlines=bool(settings.mask_weight))
+    lent = lend_outlines(arrays["train"][0], train_groups, masks, has_box, kind) if settings.mask_weight else 0
     val_masks, _, val_kind = (tumor_regions(parts["val"], settings.image_size, boxes=False, outlines=True)
                               if settings.mask_weight else (None, None, None))
     summary = {
@@ -110,6 +114,7 @@ def load_training_data(data_dirs: Sequence[str | Path], settings: TrainSettings)
         "source_balance": settings.source_balance,
         "boxed_train_images": int((kind == REGION_BOX).sum()) if kind is not None else 0,
         "outlined_train_images": int(((kind == REGION_OUTLINE) & (has_box > 0)).sum()) if kind is not None else 0,
+        "outlines_lent_to_near_duplicates": int(lent),
         "healthy_zero_mask_train_images": int(((kind == REGION_OUTLINE) & (has_box == 0)).sum()) if kind is not None else 0,
         "train_groups": int(len(np.unique(train_groups))),
     }
@@ -171,6 +176,32 @@ def tumor_regions(records: Sequence[datasets.ImageRecord], image_size: int, boxe
     with ThreadPoolExecutor(max_workers=2) as pool:
         list(pool.map(fill, todo))
     return masks, has_region, kind
+
+
+def lend_outlines(images: np.ndarray, groups: np.ndarray, masks, has_region, kind) -> int:
+    """Give a tumor outline to the near-duplicates of its image that lack one (in place) -> how many.
+
+    A slice stored in several sets (BRISC with outlines, figshare with a box, a resized copy) is
+    one near-duplicate group; the copies' model inputs come from their own brain crops, so the
+    outline lies in the same place whenever the inputs agree (LEND_MIN_CORRELATION). More of
+    each epoch's draws (one per group) then teach the mask.
+    """
+    if kind is None:
+        return 0
+    outlined = (kind == REGION_OUTLINE) & (has_region > 0)
+    lent = 0
+    for group in np.unique(groups[outlined]):
+        members = np.flatnonzero(groups == group)
+        donors = [i for i in members if outlined[i]]
+        for j in members:
+            if outlined[j] or kind[j] == REGION_OUTLINE:  # has its own outline, or is healthy (empty outline)
+                continue
+            scores = [np.corrcoef(images[i].ravel(), images[j].ravel())[0, 1] for i in donors]
+            best = int(np.argmax(scores))
+            if scores[best] >= LEND_MIN_CORRELATION:
+                masks[j], kind[j], has_region[j] = masks[donors[best]], REGION_OUTLINE, 1.0
+                lent += 1
+    return lent
 
 
 def stratum_weights(strata: Sequence[tuple[str, str]], exponent: float) -> np.ndarray:

@@ -29,6 +29,7 @@ from mri_core.training.callbacks import Cancel, Checkpoint, History, KeepBest, P
 from mri_core.training.distribute import is_chief, make_strategy
 from mri_core.training.events import DataReady, Event, PartFailed
 from mri_core.training.model_info import model_info
+from mri_core.training.not_mri import not_mri_figures
 from mri_core.training.prepared import TrainingData, load_training_data
 from mri_core.training.recipes import TrainSettings, build
 
@@ -102,7 +103,12 @@ def train(data_dirs: Sequence[str | Path], settings: TrainSettings,
     attached += [Progress(on_event)] if on_event is not None else []
     keras_model, history = fit(data, settings, strategy, attached)
     calibration = calibrate_and_test(keras_model, data, settings.recipe)
-    return TrainResult(keras_model, model_info(data_dirs, settings, data, history, calibration), data)
+    info = model_info(data_dirs, settings, data, history, calibration)
+    if settings.not_mri:
+        info["not_mri"] = not_mri_figures(settings.not_mri, settings.manifest, settings.seed, keras_model,
+                                          settings.image_size, calibration["temperature"], data.tumor_mask,
+                                          calibration["threshold"], settings.recipe.mirror_average)
+    return TrainResult(keras_model, info, data)
 
 
 def default_name(settings: TrainSettings, data_dirs: Sequence[str | Path]) -> str:

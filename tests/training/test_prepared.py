@@ -83,3 +83,31 @@ def test_outlines_follow_the_crop_and_healthy_slices_get_an_empty_outline(brisc_
     np.testing.assert_array_equal(masks[first, ..., 0], expected)
     _, _, without = tumor_regions(records, 64, boxes=False, outlines=False)
     assert without is None or (without == REGION_NONE).all()
+
+
+def test_an_outline_is_lent_to_a_resized_copy_of_its_slice_in_another_set(brisc_dir, tmp_path):
+    from PIL import Image
+    from subsets import link_with_masks
+
+    from mri_core.training.prepared import REGION_OUTLINE
+
+    root = link_with_masks(brisc_dir, tmp_path / "brisc2025", per_class=6, classes=("glioma", "notumor"))
+    copies = tmp_path / "other" / "glioma"
+    copies.mkdir(parents=True)
+    originals = sorted((root / "glioma").iterdir())
+    for original in originals:  # the same slices, stored smaller in another set (no outlines there)
+        Image.open(original).convert("L").resize((200, 200)).save(copies / f"copy_{original.stem}.png")
+    (tmp_path / "other" / "notumor").mkdir()
+    for healthy in sorted((root / "notumor").iterdir()):
+        (tmp_path / "other" / "notumor" / healthy.name).symlink_to(healthy.resolve())
+    settings = settings_for("default", image_size=64, split="naive")
+    data = load_training_data([root, tmp_path / "other"], settings)
+    train_paths = data.paths["train"]
+    lent = [i for i, path in enumerate(train_paths) if path.name.startswith("copy_")
+            and data.train_mask_kind[i] == REGION_OUTLINE and data.train_has_box[i] > 0]
+    assert data.summary["outlines_lent_to_near_duplicates"] == len(lent) > 0
+    for i in lent:  # the copy's outline is its original's, where the original is in train too
+        original = [j for j, path in enumerate(train_paths) if path.stem == train_paths[i].stem[len("copy_"):]]
+        if original:
+            overlap = (data.train_masks[i] & data.train_masks[original[0]]).sum() / data.train_masks[i].sum()
+            assert overlap > 0.9
