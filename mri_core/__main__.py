@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     predict.add_argument("--cam", default="gradcam", choices=CAM_METHODS,
                          help="heatmap method (default gradcam: the best trade-off, see bench/cams.py)")
     predict.add_argument("--save-heatmaps", metavar="DIR", help="write DIR/<stem>.npy heatmaps at the original size")
+    predict.add_argument("--save-masks", metavar="DIR",
+                         help="write DIR/<stem>.png tumor masks at the original size (255 = tumor; all 0 when the "
+                              "verdict is neither tumor nor uncertain); needs a model that segments")
     predict.add_argument("--batch-size", type=int, default=32)
     predict.add_argument("--report", metavar="DIR", help="write DIR/<stem>.pdf: a one-page reading report per input")
     predict.add_argument("--json", action="store_true", help="one JSON object per line (the machine-readable contract)")
@@ -110,20 +113,46 @@ def _load(ref: str | None):
     return load_model(ref if ref else registry.active())
 
 
-def _heatmap_path(folder: Path, stem: str, used: set[str]) -> Path:
+def _heatmap_path(folder: Path, stem: str, used: set[str], suffix: str = ".npy") -> Path:
+    """DIR/<stem><suffix>, with _1, _2, ... where an earlier input of this run took the stem."""
     name, n = stem, 0
     while name in used:
         n += 1
         name = f"{stem}_{n}"
     used.add(name)
-    return folder / f"{name}.npy"
+    return folder / f"{name}{suffix}"
+
+
+def _output_stem(file: str, reading) -> str:
+    """The stem of an input's saved heatmap or mask: the file's, plus _sliceN for a slice of a volume."""
+    stem = Path(file).stem.removesuffix(".nii")
+    return f"{stem}_slice{reading.slice_index}" if reading.slice_index is not None else stem
+
+
+# The human-readable line leads with the verdict, in words.
+VERDICT_WORDS = {"tumor": "TUMOR", "no_tumor": "no tumor", "uncertain": "UNCERTAIN, refer to a reader",
+                 "cannot_read": "CANNOT READ (not a brain MRI slice like the training ones)"}
 
 
 def _format_reading(reading) -> str:
-    verdict = "TUMOR" if reading.tumor else "no tumor"
-    where = f" peak {list(reading.cam_peak)}" if reading.cam_peak else ""
     warn = f" warnings: {', '.join(reading.warnings)}" if reading.warnings else ""
-    return f"{reading.source}: {verdict} ({reading.label}) p(tumor)={reading.tumor_probability:.3f} threshold {reading.threshold:.2f}{where}{warn}"
+    if reading.verdict == "cannot_read":  # no tumor call
+        return f"{reading.source}: {VERDICT_WORDS[reading.verdict]}{warn}"
+    where = f" peak {list(reading.cam_peak)}" if reading.cam_peak else ""
+    lesion = reading.lesion
+    if lesion is not None:
+        mm2 = f", {lesion['area_mm2']:.1f} mm2" if lesion["area_mm2"] is not None else ""
+        where += f" lesion {lesion['area_px']} px{mm2} box {list(lesion['box'])}"
+    return (f"{reading.source}: {VERDICT_WORDS.get(reading.verdict, reading.verdict)} ({reading.label}) "
+            f"p(tumor)={reading.tumor_probability:.3f} threshold {reading.threshold:.2f}{where}{warn}")
+
+
+def _save_mask(folder: Path, file: str, reading, used: set[str]) -> None:
+    from PIL import Image
+
+    from mri_core.inference.segmentation import mask_uint8
+
+    Image.fromarray(mask_uint8(reading.mask)).save(_heatmap_path(folder, _output_stem(file, reading), used, ".png"))
 
 
 def _write_report(folder: Path, file: str, reading, scan_model, cam: str, used: set[str]) -> None:
@@ -144,10 +173,17 @@ def run_predict(args) -> int:
     folder = Path(args.save_heatmaps) if args.save_heatmaps else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
+    masks = Path(args.save_masks) if args.save_masks else None
+    if masks and not scan_model.segments:
+        print(f"note: {scan_model.ref} does not segment tumors, so --save-masks writes no masks", file=sys.stderr)
+        masks = None
+    if masks:
+        masks.mkdir(parents=True, exist_ok=True)
     reports = Path(args.report) if args.report else None
     if reports:
         reports.mkdir(parents=True, exist_ok=True)
     used_stems: set[str] = set()
+    used_mask_stems: set[str] = set()
     used_report_stems: set[str] = set()
     failed = False
     for file, outcome in read_paths(scan_model, args.files, cam=args.cam, batch_size=args.batch_size,
@@ -161,10 +197,9 @@ def run_predict(args) -> int:
             if outcome.source != Path(file).name:  # a folder or zip: name the series (a file name, never a tag)
                 record["series"] = outcome.source
             if folder and outcome.heatmap is not None:
-                stem = Path(file).stem.removesuffix(".nii")
-                if outcome.slice_index is not None:
-                    stem = f"{stem}_slice{outcome.slice_index}"
-                np.save(_heatmap_path(folder, stem, used_stems), outcome.heatmap.astype(np.float32))
+                np.save(_heatmap_path(folder, _output_stem(file, outcome), used_stems), outcome.heatmap.astype(np.float32))
+            if masks and outcome.mask is not None:
+                _save_mask(masks, file, outcome, used_mask_stems)
             if reports:
                 _write_report(reports, file, outcome, scan_model, args.cam, used_report_stems)
             line = json.dumps(record) if args.json else _format_reading(outcome)

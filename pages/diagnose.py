@@ -1,4 +1,5 @@
-"""Diagnose: upload a brain MRI slice, DICOM series or NIfTI volume, get tumor / no tumor with its probability and a heatmap.
+"""Diagnose: upload a brain MRI slice, DICOM series or NIfTI volume, get the verdict (tumor / no tumor /
+uncertain / cannot read) with its probability, the tumor's outline where the model segments, and a heatmap.
 
 A thin script: widgets, calls into `mri_core`, rendering; the figures, overlay and words come
 from `mri_core.present`. TensorFlow loads in the background and on the first reading.
@@ -10,12 +11,13 @@ import streamlit as st
 
 from mri_core.io import slices as io
 from mri_core.io.errors import MriError
-from mri_core.io.reading import describe_warning
+from mri_core.io.reading import CANNOT_READ, UNCERTAIN, VERDICT_HEADLINE, VERDICT_TEXT, describe_warning
 from mri_core.io.volume import available_planes, middle_index, plane_count
 from mri_core.present import charts, render, report
 from pages.common import NOTICE, load_scan_model, or_stop, reading_page_header, show_chart, volumes_to_read
 
 UPLOAD_TYPES = None  # any name: DICOM files from a PACS often have no extension; the bytes decide
+VERDICT_COLOURS = {"tumor": "red", "no_tumor": "green", "uncertain": "orange", "cannot_read": "gray"}
 
 
 @st.cache_data(show_spinner="Reading the scan ...", max_entries=16, ttl=3600)
@@ -74,30 +76,38 @@ if volume.count > 1:
 slice_, reading = or_stop(read_scan, str(entry.path), entry.version, scan_key, volume, index, plane, cam)
 
 image_column, result_column = st.columns(2, gap="large")
+readable = reading.verdict != CANNOT_READ  # no tumor call, type or heatmap for an image it cannot read
 with result_column:
-    st.subheader(":red[Tumor]" if reading.tumor else ":green[No tumor]")
-    st.markdown(f"Reported class: **{reading.label}**")
-    probability_column, threshold_column = st.columns(2)
-    probability_column.metric("Tumor probability", f"{reading.tumor_probability:.1%}", border=True)
-    threshold_column.metric("Decision threshold", f"{reading.threshold:.1%}", border=True)
-    show_chart(charts.class_probability_figure(reading.probabilities, entry.info["no_tumor_classes"]))
-    if report.peak_words(reading):
-        st.markdown(report.peak_words(reading))
+    st.subheader(f":{VERDICT_COLOURS[reading.verdict]}[{VERDICT_HEADLINE[reading.verdict]}]")
+    if reading.verdict in (UNCERTAIN, CANNOT_READ):
+        st.markdown(VERDICT_TEXT[reading.verdict])
+    if readable:
+        st.markdown(f"Reported class: **{reading.label}**")
+        probability_column, threshold_column = st.columns(2)
+        probability_column.metric("Tumor probability", f"{reading.tumor_probability:.1%}", border=True)
+        threshold_column.metric("Decision threshold", f"{reading.threshold:.1%}", border=True)
+        show_chart(charts.class_probability_figure(reading.probabilities, entry.info["no_tumor_classes"]))
+        for words in (report.lesion_words(reading), report.peak_words(reading)):
+            if words:
+                st.markdown(words)
     for warning in reading.warnings:
         st.warning(f"**{warning.replace('_', ' ')}**: {describe_warning(warning)}")
-    st.markdown(report.confidence_words(reading.tumor_probability, reading.threshold,
-                                        entry.info.get("test_metrics", {}).get("ece_tumor")))
-    with st.expander("How reliable are these probabilities? (reliability diagram)"):
-        if bins := report.reliability_rows(entry.info):
-            show_chart(charts.reliability_figure(bins))
-        else:
-            st.info("This model package stores no reliability bins; retrain it or run bench/fit_ood.py to add them.")
+    if readable:
+        st.markdown(report.confidence_words(reading.tumor_probability, reading.threshold,
+                                            entry.info.get("test_metrics", {}).get("ece_tumor")))
+        with st.expander("How reliable are these probabilities? (reliability diagram)"):
+            if bins := report.reliability_rows(entry.info):
+                show_chart(charts.reliability_figure(bins))
+            else:
+                st.info("This model package stores no reliability bins; retrain it or run bench/fit_ood.py to add them.")
     note = st.text_input("Note for the report (optional)", max_chars=200,
                          help="Only what you type here identifies anything in the report; the file name is not included.")
     st.download_button("Download report (PDF)", report.reading_report(reading, slice_.pixels, entry.info, cam, note),
                        file_name="mri-reading-report.pdf", mime="application/pdf")
 with image_column:
-    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05)
-    st.image(render.overlay(slice_.pixels, reading.heatmap, opacity, reading.cam_peak, reading.cam_box),
+    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05) if readable else 0.0
+    st.image(render.overlay(slice_.pixels, reading.heatmap if readable else None, opacity,
+                            reading.cam_peak if readable else None, reading.cam_box if readable else None, reading.mask),
              caption=report.image_caption(slice_, cam, plane, reading, opacity), width="stretch")
-st.caption(f"{NOTICE} The heatmap shows where the model looked, not the tumor's outline.")
+st.caption(f"{NOTICE} The heatmap shows where the model looked; the white line, where there is one, is the "
+           "tumor's outline as the model segments it.")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CONTRACT_KEYS = {"file", "label", "tumor", "tumor_probability", "threshold", "probabilities",
-                 "cam_peak", "cam_box", "warnings", "model"}
+CONTRACT_KEYS = {"file", "verdict", "label", "tumor", "tumor_probability", "threshold", "probabilities",
+                 "lesion", "cam_peak", "cam_box", "warnings", "model"}
 
 
 def run_cli(*args, timeout=300, **extra_env):
@@ -59,6 +59,59 @@ def test_same_stems_get_numbered_heatmaps(tiny_model_dir, kaggle_dir, tmp_path):
                    "--save-heatmaps", tmp_path / "maps")
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["scan.npy", "scan_1.npy"]
+
+
+def test_save_masks_writes_each_inputs_outline_where_its_lesion_says(figshare_dir, tmp_path):
+    """Issue 21: a segmenting package (band (0, 0): every MRI reads `tumor`) -> DIR/<stem>.png, uint8
+    at the original size, 255 exactly on the lesion's pixels; all zero for an input it cannot read;
+    numbered where two inputs share a stem."""
+    from PIL import Image
+    from segmenting import write_segmenting_package
+
+    from mri_core.io import slices as io
+
+    source = sorted((figshare_dir / "glioma").iterdir())[0]
+    package = write_segmenting_package(tmp_path / "seg", io.read_file(source)[0].pixels, band=(0.0, 0.0))
+    one, two = tmp_path / "a", tmp_path / "b"
+    one.mkdir(), two.mkdir()
+    (one / "scan.png").symlink_to(source)
+    (two / "scan.png").symlink_to(sorted((figshare_dir / "meningioma").iterdir())[0])
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((300, 200), 40, np.uint8)).save(blank)
+    masks = tmp_path / "masks"
+    done = run_cli("predict", one / "scan.png", two / "scan.png", blank, "--model", package, "--json",
+                   "--save-masks", masks)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["verdict"] for line in lines] == ["tumor", "tumor", "cannot_read"]
+    assert sorted(p.name for p in masks.iterdir()) == ["blank.png", "scan.png", "scan_1.png"]
+    for line, name, path in zip(lines, ["scan.png", "scan_1.png", "blank.png"], [one / "scan.png", two / "scan.png", blank]):
+        saved = np.asarray(Image.open(masks / name))
+        assert saved.dtype == np.uint8 and saved.shape == np.asarray(Image.open(path).convert("L")).shape
+        assert set(np.unique(saved)) <= {0, 255}
+        if line["lesion"] is None:
+            assert not saved.any(), name
+            continue
+        ys, xs = np.nonzero(saved)
+        assert [xs.min(), ys.min(), xs.max(), ys.max()] == line["lesion"]["box"]
+        assert len(xs) == line["lesion"]["area_px"] and line["lesion"]["area_mm2"] is None
+    assert lines[0]["lesion"] is not None and lines[2]["lesion"] is None
+
+
+def test_the_readable_line_leads_with_the_verdict_and_an_old_package_saves_no_masks(tiny_model_dir, tumor_image_path,
+                                                                                      tmp_path):
+    from PIL import Image
+
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((300, 200), 40, np.uint8)).save(blank)
+    done = run_cli("predict", tumor_image_path, blank, "--model", tiny_model_dir, "--save-masks", tmp_path / "masks")
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.splitlines()
+    assert first.split(": ", 1)[1].startswith(("TUMOR (", "no tumor ("))
+    assert second.startswith("blank.png: CANNOT READ (not a brain MRI slice like the training ones) warnings: "
+                             "out_of_distribution")
+    assert "p(tumor)" not in second  # no tumor call for an input it cannot read
+    assert "does not segment" in done.stderr and not (tmp_path / "masks").exists()
 
 
 def test_bad_arguments_exit_two_with_a_message(tumor_image_path):

@@ -106,7 +106,7 @@ class GradCam:
     """
 
     def __init__(self, model: keras.Model, layer_name: str, default_classes=None,
-                 mirror: bool = False, smoothing_sigma: float = 0.0):
+                 mirror: bool = False, smoothing_sigma: float = 0.0, mask_output: int | None = None):
         """`default_classes`: class indices a missing target chooses from (None: all).
 
         The pipeline passes the tumor classes, so by default a map shows the evidence for
@@ -116,14 +116,19 @@ class GradCam:
         cams, the mirror's flipped back. `smoothing_sigma` > 0: cams come out at the model
         input's size, bilinearly upsampled and smoothed by a Gaussian of that many pixels.
         With neither, this is plain Grad-CAM at the layer's grid.
+        `mask_output`: for a segmenting network, the index of its mask (N, S, S, 1) among its
+        outputs; `read` then gives the mask of the same pass too (mirrored like the probabilities).
+        The heatmap always explains the class output, never the mask.
         """
         image_shape = tuple(model.input_shape[1:])  # (S, S, 1)
         self.layer_name = layer_name
         self.image_shape = image_shape
-        # inputs -> (conv maps (N, h, w, K), logits (N, C), probabilities (N, C))
+        self.segments = mask_output is not None
+        # inputs -> (conv maps (N, h, w, K), logits (N, C), probabilities (N, C)[, mask (N, S, S, 1)])
         self._cam_model = keras.Model(
             model.inputs,
-            [_layer_output(model, layer_name), _layer_output(model, LOGITS_LAYER), model.outputs[0]],
+            [_layer_output(model, layer_name), _layer_output(model, LOGITS_LAYER), model.outputs[0]]
+            + ([model.outputs[mask_output]] if self.segments else []),
         )
         self.n_classes = int(model.outputs[0].shape[-1])
         allowed = np.zeros(self.n_classes, np.float32)
@@ -147,7 +152,8 @@ class GradCam:
         with tf.GradientTape(watch_accessed_variables=False) as tape:
             # Watching the input records every op, so frozen (non-trainable) weights work too.
             tape.watch(images)
-            conv_maps, logits, probabilities = self._cam_model(images, training=False)
+            outputs = self._cam_model(images, training=False)
+            conv_maps, logits, probabilities = outputs[:3]
             if self.mirror:
                 probabilities = (probabilities[:n] + probabilities[n:]) / 2.0
             # probabilities >= 0, so masked-out classes (set to -1) never win the argmax
@@ -165,7 +171,12 @@ class GradCam:
             cams = _normalise_per_image(cams[:n] + tf.reverse(cams[n:], axis=[2]))
         if self._gaussian is not None:
             cams = self._smooth(cams)
-        return probabilities, cams
+        if not self.segments:
+            return probabilities, cams
+        masks = outputs[3][..., 0]  # (N or 2N, S, S)
+        if self.mirror:  # the mirror's mask flipped back, averaged with the slice's
+            masks = (masks[:n] + tf.reverse(masks[n:], axis=[2])) / 2.0
+        return probabilities, cams, masks
 
     def _smooth(self, cams):
         """(N, h, w) -> (N, S, S): bilinear up to the input's size, then a separable Gaussian
@@ -190,6 +201,12 @@ class GradCam:
         `target_classes` (N,) class indices; None = each image's top class among
         `default_classes`.
         """
+        return self.read(images, target_classes)[:2]
+
+    def read(self, images: np.ndarray, target_classes: np.ndarray | None = None
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Like calling it, plus the mask of the same pass: (probabilities (N, C), cams (N, h, w),
+        mask probabilities (N, S, S) float32, or None for a network without a mask output)."""
         images = np.asarray(images, dtype=np.float32)
         if images.ndim != 4 or tuple(images.shape[1:]) != self.image_shape:
             raise ValueError(
@@ -197,8 +214,9 @@ class GradCam:
                 f"got {images.shape}; pass them through preprocess.prepare first."
             )
         targets = self._check_targets(target_classes, len(images))
-        probabilities, cams = self._compute(tf.constant(images), tf.constant(targets))
-        return probabilities.numpy(), cams.numpy()
+        outputs = self._compute(tf.constant(images), tf.constant(targets))
+        masks = outputs[2].numpy() if self.segments else None
+        return outputs[0].numpy(), outputs[1].numpy(), masks
 
     def _check_targets(self, target_classes, n_images: int) -> np.ndarray:
         if target_classes is None:
@@ -226,7 +244,7 @@ def gradcam_reference(model: keras.Model, layer_name: str, images: np.ndarray,
     targets = [int(t) for t in np.asarray(target_classes).reshape(-1)]
     # The CLI's stdout carries only JSON lines; whatever the library prints goes to stderr.
     with contextlib.redirect_stdout(sys.stderr):
-        visualizer = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
+        visualizer = Gradcam(class_output_view(model), model_modifier=ReplaceToLinear(), clone=True)
         cams = visualizer(
             CategoricalScore(targets), np.asarray(images, dtype=np.float32),
             penultimate_layer=layer_name, seek_penultimate_conv_layer=False,
@@ -250,10 +268,19 @@ def _visualizer(model: keras.Model, method: str):
     if method not in cache:
         with contextlib.redirect_stdout(sys.stderr):
             # Grad-CAM++ differentiates the logit, like Grad-CAM; Score-CAM scores the
-            # softmax output of each masked input, as its authors do.
-            cache[method] = (GradcamPlusPlus(model, model_modifier=ReplaceToLinear(), clone=True)
+            # softmax output of each masked input, as its authors do. Both see the class
+            # output only (a segmenting network's mask is not explained).
+            cache[method] = (GradcamPlusPlus(class_output_view(model), model_modifier=ReplaceToLinear(), clone=True)
                              if method == "gradcam++" else Scorecam(_ScoreCamView(model), clone=False))
     return cache[method]
+
+
+def class_output_view(model: keras.Model) -> keras.Model:
+    """`model` itself when it has one output; for a segmenting network, a view of the same layers
+    and weights that ends at its class probabilities (tf-keras-vis scores every output it finds)."""
+    if len(model.outputs) == 1:
+        return model
+    return keras.Model(model.inputs, model.outputs[0], name=f"{model.name}_classes")
 
 
 class _ScoreCamView(keras.Model):

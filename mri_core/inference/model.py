@@ -19,18 +19,20 @@ from typing import Any
 import numpy as np
 
 from mri_core.io.errors import ModelInvalid
-from mri_core.package.info import reading_of, tumor_indices, validate_info
+from mri_core.package.info import reading_of, segmentation_of, tumor_indices, uncertainty_band_of, validate_info
 from mri_core.package.registry import MODEL_FILE, ModelEntry, read_info, resolve
 
 @dataclass(frozen=True)
 class ScanModel:
-    """A model ready to read scans. `keras_model` maps (N,S,S,1) [0,1] -> softmax (N,C)."""
+    """A model ready to read scans. `keras_model` maps (N,S,S,1) [0,1] -> softmax (N,C), and for a
+    segmenting package also to its tumor mask (N,S,S,1) (output `mask_output` of the network)."""
 
     keras_model: Any
     info: dict
     path: Path
     gradcam: Any = field(repr=False, default=None)  # explain.GradCam, compiled once per model
     ood: Any = field(repr=False, default=None)  # ood.OodDetector; stats None = cheap checks only
+    mask_output: int | None = None  # index of the mask among the network's outputs; None: no segmentation
 
     @property
     def ref(self) -> str:
@@ -68,6 +70,21 @@ class ScanModel:
     def mirror_average(self) -> bool:
         return bool(self.reading["mirror_average"])
 
+    @property
+    def segments(self) -> bool:
+        """Whether readings carry a tumor mask (model.json's "segmentation" is set)."""
+        return self.mask_output is not None
+
+    @property
+    def mask_threshold(self) -> float | None:
+        """The mask's pixel threshold (model.json "segmentation"."threshold"); None: no segmentation."""
+        return float(segmentation_of(self.info)["threshold"]) if self.segments else None
+
+    @property
+    def uncertainty_band(self) -> tuple[float, float] | None:
+        """(low, high) of model.json's "uncertainty_band"; None for a model without one."""
+        return uncertainty_band_of(self.info)
+
     def calibrate(self, probabilities: np.ndarray) -> np.ndarray:
         """Softmax probabilities (N, C) -> temperature-scaled probabilities (N, C)."""
         return apply_temperature(probabilities, self.temperature)
@@ -76,15 +93,28 @@ class ScanModel:
         """float32 (N,S,S,1) model inputs in [0, 1] -> raw softmax (N, C), read as the package says."""
         return predict_arrays(self.keras_model, batch, mirror=self.mirror_average)
 
+    def predict_with_masks(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """float32 (N,S,S,1) -> (raw softmax (N, C), mask probabilities (N, S, S) or None for a model
+        that does not segment), both from one pass, read as the package says (`forward_with_masks`)."""
+        if self.mask_output is None:  # exactly `predict`'s figures
+            return self.predict(batch), None
+        return forward_with_masks(self.keras_model, batch, self.mirror_average, self.mask_output)
+
     def library_cams(self, batch: np.ndarray, method: str) -> tuple[np.ndarray, np.ndarray]:
         """float32 (N,S,S,1) -> (raw softmax (N, C) read as the package says, (N, h, w) maps of a
         tf-keras-vis method for the most likely tumor class under that reading, as Grad-CAM's)."""
+        return self.library_cams_with_masks(batch, method)[:2]
+
+    def library_cams_with_masks(self, batch: np.ndarray, method: str
+                                ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """`library_cams` plus the mask probabilities (N, S, S) (None for a model that does not
+        segment), from the pass that gave the probabilities."""
         from mri_core.inference.explain import library_cams
 
-        raw = self.predict(batch)
+        raw, masks = self.predict_with_masks(batch)
         tumor_idx = np.array(self.tumor_indices)
         targets = tumor_idx[raw[:, tumor_idx].argmax(axis=1)]
-        return raw, library_cams(self.keras_model, self.info["gradcam_layer"], batch, targets, method)
+        return raw, library_cams(self.keras_model, self.info["gradcam_layer"], batch, targets, method), masks
 
 
 def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
@@ -104,6 +134,33 @@ def forward(keras_model, batch: np.ndarray, mirror: bool = False) -> np.ndarray:
         return np.asarray(_probabilities(keras_model(batch, training=False)))
     both = np.asarray(_probabilities(keras_model(np.concatenate([batch, batch[:, :, ::-1]]), training=False)))
     return (both[:len(batch)] + both[len(batch):]) / 2.0
+
+
+def forward_with_masks(keras_model, batch: np.ndarray, mirror: bool = False, mask_output: int | None = None
+                       ) -> tuple[np.ndarray, np.ndarray | None]:
+    """float32 (N,S,S,1) in [0, 1] -> (raw softmax (N, C), mask probabilities (N, S, S) float32 from
+    output `mask_output`, or None without one), one pass. With `mirror`, the slice and its mirror
+    image go through together: probabilities are their mean, the mask the mean of the slice's and
+    the mirror's mask flipped back (as `training.calibrate.predict_masks` reads it)."""
+    batch = np.asarray(batch, dtype=np.float32)
+    n = len(batch)
+    outputs = keras_model(np.concatenate([batch, batch[:, :, ::-1]]) if mirror else batch, training=False)
+    probabilities = np.asarray(_probabilities(outputs))
+    masks = None if mask_output is None else np.asarray(outputs[mask_output], np.float32)[..., 0]
+    if mirror:
+        probabilities = (probabilities[:n] + probabilities[n:]) / 2.0
+        if masks is not None:
+            masks = (masks[:n] + masks[n:, :, ::-1]) / 2.0
+    return probabilities, masks
+
+
+def mask_output_index(keras_model, layer_name: str) -> int | None:
+    """Which of the network's outputs the layer `layer_name` gives (None: not an output)."""
+    try:
+        tensor = keras_model.get_layer(layer_name).output
+    except ValueError:
+        return None
+    return next((i for i, out in enumerate(keras_model.outputs) if out is tensor), None)
 
 
 def _probabilities(outputs):
@@ -160,7 +217,7 @@ def load_model(ref: str | Path | ModelEntry) -> ScanModel:
             f"{entry.path / MODEL_FILE} could not be loaded safely ({type(exc).__name__}: {str(exc)[:200]}). "
             "Packages with Lambda layers or custom code are refused; retrain the model with this app."
         ) from exc
-    n_outputs = keras_model.output_shape[-1]
+    n_outputs = keras_model.outputs[0].shape[-1]  # the class probabilities (a segmenting network adds its mask)
     if n_outputs != len(info["class_names"]):
         raise ModelInvalid(
             f"{entry.path}: model.json lists {len(info['class_names'])} classes but the network has {n_outputs} outputs."
@@ -172,10 +229,26 @@ def load_model(ref: str | Path | ModelEntry) -> ScanModel:
         keras_model.get_layer(info["gradcam_layer"])
     except ValueError as exc:
         raise ModelInvalid(f"{entry.path}: the Grad-CAM layer {info['gradcam_layer']!r} is not in the network.") from exc
+    mask_output = _mask_output(keras_model, info, entry.path)
     from mri_core.inference.ood import load_detector
 
     reading = reading_of(info)
     gradcam = GradCam(keras_model, info["gradcam_layer"], tumor_indices(info),
-                      mirror=reading["mirror_average"], smoothing_sigma=float(reading["heatmap_sigma"]))
+                      mirror=reading["mirror_average"], smoothing_sigma=float(reading["heatmap_sigma"]),
+                      mask_output=mask_output)
     return ScanModel(keras_model, info, entry.path, gradcam,
-                     load_detector(entry.path, info, keras_model))
+                     load_detector(entry.path, info, keras_model), mask_output)
+
+
+def _mask_output(keras_model, info: dict, where: Path) -> int | None:
+    """The index of the network's mask output that model.json's "segmentation" names (None when
+    it names none); ModelInvalid when the network has no such (N, S, S, 1) output."""
+    segmentation = segmentation_of(info)
+    if segmentation is None:
+        return None
+    index = mask_output_index(keras_model, segmentation["output"])
+    size = info["input"]["size"]
+    if index is None or tuple(keras_model.outputs[index].shape[1:]) != (size, size, 1):
+        raise ModelInvalid(f"{where}: model.json says the network segments through its output {segmentation['output']!r}, "
+                           f"but the network has no such ({size}, {size}, 1) output; retrain the model or restore its package.")
+    return index

@@ -61,6 +61,12 @@ MAX_ASPECT = 2.0
 # Set from the shipped split's validation MRI: 3 of 1,137 have less than 5 %.
 DARK_LEVEL = 0.12
 MIN_DARK_FRACTION = 0.05
+# The cheap checks' reasons that make a reading `cannot_read` (inference.verdict), not only
+# `out_of_distribution`: a blank or nearly uniform slice, and a shape no scan has. None of the
+# 12,082 real MRI slices in ../shared/data trips them, while `colour` and `no_background` flag 80
+# of them (coloured or tightly cropped web-gathered slices), and the feature (Mahalanobis) check
+# flags ~5 % of real MRI: those stay `out_of_distribution` warnings.
+CANNOT_READ_REASONS = ("blank", "aspect")
 SHRINKAGE_MIN_CLASS = 5  # a predicted class needs this many fit images for its own mean
 MAX_FIT_IMAGES = 3000  # training images the Gaussian is fitted on (evenly spaced); plenty for 192 features
 
@@ -202,10 +208,18 @@ def load_detector(package: str | os.PathLike, info: dict, keras_model) -> OodDet
 def pixel_warnings(scan_model, slice_) -> tuple[str, ...]:
     """What the slice's own pixels tell (needs the full-size pixels): out_of_distribution by
     the cheap image checks, image_small / image_large."""
+    return pixel_findings(scan_model, slice_)[0]
+
+
+def pixel_findings(scan_model, slice_) -> tuple[tuple[str, ...], bool]:
+    """(`pixel_warnings`, whether the cheap checks found a slice that cannot be read at all:
+    one of `CANNOT_READ_REASONS`), from one look at the full-size pixels."""
     detector = getattr(scan_model, "ood", None)
     sides = detector.image_sides if detector is not None else None
-    cheap = (OUT_OF_DISTRIBUTION,) if image_check_reasons(slice_.pixels, slice_.warnings) else ()
-    return cheap + size_warnings(slice_.pixels.shape, sides, scan_model.image_size)
+    reasons = image_check_reasons(slice_.pixels, slice_.warnings)
+    cheap = (OUT_OF_DISTRIBUTION,) if reasons else ()
+    unreadable = any(reason in CANNOT_READ_REASONS for reason in reasons)
+    return cheap + size_warnings(slice_.pixels.shape, sides, scan_model.image_size), unreadable
 
 
 def reading_warnings(scan_model, slices: Sequence, batch: np.ndarray, tumor_probability: np.ndarray,

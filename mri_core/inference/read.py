@@ -7,6 +7,7 @@ Never imports streamlit.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
@@ -17,12 +18,28 @@ from mri_core.inference import ood
 
 from mri_core.io import preprocess
 from mri_core.io.errors import SettingsInvalid
-from mri_core.inference.verdict import decide
+from mri_core.inference.verdict import decide, verdicts
 from mri_core.inference.explain import cam_peak_and_box
-from mri_core.io.reading import CAM_METHODS, Reading
+from mri_core.inference.segmentation import lesion_of, mask_to_original
+from mri_core.io.reading import CAM_METHODS, LESION_VERDICTS, Reading
 from mri_core.io.volume import Volume
 
 DEFAULT_BATCH_SIZE = 32
+
+
+@dataclass(frozen=True)
+class SliceNotes:
+    """What a reading needs of a slice's full-size pixels, taken while they are at hand (the
+    stream drops them before the model runs)."""
+
+    warnings: tuple[str, ...]  # ood.pixel_warnings
+    unreadable: bool  # the cheap checks found a blank or unreadable slice (ood.CANNOT_READ_REASONS)
+
+
+def slice_notes(scan_model, slice_: io.Slice) -> SliceNotes:
+    """A slice with its full-size pixels -> its SliceNotes."""
+    warnings, unreadable = ood.pixel_findings(scan_model, slice_)
+    return SliceNotes(warnings, unreadable)
 
 
 def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") -> list[Reading]:
@@ -33,33 +50,47 @@ def read_slices(scan_model, slices: Sequence[io.Slice], cam: str = "gradcam") ->
 
 def read_prepared(scan_model, batch: np.ndarray, prepared: Sequence[preprocess.Prepared],
                   slices: Sequence[io.Slice], cam: str = "gradcam",
-                  pixel_notes: Sequence[tuple[str, ...]] | None = None) -> list[Reading]:
+                  pixel_notes: Sequence[SliceNotes] | None = None) -> list[Reading]:
     """(N, S, S, 1) float32 model batch + its Prepared + the Slices it came from -> Readings.
 
-    With `pixel_notes` (each slice's `ood.pixel_warnings`, taken while its pixels were at
-    hand) only the slices' names, warnings and indexes are used: their pixels may be dropped.
+    One pass through the network gives the class probabilities, the heatmap (from the class
+    output) and, for a segmenting package, the tumor mask. With `pixel_notes` (each slice's
+    `slice_notes`, taken while its pixels were at hand) only the slices' names, spacings,
+    warnings and indexes are used: their pixels may be dropped.
     """
     if cam not in CAM_METHODS:
         raise SettingsInvalid(f"Unknown CAM method {cam!r}; choose one of {', '.join(CAM_METHODS)}.")
     if not len(slices):
         return []
     if cam == "none":
-        raw = scan_model.predict(batch)
+        raw, masks = scan_model.predict_with_masks(batch)
         cams = None
     elif cam == "gradcam":
-        raw, cams = scan_model.gradcam(batch)  # evidence for the most likely tumor class
+        raw, cams, masks = scan_model.gradcam.read(batch)  # evidence for the most likely tumor class
     else:
-        raw, cams = scan_model.library_cams(batch, cam)
+        raw, cams, masks = scan_model.library_cams_with_masks(batch, cam)
     probabilities = scan_model.calibrate(raw)
     labels, tumor, tumor_probability = decide(
         probabilities, scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)
-    extra_warnings = ood.reading_warnings(scan_model, slices, batch, tumor_probability, pixel_notes)
+    if pixel_notes is None:
+        pixel_notes = [slice_notes(scan_model, slice_) for slice_ in slices]
+    cannot_read = np.array([notes.unreadable for notes in pixel_notes], bool)
+    verdict = verdicts(tumor_probability, scan_model.threshold, scan_model.uncertainty_band, cannot_read)
+    extra_warnings = ood.reading_warnings(scan_model, slices, batch, tumor_probability,
+                                          [notes.warnings for notes in pixel_notes])
     readings = []
     for i, (slice_, prep) in enumerate(zip(slices, prepared)):
         heatmap = peak = box = None
         if cams is not None:
             heatmap = preprocess.heatmap_to_original(cams[i], prep)
             peak, box = cam_peak_and_box(heatmap)
+        mask = lesion = None
+        if masks is not None:
+            if verdict[i] in LESION_VERDICTS:
+                mask = mask_to_original(masks[i], prep, scan_model.mask_threshold)
+                lesion = lesion_of(mask, slice_.spacing)
+            else:
+                mask = np.zeros(prep.original_shape, bool)
         readings.append(Reading(
             source=slice_.source,
             label=labels[i],
@@ -72,7 +103,10 @@ def read_prepared(scan_model, batch: np.ndarray, prepared: Sequence[preprocess.P
             cam_box=box,
             warnings=tuple(slice_.warnings) + extra_warnings[i],
             model=scan_model.ref,
+            verdict=str(verdict[i]),
             slice_index=slice_.index if slice_.count > 1 else None,
+            lesion=lesion,
+            mask=mask,
         ))
     return readings
 

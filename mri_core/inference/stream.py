@@ -25,11 +25,9 @@ import numpy as np
 
 from mri_core.io import slices as io
 
-from mri_core.inference import ood
-
 from mri_core.io import preprocess
 
-from mri_core.inference.read import read_prepared
+from mri_core.inference.read import read_prepared, slice_notes
 from mri_core.io.errors import MriError, SettingsInvalid, UnreadableImage
 from mri_core.io.reading import CAM_METHODS, Reading
 
@@ -81,7 +79,7 @@ class _Decoded:
     file: str
     slices: list  # io.Slice with pixels replaced by a thumbnail (or an empty array)
     prepared: list  # preprocess.Prepared, image dropped
-    pixel_notes: list  # ood.pixel_warnings of each slice, taken before its pixels were dropped
+    pixel_notes: list  # read.SliceNotes of each slice, taken before its pixels were dropped
 
 
 @dataclass(frozen=True)
@@ -158,7 +156,7 @@ def stream_readings(scan_model, inputs: Iterable, cam: str = "gradcam",
             rows = np.stack([p.image for p in prepared])
             result = _Decoded(file, [_drop_pixels(s, thumbnail_side) for s in slices],
                               [replace(p, image=np.broadcast_to(np.float32(0), p.image.shape)) for p in prepared],
-                              [ood.pixel_warnings(scan_model, s) for s in slices])
+                              [slice_notes(scan_model, s) for s in slices])
         with lock:
             decoded[position] = result
         if rows is None:  # a placeholder row keeps the input's place in the order

@@ -1,7 +1,10 @@
 """The tumor decision: class probabilities -> what a reader is told.
 
 `decide` gives the label, the tumor flag and the tumor probability so that the label and
-the flag never contradict each other; readings and metrics both use it.
+the flag never contradict each other; readings and metrics both use it. `verdicts` gives
+the verdict every reading ends in (DESIGN.md, "Verdict"): `cannot_read` for an input that is
+not a brain MRI slice, else `uncertain` inside the model's uncertainty band, `tumor` at or
+above it, `no_tumor` below it (without a band: `tumor` iff at or above the threshold).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from typing import Sequence
 import numpy as np
 
 from mri_core.io.errors import ModelInvalid, SettingsInvalid
+from mri_core.io.reading import CANNOT_READ, NO_TUMOR, TUMOR, UNCERTAIN
 
 
 def _class_indices(class_names: Sequence[str], no_tumor_classes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -59,3 +63,32 @@ def decide(probabilities: np.ndarray, class_names: Sequence[str], no_tumor_class
     if single:
         return labels[0], bool(tumor[0]), float(tumor_probability[0])
     return labels, tumor, tumor_probability
+
+
+def verdicts(tumor_probability, threshold: float, band: Sequence[float] | None = None,
+             cannot_read=None) -> np.ndarray:
+    """(N,) calibrated tumor probabilities -> (N,) verdicts (str array), vectorised.
+
+    `cannot_read` (N,) bool: the input is not a brain MRI slice (the brain check, or a blank or
+    unreadable slice); it wins over everything. Else with `band` (low, high): `uncertain` for
+    low <= p < high, `tumor` for p >= high, `no_tumor` for p < low; without a band (None):
+    `tumor` iff p >= threshold, as `decide`'s flag.
+    """
+    p = np.atleast_1d(np.asarray(tumor_probability, dtype=np.float64))
+    if p.ndim != 1:
+        raise ValueError(f"Expected (N,) tumor probabilities, got shape {np.shape(tumor_probability)}.")
+    if band is None:
+        if not 0.0 <= threshold <= 1.0:
+            raise SettingsInvalid(f"The decision threshold must be between 0 and 1, got {threshold}.")
+        out = np.where(p >= threshold, TUMOR, NO_TUMOR).astype(object)
+    else:
+        low, high = (float(v) for v in band)
+        if not 0.0 <= low <= high <= 1.0:
+            raise SettingsInvalid(f"The uncertainty band must be (low, high) with 0 <= low <= high <= 1, got {tuple(band)}.")
+        out = np.where(p >= high, TUMOR, np.where(p >= low, UNCERTAIN, NO_TUMOR)).astype(object)
+    if cannot_read is not None:
+        refused = np.asarray(cannot_read, dtype=bool).reshape(-1)
+        if refused.shape != p.shape:
+            raise ValueError(f"Expected {len(p)} cannot-read flags, got {refused.shape}.")
+        out[refused] = CANNOT_READ
+    return out.astype(str)

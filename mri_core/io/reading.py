@@ -1,5 +1,5 @@
-"""What one reading of one slice is: the `Reading` pages, the CLI and reports show, and the
-names and plain words of the warnings it can carry.
+"""What one reading of one slice is: the `Reading` pages, the CLI and reports show, the four
+verdicts it can end in, and the names and plain words of the warnings it can carry.
 
 Plain data: importing it loads neither TensorFlow nor a model.
 """
@@ -15,6 +15,26 @@ JSON_DECIMALS = 6
 CAM_METHODS = ("gradcam", "gradcam++", "scorecam", "none")
 OUT_OF_DISTRIBUTION, LOW_CONFIDENCE = "out_of_distribution", "low_confidence"
 IMAGE_SMALL, IMAGE_LARGE = "image_small", "image_large"
+
+# The verdict every reading ends in (DESIGN.md, "Verdict"), and what a reader is told for each.
+TUMOR, NO_TUMOR, UNCERTAIN, CANNOT_READ = "tumor", "no_tumor", "uncertain", "cannot_read"
+VERDICTS = (TUMOR, NO_TUMOR, UNCERTAIN, CANNOT_READ)
+VERDICT_HEADLINE = {
+    TUMOR: "Tumor",
+    NO_TUMOR: "No tumor",
+    UNCERTAIN: "Uncertain: refer to a reader",
+    CANNOT_READ: "Cannot read this image",
+}
+VERDICT_TEXT = {
+    TUMOR: "The model finds a tumor at its operating point.",
+    NO_TUMOR: "The model finds no tumor at its operating point.",
+    UNCERTAIN: "The tumor probability lies in the model's uncertainty band, where it cannot tell reliably; "
+               "a radiologist should read this slice.",
+    CANNOT_READ: "This does not look like a brain MRI slice like the ones the model was trained on (a photo, "
+                 "a document, a head CT, another body part, a blank or unreadable slice?), so no tumor call is made.",
+}
+# A reading's mask and lesion are kept only for these verdicts (all zero / null otherwise).
+LESION_VERDICTS = (TUMOR, UNCERTAIN)
 
 # Plain words for every warning a reading can carry (ours and the ones `io` adds).
 WARNING_TEXT = {
@@ -53,6 +73,14 @@ def _rounded(value: float) -> float:
     return round(float(value), JSON_DECIMALS)
 
 
+def _lesion_json(lesion: dict | None) -> dict | None:
+    if lesion is None:
+        return None
+    area_mm2 = lesion.get("area_mm2")
+    return {"area_px": int(lesion["area_px"]), "area_mm2": None if area_mm2 is None else _rounded(area_mm2),
+            "box": [int(v) for v in lesion["box"]]}
+
+
 @dataclass(frozen=True)
 class Reading:
     """What a page or the CLI shows for one slice; coordinates are original-image pixels."""
@@ -68,17 +96,26 @@ class Reading:
     cam_box: tuple[int, int, int, int] | None  # (x0, y0, x1, y1), inclusive
     warnings: tuple[str, ...]
     model: str  # "name@version"
+    verdict: str  # one of VERDICTS
     slice_index: int | None = None
+    # {"area_px", "area_mm2" (None without pixel spacing), "box": (x0, y0, x1, y1) inclusive}; None when
+    # the model does not segment, the mask is empty, or the verdict is neither tumor nor uncertain
+    lesion: dict | None = None
+    # (H, W) bool tumor mask at the original size (not in JSON); None when the model does not segment,
+    # all False unless the verdict is tumor or uncertain
+    mask: np.ndarray | None = None
 
     def to_json(self) -> dict:
-        """The CLI's JSON line (DESIGN.md), plain Python types only; the heatmap is not in it."""
+        """The CLI's JSON line (DESIGN.md), plain Python types only; the heatmap and mask are not in it."""
         line = {
             "file": str(self.source),
+            "verdict": str(self.verdict),
             "label": str(self.label),
             "tumor": bool(self.tumor),
             "tumor_probability": _rounded(self.tumor_probability),
             "threshold": _rounded(self.threshold),
             "probabilities": {str(name): _rounded(p) for name, p in self.probabilities.items()},
+            "lesion": _lesion_json(self.lesion),
             "cam_peak": None if self.cam_peak is None else [int(v) for v in self.cam_peak],
             "cam_box": None if self.cam_box is None else [int(v) for v in self.cam_box],
             "warnings": [str(w) for w in self.warnings],

@@ -40,6 +40,19 @@ def reading_of(info: dict) -> dict:
     return {**NO_READING_AIDS, **info.get("reading", {})}
 
 
+def segmentation_of(info: dict) -> dict | None:
+    """model.json -> its "segmentation" section ({"output", "threshold", ...}), or None for a model
+    that does not segment (older packages lack the key)."""
+    section = info.get("segmentation")
+    return section if isinstance(section, dict) else None
+
+
+def uncertainty_band_of(info: dict) -> tuple[float, float] | None:
+    """model.json -> its uncertainty band (low, high), or None (older packages: no band)."""
+    band = info.get("uncertainty_band")
+    return None if band is None else (float(band[0]), float(band[1]))
+
+
 def validate_info(info: dict, where: Path) -> None:
     """Raise ModelInvalid naming what is missing or inconsistent in model.json."""
     missing = [key for key in REQUIRED_KEYS if key not in info]
@@ -59,6 +72,19 @@ def validate_info(info: dict, where: Path) -> None:
             or not isinstance(sigma, (int, float)) or not 0.0 <= sigma <= MAX_HEATMAP_SIGMA):
         raise ModelInvalid(f"{where}/model.json has an invalid \"reading\" {reading!r}: mirror_average must be true or "
                            f"false and heatmap_sigma 0 to {MAX_HEATMAP_SIGMA} pixels.")
+    band = info.get("uncertainty_band")
+    if band is not None and not (isinstance(band, list) and len(band) == 2
+                                 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in band)
+                                 and 0.0 <= band[0] <= band[1] <= 1.0):
+        raise ModelInvalid(f"{where}/model.json has an invalid \"uncertainty_band\" {band!r}: it must be null or "
+                           "[low, high] with 0 <= low <= high <= 1. Retrain the model or restore its package.")
+    segmentation = info.get("segmentation")
+    threshold = segmentation.get("threshold") if isinstance(segmentation, dict) else None
+    if segmentation is not None and not (isinstance(segmentation, dict) and isinstance(segmentation.get("output"), str)
+                                         and isinstance(threshold, (int, float)) and not isinstance(threshold, bool)
+                                         and 0.0 < threshold < 1.0):
+        raise ModelInvalid(f"{where}/model.json has an invalid \"segmentation\" {segmentation!r}: it must be null or "
+                           "name its \"output\" layer and a pixel \"threshold\" between 0 and 1. Retrain the model.")
 
 
 def ood_stats_match(package: str | os.PathLike, info: dict) -> bool:

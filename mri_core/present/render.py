@@ -1,4 +1,5 @@
-"""Pictures of a reading: the scan in grey, the Grad-CAM heatmap over it, the peak and box.
+"""Pictures of a reading: the scan in grey, the Grad-CAM heatmap over it, the peak and box, and
+the outline of the tumor mask.
 
 All image math a page shows lives here, so pages only call `overlay` and display its
 result. Inputs are the plain arrays of a `Slice` and a `Reading` (original-image pixels);
@@ -19,6 +20,9 @@ COLORMAP = cv2.COLORMAP_TURBO
 BOX_RGB = (255, 0, 255)  # magenta
 PEAK_RGB = (255, 255, 255)  # white cross with a black outline
 PEAK_OUTLINE_RGB = (0, 0, 0)
+# The tumor mask's outline: a plain white line on a black edge, visible on skull, brain and heatmap.
+OUTLINE_RGB = (255, 255, 255)
+OUTLINE_EDGE_RGB = (0, 0, 0)
 # Line width and marker size as fractions of the shorter image side (e.g. 2 px at 512 px).
 LINE_WIDTH_FRACTION = 1 / 250
 MARKER_SIZE_FRACTION = 1 / 20
@@ -63,14 +67,28 @@ def draw_peak(rgb: np.ndarray, peak: tuple[int, int]) -> None:
     cv2.drawMarker(rgb, centre, PEAK_RGB, cv2.MARKER_CROSS, size, width)
 
 
+def draw_outline(rgb: np.ndarray, mask: np.ndarray) -> None:
+    """Draw the outline of every region of the (H, W) bool mask onto (H, W, 3) uint8 RGB, in place."""
+    mask = np.asarray(mask)
+    if mask.shape != rgb.shape[:2]:
+        raise ValueError(f"Mask shape {mask.shape} does not match the scan {rgb.shape[:2]}; the reading's "
+                         "mask is at the original size.")
+    contours, _ = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    width = _line_width(rgb.shape[:2])
+    cv2.drawContours(rgb, contours, -1, OUTLINE_EDGE_RGB, 3 * width, cv2.LINE_8)
+    cv2.drawContours(rgb, contours, -1, OUTLINE_RGB, width, cv2.LINE_8)
+
+
 def overlay(pixels: np.ndarray, heatmap: np.ndarray | None, opacity: float = 0.4,
             peak: tuple[int, int] | None = None,
-            box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+            box: tuple[int, int, int, int] | None = None,
+            mask: np.ndarray | None = None) -> np.ndarray:
     """Scan (H, W) [0, 1] + heatmap (H, W) [0, 1] or None -> (H, W, 3) uint8 RGB.
 
     The heatmap is colour-mapped and blended over the grey scan with `opacity` times the
     heatmap's own value (0 = scan only; at the peak, 1 = colour only), so cold areas keep
-    the plain scan; the box and the peak are drawn on top.
+    the plain scan; the tumor mask's outline (when `mask`, (H, W) bool, holds any), then
+    the box and the peak are drawn on top.
     """
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be between 0 and 1, got {opacity}.")
@@ -84,6 +102,8 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray | None, opacity: float = 0.4
         # weight by evidence: where the map is ~0 the scan stays plain grey, not tinted blue
         alpha = opacity * _check_pixels(heatmap)[:, :, None]  # (H, W, 1)
         rgb = np.round(heatmap_rgb(heatmap) * alpha + rgb * (1.0 - alpha)).astype(np.uint8)
+    if mask is not None:
+        draw_outline(rgb, mask)
     if box is not None:
         draw_box(rgb, box)
     if peak is not None:

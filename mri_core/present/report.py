@@ -4,7 +4,7 @@
 them as a download and `python -m mri_core predict --report DIR` writes one per input.
 Nothing identifies a patient unless the user typed it into `note`: not even the file name
 (file names often carry a patient's name). `confidence_words`, `reliability_rows`,
-`peak_words`, `model_line`, `volume_words`, `image_caption` and `model_banner` are the plain words that the Diagnose
+`peak_words`, `lesion_words`, `model_line`, `volume_words`, `image_caption` and `model_banner` are the plain words that the Diagnose
 page shows too (its figures are in `charts`). Two rules keep the words honest: a probability is called calibrated
 only when the model's test ECE is at most `activation.MAX_ECE`, and a heatmap method is named only when a heatmap
 is shown (`heatmap_shown`). Never imports streamlit.
@@ -18,7 +18,7 @@ import numpy as np
 
 from mri_core.package.activation import MAX_ECE, calibrated
 from mri_core.present import render
-from mri_core.io.reading import Reading, describe_warning
+from mri_core.io.reading import CANNOT_READ, VERDICT_HEADLINE, VERDICT_TEXT, Reading, describe_warning
 from mri_core.io.volume import Slice, Volume, plane_count
 
 NOTICE = "Decision support, not a diagnosis."
@@ -66,6 +66,18 @@ def peak_words(reading: Reading) -> str | None:
             "(original pixels, x right, y down).")
 
 
+def lesion_words(reading: Reading) -> str | None:
+    """The tumor outline's size and box, in original pixels (and mm² where the file gives the pixel
+    spacing); None when the reading has no lesion (the model does not segment, or no tumor)."""
+    lesion = reading.lesion
+    if lesion is None:
+        return None
+    x0, y0, x1, y1 = lesion["box"]
+    size = (f"{lesion['area_mm2']:,.1f} mm² ({lesion['area_px']:,} pixels)" if lesion["area_mm2"] is not None
+            else f"{lesion['area_px']:,} pixels (the file gives no pixel spacing, so no mm²)")
+    return f"Tumor outline: {size}; box x {x0}–{x1}, y {y0}–{y1} (original pixels, x right, y down)."
+
+
 def model_line(ref: str, info: dict) -> str:
     """One Markdown line naming the model a page reads with: name@version, architecture, classes, accuracy."""
     accuracy = (info.get("test_metrics") or {}).get("accuracy")
@@ -84,8 +96,10 @@ def volume_words(volume: Volume, plane: str) -> str | None:
 
 def heatmap_shown(reading: Reading | None, cam: str, opacity: float = 1.0) -> bool:
     """Whether the overlay shows a heatmap: a method was chosen, it gave a map that is not all zero
-    (a model with no evidence for any tumor class gives a flat one), and the opacity is above 0."""
-    return cam != "none" and opacity > 0 and (reading is None or reading.cam_peak is not None)
+    (a model with no evidence for any tumor class gives a flat one), the opacity is above 0, and
+    the image could be read (no tumor evidence is shown for one that cannot)."""
+    return (cam != "none" and opacity > 0
+            and (reading is None or (reading.cam_peak is not None and reading.verdict != CANNOT_READ)))
 
 
 def image_caption(slice_: Slice, cam: str, plane: str, reading: Reading | None = None, opacity: float = 1.0) -> str:
@@ -95,7 +109,9 @@ def image_caption(slice_: Slice, cam: str, plane: str, reading: Reading | None =
     if heatmap_shown(reading, cam, opacity):
         return (f"{slice_.source}{where} · heatmap ({CAM_NAMES.get(cam, cam)}): evidence for the most likely "
                 "tumor class")
-    if cam == "none":
+    if reading is not None and reading.verdict == CANNOT_READ:
+        why = "the image cannot be read"
+    elif cam == "none":
         why = "none was asked for"
     elif opacity <= 0:
         why = "its opacity is 0"
@@ -170,28 +186,36 @@ def reading_report(reading: Reading, pixels: np.ndarray, info: dict, cam: str = 
     image_height = image_width * height / width_px
     top = pdf.get_y()
     pdf.image(_png(render.grey_rgb(pixels)), x=MARGIN_MM, y=top, w=image_width, h=image_height)
-    overlay = render.overlay(pixels, reading.heatmap, 0.45, reading.cam_peak, reading.cam_box)
+    shown = heatmap_shown(reading, cam)
+    overlay = render.overlay(pixels, reading.heatmap if shown else None, 0.45, reading.cam_peak if shown else None,
+                             reading.cam_box if shown else None, reading.mask)
     pdf.image(_png(overlay), x=MARGIN_MM + image_width + 6, y=top, w=image_width, h=image_height)
     pdf.set_y(top + image_height + 1)
-    if heatmap_shown(reading, cam):
+    outline = " The white line outlines the tumor the model segmented." if reading.lesion is not None else ""
+    if shown:
         line(f"Left: the scan as read. Right: heatmap ({CAM_NAMES.get(cam, cam)}) of the evidence for the most likely "
-             "tumor class; it shows where the model looked, not the tumor's outline.", 8, "I", 4)
+             f"tumor class; it shows where the model looked, not the tumor's outline.{outline}", 8, "I", 4)
     else:
-        line("Left: the scan as read. Right: the same scan, without heatmap ("
-             + ("none was asked for" if cam == "none" else "the model's evidence map is empty for this scan") + ").",
-             8, "I", 4)
+        why = ("the image cannot be read" if reading.verdict == CANNOT_READ else "none was asked for" if cam == "none"
+               else "the model's evidence map is empty for this scan")
+        line(f"Left: the scan as read. Right: the same scan, without heatmap ({why}).{outline}", 8, "I", 4)
     pdf.ln(2)
 
-    line(f"Result: {'TUMOR' if reading.tumor else 'NO TUMOR'} - reported class: {reading.label}", 13, "B", 7)
-    line(f"Tumor probability {reading.tumor_probability:.1%} (decision threshold {reading.threshold:.0%}).", 11)
     ece = (info.get("test_metrics") or {}).get("ece_tumor")
-    line(confidence_words(reading.tumor_probability, reading.threshold, ece), 9)
-    pdf.ln(1)
-    line("Class probabilities (calibrated):" if calibrated(ece) else "Class probabilities:", 10, "B")
-    for name, probability in reading.probabilities.items():
-        line(f"    {name}: {probability:.1%}", 10)
-    if peak_words(reading):
-        line(peak_words(reading), 9)
+    if reading.verdict == CANNOT_READ:  # no tumor call, no tumor type
+        line(f"Result: {VERDICT_HEADLINE[CANNOT_READ].upper()}", 13, "B", 7)
+        line(VERDICT_TEXT[CANNOT_READ], 10)
+    else:
+        line(f"Result: {VERDICT_HEADLINE[reading.verdict].upper()} - reported class: {reading.label}", 13, "B", 7)
+        line(f"Tumor probability {reading.tumor_probability:.1%} (decision threshold {reading.threshold:.0%}).", 11)
+        line(confidence_words(reading.tumor_probability, reading.threshold, ece), 9)
+        pdf.ln(1)
+        line("Class probabilities (calibrated):" if calibrated(ece) else "Class probabilities:", 10, "B")
+        for name, probability in reading.probabilities.items():
+            line(f"    {name}: {probability:.1%}", 10)
+        for words in (lesion_words(reading), peak_words(reading)):
+            if words:
+                line(words, 9)
     pdf.ln(1)
     line("Warnings:", 10, "B")
     if reading.warnings:

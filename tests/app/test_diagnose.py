@@ -206,3 +206,48 @@ def test_cam_method_selector_offers_every_method_and_rereads(active_entry, tumor
     [method] = [s for s in page.selectbox if s.label == "Heatmap method"]
     method.set_value("none").run()
     assert not page.exception and not any("Heatmap peak" in t for t in page_text(page).splitlines())
+
+
+# --- the verdict and the tumor's outline (issue 21) -------------------------------------------
+
+def png_bytes(array) -> bytes:
+    import io as _io
+
+    from PIL import Image
+
+    buffer = _io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_an_image_it_cannot_read_gets_that_headline_and_no_tumor_call_or_type(active_entry):
+    import numpy as np
+
+    from mri_core.io.reading import VERDICT_TEXT
+
+    page = upload(start_page(active_entry), "blank.png", png_bytes(np.full((240, 200), 60, np.uint8)), "image/png")
+    assert page.subheader[0].value == ":gray[Cannot read this image]"
+    text = page_text(page)
+    assert VERDICT_TEXT["cannot_read"] in text
+    assert "Reported class" not in text and not page.metric and not page.get("plotly_chart")
+    assert "Heatmap peak" not in text and not page.slider, "no heatmap and no opacity slider"
+    assert "no heatmap: the image cannot be read" in page.image[0].captions[0]
+    assert page.get("download_button") and not page.error
+
+
+def test_a_segmenting_model_leads_with_its_verdict_and_outlines_the_tumor(active_entry, tumor_image_path, tmp_path):
+    from segmenting import write_segmenting_package
+
+    from mri_core.io import slices as io
+
+    scan = io.read_file(tumor_image_path)[0]
+    package = write_segmenting_package(tmp_path / "seg", scan.pixels, band=(0.0, 1.0))  # every reading: uncertain
+    registry.activate(package, confirm=True)
+    page = upload(start_page(active_entry), tumor_image_path.name, tumor_image_path.read_bytes())
+    assert page.subheader[0].value == ":orange[Uncertain: refer to a reader]"
+    [expected] = pipeline.read_upload(load_model(package), tumor_image_path.read_bytes(), tumor_image_path.name)
+    x0, y0, x1, y1 = expected.lesion["box"]
+    text = page_text(page)
+    assert f"Tumor outline: {expected.lesion['area_px']:,} pixels" in text and f"box x {x0}–{x1}, y {y0}–{y1}" in text
+    assert "radiologist should read this slice" in text
+    assert {m.label: m.value for m in page.metric}["Tumor probability"] == f"{expected.tumor_probability:.1%}"

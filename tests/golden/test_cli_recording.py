@@ -3,7 +3,8 @@
 The recording was made with `python -m mri_core predict ... --model default-4class@4 --json`
 at the commit before the layered `mri_core`; see inputs.py for how the inputs are chosen
 and written. Every field recorded then must come back with the same value (numbers within
-1e-5); fields added since are not compared.
+1e-5); fields added since are checked against what they must say of those answers (issue 21:
+`verdict` and `lesion`).
 """
 
 from __future__ import annotations
@@ -50,3 +51,11 @@ def test_cli_gives_the_recorded_answers_for_60_real_inputs(data_root, tmp_path):
     for old, new in zip(recorded, now):
         new = {**new, "file": Path(new["file"]).name}
         _same(old, new, old["file"])
+    # Issue 21's fields: the recorded model does not segment, so no lesion; it has no uncertainty
+    # band, so the verdict of a brain MRI input is its tumor flag at the threshold.
+    is_mri = [p.resolve().parent.name != "head-ct" for p in paths]
+    assert sum(is_mri) == 55
+    for line, mri in zip(now, is_mri):
+        assert line["lesion"] is None, line["file"]
+        if mri:
+            assert line["verdict"] == ("tumor" if line["tumor"] else "no_tumor"), line["file"]

@@ -152,6 +152,47 @@ def test_smoothed_maps_are_the_upsampled_cam_under_a_gaussian(trained_model, kag
         np.testing.assert_allclose(smoothed, expected, atol=2e-3)
 
 
+@pytest.fixture(scope="module")
+def segmenting_network():
+    """The default architecture with its mask output (issue 21), seeded weights, at 128 px."""
+    keras.utils.set_random_seed(1)
+    return build("default", IMAGE_SIZE, 3, segment=True)
+
+
+def test_one_pass_gives_probabilities_class_heatmap_and_the_mask_read_as_calibration_reads_it(
+        segmenting_network, kaggle_slices):
+    from mri_core.inference.explain import class_output_view
+    from mri_core.inference.model import forward, mask_output_index
+    from mri_core.training.calibrate import predict_masks
+
+    network, images = segmenting_network, kaggle_slices["check_x"]
+    index = mask_output_index(network, "mask")
+    gradcam = GradCam(network, "last_conv", mirror=True, smoothing_sigma=2.0, mask_output=index)
+
+    probabilities, cams, masks = gradcam.read(images)
+
+    assert masks.shape == (len(images), IMAGE_SIZE, IMAGE_SIZE) and masks.dtype == np.float32
+    # the mask: the slice's and its mirror's (flipped back), averaged, as the calibration chose its threshold on
+    np.testing.assert_allclose(masks, predict_masks(network, images, mirror=True)[..., 0], atol=1e-5)
+    assert not np.allclose(masks, masks[:, :, ::-1], atol=1e-3)  # not symmetric: the flip back matters
+    np.testing.assert_allclose(probabilities, forward(network, images, mirror=True), atol=1e-5)
+    # the heatmap explains the class output, exactly as for the network without its mask
+    _, class_cams = GradCam(class_output_view(network), "last_conv", mirror=True, smoothing_sigma=2.0)(images)
+    np.testing.assert_allclose(cams, class_cams, atol=1e-5)
+    assert gradcam.tracing_count == 1
+    assert GradCam(network, "last_conv").read(images[:2])[2] is None  # no mask output named: no mask
+
+
+def test_library_cams_of_a_segmenting_network_explain_its_class_output(segmenting_network, kaggle_slices):
+    from mri_core.inference.explain import class_output_view, library_cams
+
+    images, targets = kaggle_slices["check_x"][:2], np.array([0, 1])
+    cams = library_cams(segmenting_network, "last_conv", images, targets, "gradcam++")
+    view = class_output_view(segmenting_network)
+    assert len(view.outputs) == 1 and view.get_layer("logits") is segmenting_network.get_layer("logits")
+    np.testing.assert_allclose(cams, library_cams(view, "last_conv", images, targets, "gradcam++"), atol=1e-5)
+
+
 def test_bad_inputs_say_what_was_expected():
     model = build("paper", 64, 2)
     with pytest.raises(ModelInvalid, match="no layer named 'conv9'"):
@@ -203,13 +244,13 @@ def test_reading_json_is_exactly_the_cli_contract():
         tumor_probability=np.float32(0.91234567), threshold=0.5,
         probabilities={"glioma": np.float32(0.7), "meningioma": 0.2, "notumor": 0.0876543, "pituitary": 0.0123457},
         heatmap=np.zeros((10, 12), np.float32), cam_peak=(np.int64(3), np.int64(4)),
-        cam_box=(1, 2, np.int64(5), 6), warnings=("low_confidence",), model="default@3",
+        cam_box=(1, 2, np.int64(5), 6), warnings=("low_confidence",), model="default@3", verdict="tumor",
     )
 
     line = reading.to_json()
 
-    assert set(line) == {"file", "label", "tumor", "tumor_probability", "threshold",
-                         "probabilities", "cam_peak", "cam_box", "warnings", "model"}
+    assert set(line) == {"file", "verdict", "label", "tumor", "tumor_probability", "threshold",
+                         "probabilities", "lesion", "cam_peak", "cam_box", "warnings", "model"}
     assert json.loads(json.dumps(line)) == line
     assert line["tumor"] is True and line["cam_peak"] == [3, 4] and line["cam_box"] == [1, 2, 5, 6]
     assert line["tumor_probability"] == pytest.approx(0.912346, abs=1e-9)
@@ -220,7 +261,7 @@ def test_reading_json_without_cam_and_with_slice():
     reading = Reading(
         source="brain.nii.gz", label="notumor", tumor=False, tumor_probability=0.1, threshold=0.5,
         probabilities={"notumor": 0.9, "tumor": 0.1}, heatmap=None, cam_peak=None, cam_box=None,
-        warnings=(), model="paper@1", slice_index=np.int64(12),
+        warnings=(), model="paper@1", verdict="no_tumor", slice_index=np.int64(12),
     )
 
     line = reading.to_json()

@@ -44,12 +44,39 @@ def test_a_package_loads_with_everything_from_model_json(tiny_model):
     ({"threshold": 1.5}, "out of range"),
     ({"reading": {"mirror_average": "yes"}}, "invalid \"reading\""),
     ({"reading": {"heatmap_sigma": 40.0}}, "heatmap_sigma 0 to"),
+    ({"segmentation": {"output": "mask", "threshold": 0.5}}, r"no such \(64, 64, 1\) output"),
+    ({"segmentation": {"output": "mask", "threshold": 1.5}}, "invalid \"segmentation\""),
+    ({"uncertainty_band": [0.6, 0.2]}, "invalid \"uncertainty_band\""),
 ])
 def test_inconsistent_model_json_is_refused(tiny_model_dir, tmp_path, changes, fragment):
     folder = _copy(tiny_model_dir, tmp_path)
     _edit_info(folder, **changes)
     with pytest.raises(ModelInvalid, match=fragment):
         load_model(folder)
+
+
+def test_a_segmenting_package_reads_its_mask_in_the_pass_that_gives_its_probabilities(tiny_model, tmp_path,
+                                                                                     tumor_image_path):
+    from segmenting import write_segmenting_package
+
+    from mri_core.io import preprocess
+    from mri_core.io import slices as io
+
+    pixels = io.read_file(tumor_image_path)[0].pixels
+    model = load_model(write_segmenting_package(tmp_path / "seg", pixels, band=(0.2, 0.7)))
+    assert model.segments and model.mask_output == 1 and 0 < model.mask_threshold < 1
+    assert model.uncertainty_band == (0.2, 0.7)
+    batch = preprocess.prepare(pixels, model.image_size).image[None]
+    raw, masks = model.predict_with_masks(batch)
+    gradcam_raw, _, gradcam_masks = model.gradcam.read(batch)
+    np.testing.assert_allclose(raw, model.predict(batch), atol=1e-5)
+    np.testing.assert_allclose(raw, gradcam_raw, atol=1e-5)
+    np.testing.assert_allclose(masks, gradcam_masks, atol=1e-5)
+    assert masks.shape == (1, 64, 64) and 0.0 < masks.min() <= masks.max() < 1.0
+    # an older package: no mask, no band, and exactly the figures it always gave
+    assert not tiny_model.segments and tiny_model.mask_threshold is None and tiny_model.uncertainty_band is None
+    old_raw, no_masks = tiny_model.predict_with_masks(batch)
+    assert no_masks is None and np.array_equal(old_raw, tiny_model.predict(batch))
 
 
 def test_a_corrupt_model_file_is_refused_clearly(tiny_model_dir, tmp_path):

@@ -170,3 +170,25 @@ def test_no_source_class_stratum_gets_more_than_its_share_of_warnings(tiny_model
         inside = np.array(strata) == name
         assert flagged[inside].sum() <= max(int(np.floor(0.2 * inside.sum())), val_flags[inside].sum())
     assert set(fair.summary["false_alarm_validation_per_stratum"]) == set(strata)
+
+
+def test_only_blank_or_misshapen_slices_are_unreadable_not_every_cheap_flag(shipped, kaggle_dir, data_root):
+    """Issue 21: the cheap checks' `blank` and `aspect` make a reading `cannot_read`; `colour` and
+    `no_background`, which real MRI trip too, only warn."""
+    colour_mri = io.read_file(kaggle_dir / "yes" / "Y113.JPG")[0]  # coloured and tightly cropped, yet MRI
+    assert {"colour", "no_background"} <= set(ood.image_check_reasons(colour_mri.pixels, colour_mri.warnings))
+    blank_ct = io.read_file(data_root / "not-mri" / "head-ct" / "ctbrain_aneurysm_78.png")[0]
+    mri = io.read_file(sorted((kaggle_dir / "no").iterdir())[0])[0]
+    strip = replace_pixels(mri, np.tile(mri.pixels, (1, 3)))  # three slices side by side
+    flat = replace_pixels(mri, np.full_like(mri.pixels, 0.3))
+    findings = {name: ood.pixel_findings(shipped, s) for name, s in
+                {"colour_mri": colour_mri, "blank_ct": blank_ct, "mri": mri, "strip": strip, "flat": flat}.items()}
+    assert {name for name, (_, unreadable) in findings.items() if unreadable} == {"blank_ct", "strip", "flat"}
+    assert ood.OUT_OF_DISTRIBUTION in findings["colour_mri"][0]  # still a warning
+    assert findings["mri"] == (ood.pixel_warnings(shipped, mri), False)
+
+
+def replace_pixels(slice_, pixels):
+    from dataclasses import replace
+
+    return replace(slice_, pixels=np.ascontiguousarray(pixels, np.float32))

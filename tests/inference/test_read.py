@@ -127,3 +127,85 @@ def test_a_real_slice_near_the_threshold_is_read_with_low_confidence_and_one_far
     [clear] = read_upload(shipped_model, (kaggle_dir / "yes" / "Y1.jpg").read_bytes(), "Y1.jpg")
     assert low < doubtful.tumor_probability < high and "low_confidence" in doubtful.warnings
     assert clear.tumor_probability > high and "low_confidence" not in clear.warnings
+
+
+# --- verdict, mask and lesion (issue 21) ----------------------------------------------------
+
+def test_verdicts_of_an_old_package_follow_its_tumor_flag_and_a_blank_slice_cannot_be_read(
+        shipped_model, figshare_dir, kaggle_dir):
+    """The shipped default (no band, no segmentation): tumors read `tumor`, healthy slices
+    `no_tumor` (a model that calls everything tumor fails here), no lesion and no mask; a blank
+    slice reads `cannot_read`, its probabilities still computed."""
+    tumors = [io.read_file(p)[0] for c in ("glioma", "meningioma", "pituitary")
+              for p in sorted((figshare_dir / c).iterdir())[:2]]
+    healthy = [io.read_file(p)[0] for p in sorted((kaggle_dir / "no").iterdir())[:6]]
+    blank = io.Slice(pixels=np.full((256, 256), 0.2, np.float32), source="blank.png")
+    readings = read_slices(shipped_model, tumors + healthy + [blank], cam="none")
+    verdicts = [r.verdict for r in readings]
+    assert verdicts == ["tumor"] * 6 + ["no_tumor"] * 6 + ["cannot_read"]
+    assert all(r.verdict == ("tumor" if r.tumor else "no_tumor") for r in readings[:-1])
+    assert all(r.lesion is None and r.mask is None for r in readings)
+    assert readings[-1].label in shipped_model.class_names and 0.0 <= readings[-1].tumor_probability <= 1.0
+
+
+@pytest.fixture(scope="module")
+def tumor_slice(figshare_dir):
+    return io.read_file(sorted((figshare_dir / "glioma").iterdir())[0])[0]
+
+
+@pytest.fixture(scope="module")
+def segmenting(tmp_path_factory, tumor_slice):
+    """One seeded segmenting network, in three packages whose bands make every reading `tumor`,
+    `uncertain` or `no_tumor`."""
+    from segmenting import write_segmenting_package
+
+    from mri_core.inference.model import load_model
+
+    root = tmp_path_factory.mktemp("segmenting")
+    bands = {"tumor": (0.0, 0.0), "uncertain": (0.0, 1.0), "no_tumor": (1.0, 1.0)}
+    return {verdict: load_model(write_segmenting_package(root / verdict, tumor_slice.pixels, band))
+            for verdict, band in bands.items()}
+
+
+def test_a_tumor_or_uncertain_reading_carries_the_mask_of_its_pass_at_the_original_size(segmenting, tumor_slice):
+    from mri_core.inference.segmentation import lesion_of, mask_to_original
+    from mri_core.io import preprocess
+
+    for verdict in ("tumor", "uncertain"):
+        model = segmenting[verdict]
+        [reading] = read_slices(model, [tumor_slice])
+        assert reading.verdict == verdict
+        assert reading.mask.shape == tumor_slice.pixels.shape and reading.mask.dtype == bool
+        prepared = preprocess.prepare(tumor_slice.pixels, model.image_size)
+        _, masks = model.predict_with_masks(prepared.image[None])
+        expected = mask_to_original(masks[0], prepared, model.mask_threshold)
+        assert np.array_equal(reading.mask, expected)
+        assert 0.05 < reading.mask.mean() < 0.5  # about OUTLINED_SHARE of the crop: a part of the slice
+        assert reading.lesion == lesion_of(reading.mask) and reading.lesion["area_mm2"] is None  # a JPEG: no spacing
+        x0, y0, x1, y1 = reading.lesion["box"]
+        assert reading.mask[y0:y1 + 1, x0:x1 + 1].sum() == reading.mask.sum()
+        assert reading.heatmap is not None and not np.array_equal(reading.heatmap > 0.5, reading.mask)
+
+
+def test_no_tumor_gives_an_all_zero_mask_and_no_lesion(segmenting, tumor_slice):
+    [reading] = read_slices(segmenting["no_tumor"], [tumor_slice])
+    assert reading.verdict == "no_tumor" and reading.lesion is None
+    assert reading.mask.shape == tumor_slice.pixels.shape and not reading.mask.any()
+
+
+@pytest.mark.parametrize("cam", ["none", "gradcam++"])
+def test_every_heatmap_method_gives_the_same_mask(segmenting, tumor_slice, cam):
+    model = segmenting["tumor"]
+    [reference] = read_slices(model, [tumor_slice])
+    [reading] = read_slices(model, [tumor_slice], cam=cam)
+    assert np.array_equal(reading.mask, reference.mask) and reading.lesion == reference.lesion
+    assert reading.tumor_probability == pytest.approx(reference.tumor_probability, abs=1e-5)
+
+
+def test_a_dicom_slice_measures_its_lesion_in_square_millimetres(segmenting, tumor_slice, figshare_dir):
+    from scans import dicom_bytes, grey_uint8
+
+    source = sorted((figshare_dir / "glioma").iterdir())[0]
+    [reading] = read_upload(segmenting["tumor"], dicom_bytes(grey_uint8(source)), "scan.dcm")  # PixelSpacing 0.5 mm
+    assert reading.lesion["area_mm2"] == pytest.approx(reading.lesion["area_px"] * 0.25)
+    assert reading.to_json()["lesion"]["area_mm2"] == pytest.approx(reading.lesion["area_px"] * 0.25, abs=1e-6)

@@ -61,3 +61,27 @@ def test_bad_settings_are_refused_before_any_work(tiny_model, real_scans):
     with pytest.raises(SettingsInvalid, match="CAM method"):
         next(stream_readings(tiny_model, real_scans, cam="magic"))
     assert DEFAULT_BATCH_SIZE >= 1 and issubclass(UnreadableImage, MriError)
+
+
+def test_a_segmenting_package_streams_the_masks_and_lesions_a_single_reading_gives(real_scans, tmp_path):
+    """Issue 21: the stream drops each slice's pixels before the model runs; the mask still comes
+    back at the original size, as reading the slice alone gives it, and so do verdict and lesion."""
+    from segmenting import write_segmenting_package
+
+    from mri_core.inference.model import load_model
+    from mri_core.io import slices as io
+
+    pixels = io.read_file(real_scans[-1])[0].pixels
+    model = load_model(write_segmenting_package(tmp_path / "seg", pixels, band=(0.0, 0.0)))
+    items = list(stream_readings(model, real_scans, batch_size=4))
+    singles = [read_upload(model, p.read_bytes(), p.name)[0] for p in real_scans]
+    for item, single, path in zip(items, singles, real_scans):
+        reading = item.outcome
+        assert reading.verdict == single.verdict == "tumor"
+        assert reading.mask.shape == io.read_file(path)[0].pixels.shape
+        # batched as 4 or read alone: the same mask, up to a pixel whose probability sits on the threshold
+        assert (reading.mask != single.mask).mean() < 1e-3
+        assert (reading.lesion is None) == (single.lesion is None)
+        if reading.lesion is not None:
+            assert reading.lesion["area_px"] == pytest.approx(single.lesion["area_px"], rel=1e-2)
+    assert sum(item.outcome.lesion is not None for item in items) >= 4

@@ -1,12 +1,14 @@
-"""The tumor decision, on constructed probabilities with known answers."""
+"""The tumor decision and the verdict, on constructed probabilities with known answers (the
+verdict of real readings: tests/inference/test_read.py)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from mri_core.inference.verdict import decide
+from mri_core.inference.verdict import decide, verdicts
 from mri_core.io.errors import ModelInvalid, SettingsInvalid
+from mri_core.io.reading import VERDICTS
 
 TYPED = ["glioma", "meningioma", "notumor", "pituitary"]
 BINARY = ["notumor", "tumor"]
@@ -64,3 +66,41 @@ def test_bad_decision_settings_say_what_to_fix():
         decide(np.array([[0.5, 0.5]]), BINARY, ["notumor"], 1.5)
     with pytest.raises(ValueError, match=r"\(N, 4\)"):
         decide(np.array([[0.5, 0.5]]), TYPED, ["notumor"], 0.5)
+
+
+# --- verdicts (issue 21) -------------------------------------------------------------------
+
+def test_without_a_band_the_verdict_is_the_tumor_flag_at_the_threshold():
+    p = np.array([0.0, 0.0199, 0.02, 0.5, 1.0])
+    out = verdicts(p, 0.02)
+    assert out.tolist() == ["no_tumor", "no_tumor", "tumor", "tumor", "tumor"]
+    rng = np.random.default_rng(3)
+    probabilities = rng.dirichlet(np.ones(4) * 0.5, size=300)
+    _, tumor, tumor_probability = decide(probabilities, TYPED, ["notumor"], 0.3)
+    assert (verdicts(tumor_probability, 0.3) == "tumor").tolist() == tumor.tolist()
+
+
+def test_the_band_defers_its_inside_and_its_edges_fall_as_documented():
+    p = np.array([0.0, 0.0999, 0.1, 0.3, 0.6999, 0.7, 0.95])
+    out = verdicts(p, threshold=0.3, band=(0.1, 0.7))
+    assert out.tolist() == ["no_tumor", "no_tumor", "uncertain", "uncertain", "uncertain", "tumor", "tumor"]
+    # the threshold does not decide once there is a band: 0.3 <= p < 0.7 is uncertain, not tumor
+    assert verdicts(np.array([0.5]), threshold=0.3, band=(0.5, 0.5)).tolist() == ["tumor"]
+
+
+def test_cannot_read_wins_over_any_probability():
+    p = np.array([0.99, 0.01, 0.5, 0.99])
+    out = verdicts(p, 0.5, band=(0.4, 0.6), cannot_read=[True, True, True, False])
+    assert out.tolist() == ["cannot_read", "cannot_read", "cannot_read", "tumor"]
+    assert out.dtype.kind == "U"  # plain strings, the longest not cut
+
+
+def test_every_verdict_is_one_a_reading_names_and_bad_bands_are_refused():
+    p = np.linspace(0, 1, 101)
+    assert set(verdicts(p, 0.5, (0.2, 0.8), p > 0.9)) == set(VERDICTS)
+    with pytest.raises(SettingsInvalid, match="uncertainty band"):
+        verdicts(p, 0.5, band=(0.8, 0.2))
+    with pytest.raises(SettingsInvalid, match="between 0 and 1"):
+        verdicts(p, 1.5)
+    with pytest.raises(ValueError, match="cannot-read flags"):
+        verdicts(p, 0.5, cannot_read=[True])

@@ -111,3 +111,22 @@ def test_cold_areas_keep_the_plain_scan(scan, heatmap):
     grey = render.grey_rgb(scan)
     assert cold.any()
     assert np.abs(rgb[cold].astype(int) - grey[cold].astype(int)).max() <= 1
+
+
+def test_the_mask_is_drawn_as_a_plain_outline_along_its_edge(scan, heatmap):
+    """Issue 21: the tumor mask shows as its outline; inside and outside it the picture is untouched."""
+    mask = np.zeros(scan.shape, bool)
+    mask[40:90, 50:120] = True
+    plain = render.overlay(scan, heatmap, 0.5)
+    outlined = render.overlay(scan, heatmap, 0.5, mask=mask)
+    assert tuple(outlined[40, 80]) == render.OUTLINE_RGB and tuple(outlined[89, 119]) == render.OUTLINE_RGB
+    changed = (outlined != plain).any(axis=2)
+    edge = mask & ~np.pad(mask, 1)[2:, 1:-1] | mask & ~np.pad(mask, 1)[:-2, 1:-1] \
+        | mask & ~np.pad(mask, 1)[1:-1, 2:] | mask & ~np.pad(mask, 1)[1:-1, :-2]
+    from scipy import ndimage
+
+    near_edge = ndimage.binary_dilation(edge, iterations=3 * render._line_width(scan.shape))
+    assert changed[edge].all() and not changed[~near_edge].any()
+    np.testing.assert_array_equal(render.overlay(scan, heatmap, 0.5, mask=np.zeros(scan.shape, bool)), plain)
+    with pytest.raises(ValueError, match="does not match the scan"):
+        render.overlay(scan, heatmap, mask=mask[:-1])

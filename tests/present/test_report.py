@@ -140,3 +140,34 @@ def test_the_banner_names_the_active_model_the_default_and_the_reasons():
     assert "activation checks" not in plain
     flagged = model_banner("clinic@2", "default-4class@4", ["it has no out-of-distribution statistics"])
     assert flagged.endswith("does not pass the activation checks: it has no out-of-distribution statistics.")
+
+
+def test_the_report_leads_with_the_verdict_outlines_the_lesion_and_makes_no_call_it_cannot_read(
+        tiny_model, tumor_image_path, tmp_path):
+    """Issue 21: the result line is the verdict; a segmenting model's lesion is put in words; an image
+    that cannot be read gets no tumor call, no type and no heatmap."""
+    import numpy as np
+    from segmenting import write_segmenting_package
+
+    from mri_core.inference.model import load_model
+    from mri_core.present.report import image_caption, lesion_words
+
+    scan = io.read_file(tumor_image_path)[0]
+    model = load_model(write_segmenting_package(tmp_path / "seg", scan.pixels, band=(0.0, 0.0)))
+    [reading] = read_slices(model, [scan])
+    words = lesion_words(reading)
+    x0, y0, x1, y1 = reading.lesion["box"]
+    assert words == (f"Tumor outline: {reading.lesion['area_px']:,} pixels (the file gives no pixel spacing, so no mm²); "
+                     f"box x {x0}–{x1}, y {y0}–{y1} (original pixels, x right, y down).")
+    text = pdf_text(reading_report(reading, scan.pixels, model.info, "gradcam"))
+    assert "Result: TUMOR - reported class" in text and "Tumor outline:" in text and "white line outlines" in text
+    in_mm = reading.__class__(**{**reading.__dict__, "lesion": {**reading.lesion, "area_mm2": 1234.56}})
+    assert lesion_words(in_mm).startswith("Tumor outline: 1,234.6 mm² (")
+
+    blank = io.Slice(pixels=np.full((200, 200), 0.3, np.float32), source="blank.png")
+    [unreadable] = read_slices(tiny_model, [blank])
+    assert unreadable.verdict == "cannot_read" and lesion_words(unreadable) is None
+    text = pdf_text(reading_report(unreadable, blank.pixels, tiny_model.info, "gradcam"))
+    assert "Result: CANNOT READ THIS IMAGE" in text and "no tumor call is made" in text
+    assert "reported class" not in text and "Tumor probability" not in text and "Grad-CAM" not in text
+    assert image_caption(blank, "gradcam", "axial", unreadable).endswith("no heatmap: the image cannot be read")
