@@ -27,7 +27,7 @@ from mri_core.io import slices as io
 
 from mri_core.io import preprocess
 
-from mri_core.inference.read import read_prepared, slice_notes
+from mri_core.inference.read import SHIPPED_CHECK, brain_check_of, read_prepared, slice_notes
 from mri_core.io.errors import MriError, SettingsInvalid, UnreadableImage
 from mri_core.io.reading import CAM_METHODS, Reading
 
@@ -100,12 +100,13 @@ def _drop_pixels(slice_: io.Slice, thumbnail_side: int | None) -> io.Slice:
 def stream_readings(scan_model, inputs: Iterable, cam: str = "gradcam",
                     batch_size: int = DEFAULT_BATCH_SIZE,
                     decode: Callable[[object], Sequence[io.Slice]] = decode_input,
-                    thumbnail_side: int | None = None) -> Iterator[BatchItem]:
+                    thumbnail_side: int | None = None, check=SHIPPED_CHECK) -> Iterator[BatchItem]:
     """Inputs -> BatchItem per slice (or per failed input), in input order, batch by batch.
 
     `inputs` may be any iterable (a generator of paths is read lazily); `decode` maps one
     input to its slices (default: `decode_input`). With `thumbnail_side`, each answer
-    carries a small overlay picture for tables.
+    carries a small overlay picture for tables. `check`: the brain-MRI check (`read.read_prepared`);
+    it looks at each slice's reduced copy, taken while decoding, and runs a batch at a time.
     """
     if batch_size < 1:
         raise SettingsInvalid(f"Batch size must be at least 1, got {batch_size}.")
@@ -113,6 +114,7 @@ def stream_readings(scan_model, inputs: Iterable, cam: str = "gradcam",
         raise SettingsInvalid(f"Unknown CAM method {cam!r}; choose one of {', '.join(CAM_METHODS)}.")
     import tensorflow as tf
 
+    check = brain_check_of(check)
     size = scan_model.image_size
     decoded: dict[int, _Decoded | _Failed] = {}  # position -> result, until it is answered
     lock = threading.Lock()
@@ -156,7 +158,7 @@ def stream_readings(scan_model, inputs: Iterable, cam: str = "gradcam",
             rows = np.stack([p.image for p in prepared])
             result = _Decoded(file, [_drop_pixels(s, thumbnail_side) for s in slices],
                               [replace(p, image=np.broadcast_to(np.float32(0), p.image.shape)) for p in prepared],
-                              [slice_notes(scan_model, s) for s in slices])
+                              [slice_notes(scan_model, s, check) for s in slices])
         with lock:
             decoded[position] = result
         if rows is None:  # a placeholder row keeps the input's place in the order
@@ -184,7 +186,7 @@ def stream_readings(scan_model, inputs: Iterable, cam: str = "gradcam",
     )
     for batch_positions, numbers, images in dataset.as_numpy_iterator():
         yield from _answer_batch(scan_model, batch_positions, numbers, images, decoded, lock, cam,
-                                 read_prepared, thumbnail_side)
+                                 functools.partial(read_prepared, check=check), thumbnail_side)
 
 
 def _answer_batch(scan_model, positions, numbers, images, decoded, lock, cam, read_prepared,
@@ -214,7 +216,7 @@ def _answer_batch(scan_model, positions, numbers, images, decoded, lock, cam, re
 
 def read_paths(scan_model, paths: Iterable[str | Path], cam: str = "gradcam",
                batch_size: int = DEFAULT_BATCH_SIZE, choice: io.SliceChoice = None,
-               plane: str = "axial") -> Iterator[tuple[str, Reading | MriError]]:
+               plane: str = "axial", check=SHIPPED_CHECK) -> Iterator[tuple[str, Reading | MriError]]:
     """Files, DICOM folders or zips -> (path, Reading or the MriError it raised), in input order.
 
     Each series in a path gives its chosen slices (the middle one by default, slice N, or all).
@@ -222,5 +224,5 @@ def read_paths(scan_model, paths: Iterable[str | Path], cam: str = "gradcam",
     model, a bad path yields its error and the rest still run, memory stays a few batches.
     """
     decode = functools.partial(decode_input, choice=choice, plane=plane)
-    for item in stream_readings(scan_model, paths, cam=cam, batch_size=batch_size, decode=decode):
+    for item in stream_readings(scan_model, paths, cam=cam, batch_size=batch_size, decode=decode, check=check):
         yield item.file, item.outcome

@@ -220,19 +220,23 @@ def png_bytes(array) -> bytes:
     return buffer.getvalue()
 
 
-def test_an_image_it_cannot_read_gets_that_headline_and_no_tumor_call_or_type(active_entry):
+def test_an_image_it_cannot_read_gets_that_headline_and_no_tumor_call_or_type(active_entry, data_root):
+    """A blank frame (the cheap image checks) and a head CT (the shipped brain-MRI check)."""
     import numpy as np
 
     from mri_core.io.reading import VERDICT_TEXT
 
-    page = upload(start_page(active_entry), "blank.png", png_bytes(np.full((240, 200), 60, np.uint8)), "image/png")
-    assert page.subheader[0].value == ":gray[Cannot read this image]"
-    text = page_text(page)
-    assert VERDICT_TEXT["cannot_read"] in text
-    assert "Reported class" not in text and not page.metric and not page.get("plotly_chart")
-    assert "Heatmap peak" not in text and not page.slider, "no heatmap and no opacity slider"
-    assert "no heatmap: the image cannot be read" in page.image[0].captions[0]
-    assert page.get("download_button") and not page.error
+    page = start_page(active_entry)
+    head_ct = sorted((data_root / "not-mri" / "head-ct").iterdir())[0]
+    for name, data in (("blank.png", png_bytes(np.full((240, 200), 60, np.uint8))), (head_ct.name, head_ct.read_bytes())):
+        upload(page, name, data, "image/png")
+        assert page.subheader[0].value == ":gray[Cannot read this image]", name
+        text = page_text(page)
+        assert VERDICT_TEXT["cannot_read"] in text
+        assert "Reported class" not in text and not page.metric and not page.get("plotly_chart")
+        assert "Heatmap peak" not in text and not page.slider, "no heatmap and no opacity slider"
+        assert name in page.image[0].captions[0] and "no heatmap: the image cannot be read" in page.image[0].captions[0]
+        assert page.get("download_button") and not page.error
 
 
 def test_a_segmenting_model_leads_with_its_verdict_and_outlines_the_tumor(active_entry, tumor_image_path, tmp_path):

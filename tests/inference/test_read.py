@@ -209,3 +209,46 @@ def test_a_dicom_slice_measures_its_lesion_in_square_millimetres(segmenting, tum
     [reading] = read_upload(segmenting["tumor"], dicom_bytes(grey_uint8(source)), "scan.dcm")  # PixelSpacing 0.5 mm
     assert reading.lesion["area_mm2"] == pytest.approx(reading.lesion["area_px"] * 0.25)
     assert reading.to_json()["lesion"]["area_mm2"] == pytest.approx(reading.lesion["area_px"] * 0.25, abs=1e-6)
+
+
+# --- the brain-MRI check (issue 21): whatever model reads, a head CT cannot be read -------------
+
+HEAD_CT_STEP = 101  # every 101st head CT, as the golden CLI recording picks them
+
+
+@pytest.fixture(scope="module")
+def shipped_check():
+    from mri_core.inference.brain_check import load_brain_check
+
+    check = load_brain_check()
+    assert check is not None, "no brain-MRI check is shipped in assets/checks/brain-mri"
+    return check
+
+
+def test_head_cts_cannot_be_read_by_any_model_and_brain_mri_can(shipped_model, segmenting, shipped_check, data_root,
+                                                                 kaggle_dir, figshare_dir):
+    cts = [io.read_file(p)[0] for p in sorted((data_root / "not-mri" / "head-ct").iterdir())[::HEAD_CT_STEP][:5]]
+    mri = [io.read_file(p)[0] for p in sorted((figshare_dir / "glioma").iterdir())[:2]
+           + sorted((kaggle_dir / "no").iterdir())[:2]]
+    for model in (shipped_model, segmenting["tumor"]):  # a 4-class model and a segmenting one, same check
+        readings = read_slices(model, cts + mri, cam="none")
+        assert [r.verdict for r in readings[:5]] == ["cannot_read"] * 5
+        assert all(r.verdict != "cannot_read" for r in readings[5:])
+        assert all(r.lesion is None for r in readings[:5])  # no outline for what cannot be read
+        assert all(r.mask is None or not r.mask.any() for r in readings[:5])
+    # without a check, only the cheap image checks refuse: the CTs get a tumor call
+    unchecked = read_slices(shipped_model, cts, cam="none", check=None)
+    assert all(r.verdict == ("tumor" if r.tumor else "no_tumor") for r in unchecked)
+
+
+def test_the_check_reads_a_slices_reduced_copy_exactly_as_the_slice(shipped_model, shipped_check, data_root, kaggle_dir):
+    """The stream keeps only each slice's `brain_check.work_image` copy (SliceNotes.check_view); the
+    check must give it the probability it gives the full slice."""
+    from mri_core.inference.read import slice_notes
+
+    slices = [io.read_file(p)[0] for p in sorted((data_root / "not-mri" / "head-ct").iterdir())[:3]
+              + sorted((kaggle_dir / "yes").iterdir())[:3]]
+    views = [slice_notes(shipped_model, s, shipped_check).check_view for s in slices]
+    assert all(v.shape == (128, 128) for v in views)
+    np.testing.assert_array_equal(shipped_check.not_mri_probability(views),
+                                  shipped_check.not_mri_probability([s.pixels for s in slices]))

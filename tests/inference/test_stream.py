@@ -85,3 +85,13 @@ def test_a_segmenting_package_streams_the_masks_and_lesions_a_single_reading_giv
         if reading.lesion is not None:
             assert reading.lesion["area_px"] == pytest.approx(single.lesion["area_px"], rel=1e-2)
     assert sum(item.outcome.lesion is not None for item in items) >= 4
+
+
+def test_the_stream_asks_the_brain_check_as_a_single_reading_does(tiny_model, real_scans, data_root):
+    """Issue 21: head CTs read `cannot_read` in the stream too, next to MRI that do not."""
+    cts = sorted((data_root / "not-mri" / "head-ct").iterdir())[::101][:3]
+    inputs = [cts[0], real_scans[0], cts[1], real_scans[3], cts[2]]
+    items = list(stream_readings(tiny_model, inputs, batch_size=2))
+    singles = [read_upload(tiny_model, p.read_bytes(), p.name)[0] for p in inputs]
+    assert [i.outcome.verdict for i in items] == [s.verdict for s in singles]
+    assert [i.outcome.verdict == "cannot_read" for i in items] == [True, False, True, False, True]
