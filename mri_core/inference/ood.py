@@ -14,9 +14,13 @@ Warnings a reading can carry (besides the ones `io` adds while decoding):
   Means and covariance come from training MRI; the threshold from validation MRI
   (`fit_stats`), so that at most `TARGET_FALSE_ALARM` of them get the warning, overall and
   within each large enough source/class stratum.
+  It is a caution, not a refusal: it also fires on some real MRI. A reading is `cannot_read`
+  when the brain-MRI check says so, alone or together with this flag (`verdict.cannot_read_flags`).
 - `low_confidence`: the calibrated tumor probability is within a factor
   `LOW_CONFIDENCE_ODDS` of the threshold in odds, i.e. |logit(p) - logit(t)| < ln 3; at a
   threshold of 0.5 that is 0.25 < p < 0.75 (one reading in four or more there is wrong).
+  Only for a model without an uncertainty band (with one, the `uncertain` verdict says it),
+  and never on a `cannot_read` reading (it makes no tumor call).
 - `image_small` / `image_large`: the shorter side is below the smallest, or the longer
   side above the largest, of the training images (`image_sides` in the stats); without
   stats, below the model's input size or above `FALLBACK_MAX_SIDE`.
@@ -222,22 +226,44 @@ def pixel_findings(scan_model, slice_) -> tuple[tuple[str, ...], bool]:
     return cheap + size_warnings(slice_.pixels.shape, sides, scan_model.image_size), unreadable
 
 
+def out_of_distribution_flags(scan_model, slices: Sequence, batch: np.ndarray,
+                              pixel_notes: Sequence[tuple[str, ...]] | None = None) -> np.ndarray:
+    """(N,) bool: the reading gets `out_of_distribution` (the cheap checks, in `pixel_notes` or
+    taken here, or the features of its (N, S, S, 1) model input)."""
+    detector = getattr(scan_model, "ood", None)
+    feature_flags = detector.feature_flags(batch) if detector is not None else np.zeros(len(slices), bool)
+    if pixel_notes is None:
+        pixel_notes = [pixel_warnings(scan_model, slice_) for slice_ in slices]
+    return np.array([bool(feature_flags[i]) or OUT_OF_DISTRIBUTION in own for i, own in enumerate(pixel_notes)],
+                    bool).reshape(-1)
+
+
 def reading_warnings(scan_model, slices: Sequence, batch: np.ndarray, tumor_probability: np.ndarray,
-                     pixel_notes: Sequence[tuple[str, ...]] | None = None) -> list[tuple[str, ...]]:
+                     pixel_notes: Sequence[tuple[str, ...]] | None = None, flags: np.ndarray | None = None,
+                     no_call=None) -> list[tuple[str, ...]]:
     """Slices, their (N, S, S, 1) model inputs and calibrated tumor probabilities -> warnings each.
 
     `pixel_notes`: each slice's `pixel_warnings`, when taken before its pixels were dropped
-    (streaming); None: taken here. Returned in this order: out_of_distribution,
+    (streaming); None: taken here. `flags`: their `out_of_distribution_flags`, when already
+    taken (the features are not computed twice); None: taken here. `no_call` (N,) bool: the
+    readings that make no tumor call (`cannot_read`): they get no `low_confidence`. Nor does any
+    reading of a model with an uncertainty band: its `uncertain` verdict says it (the odds rule
+    is for older packages without a band). Returned in this order: out_of_distribution,
     low_confidence, image_small/large (the io warnings of each slice come on top, from the caller).
     """
-    detector = getattr(scan_model, "ood", None)
-    feature_flags = detector.feature_flags(batch) if detector is not None else np.zeros(len(slices), bool)
-    low = is_low_confidence(tumor_probability, scan_model.threshold)
     if pixel_notes is None:
         pixel_notes = [pixel_warnings(scan_model, slice_) for slice_ in slices]
+    if flags is None:
+        flags = out_of_distribution_flags(scan_model, slices, batch, pixel_notes)
+    if getattr(scan_model, "uncertainty_band", None) is None:
+        low = is_low_confidence(tumor_probability, scan_model.threshold)
+    else:
+        low = np.zeros(len(slices), bool)
+    if no_call is not None:
+        low = low & ~np.asarray(no_call, bool).reshape(-1)
     out = []
     for i, own in enumerate(pixel_notes):
-        notes = [OUT_OF_DISTRIBUTION] if feature_flags[i] or OUT_OF_DISTRIBUTION in own else []
+        notes = [OUT_OF_DISTRIBUTION] if flags[i] else []
         if low[i]:
             notes.append(LOW_CONFIDENCE)
         notes.extend(note for note in own if note != OUT_OF_DISTRIBUTION)

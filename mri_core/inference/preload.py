@@ -2,8 +2,10 @@
 
 `preload_model` starts (once per package version and process) a thread that imports
 TensorFlow, loads the package through `model.load_cached` and traces Grad-CAM once on a
-blank batch; the page's own `load_cached` call then returns at once, or waits for that
-load instead of starting a second one. Before that it checks, cheaply, that `model.keras`
+blank batch, then loads the shipped brain-MRI check (`brain_check.load_brain_check`, which
+builds its predict function) that every reading asks; the page's own `load_cached` call then
+returns at once, or waits for that load instead of starting a second one (so does the first
+reading's load of the check). Before that it checks, cheaply, that `model.keras`
 is a Keras archive at all (ModelInvalid at once, so a page can say so before any upload);
 any other load failure is silent here and raised by the page's own call, where the page
 can show it. Never imports streamlit; this module itself imports nothing heavy.
@@ -59,4 +61,10 @@ def _load(package_path: str, version: int) -> None:
         size = scan_model.image_size
         scan_model.gradcam(np.zeros((1, size, size, 1), np.float32))  # the one trace, done early
     except Exception:  # noqa: BLE001 - the page's own load raises it where it can be shown
+        pass
+    try:
+        from mri_core.inference.brain_check import load_brain_check
+
+        load_brain_check()  # the shipped brain-MRI check every reading asks: loaded and its predict built
+    except Exception:  # noqa: BLE001 - the first reading raises it where it can be shown
         pass

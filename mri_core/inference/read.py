@@ -20,7 +20,7 @@ from mri_core.inference import ood
 
 from mri_core.io import preprocess
 from mri_core.io.errors import SettingsInvalid
-from mri_core.inference.verdict import decide, verdicts
+from mri_core.inference.verdict import cannot_read_flags, decide, verdicts
 from mri_core.inference.explain import cam_peak_and_box
 from mri_core.inference.segmentation import lesion_of, mask_to_original
 from mri_core.io.reading import CAM_METHODS, LESION_VERDICTS, Reading
@@ -81,7 +81,8 @@ def read_prepared(scan_model, batch: np.ndarray, prepared: Sequence[preprocess.P
     `slice_notes`, taken while its pixels were at hand, with the same `check`) only the slices'
     names, spacings, warnings and indexes are used: their pixels may be dropped. A slice is
     `cannot_read` when the cheap checks find it blank or misshapen, or the brain-MRI `check`
-    says it is not a brain MRI slice.
+    says it is not a brain MRI slice (alone, or at a lower level when the model's
+    out-of-distribution detector agrees: `verdict.cannot_read_flags`).
     """
     if cam not in CAM_METHODS:
         raise SettingsInvalid(f"Unknown CAM method {cam!r}; choose one of {', '.join(CAM_METHODS)}.")
@@ -90,12 +91,14 @@ def read_prepared(scan_model, batch: np.ndarray, prepared: Sequence[preprocess.P
     check = brain_check_of(check)
     if pixel_notes is None:
         pixel_notes = [slice_notes(scan_model, slice_, check) for slice_ in slices]
+    out_of_distribution = ood.out_of_distribution_flags(scan_model, slices, batch,
+                                                        [notes.warnings for notes in pixel_notes])
     cannot_read = np.array([notes.unreadable for notes in pixel_notes], bool)
     if check is not None:
         views = [notes.check_view for notes in pixel_notes]
         if any(view is None for view in views):
             raise ValueError("The slices' notes were taken without the brain-MRI check; take them with the same check.")
-        cannot_read |= check.is_not_mri(views)
+        cannot_read |= cannot_read_flags(check.not_mri_probability(views), check.threshold, out_of_distribution)
     if cam == "none":
         raw, masks = scan_model.predict_with_masks(batch)
         cams = None
@@ -108,7 +111,8 @@ def read_prepared(scan_model, batch: np.ndarray, prepared: Sequence[preprocess.P
         probabilities, scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)
     verdict = verdicts(tumor_probability, scan_model.threshold, scan_model.uncertainty_band, cannot_read)
     extra_warnings = ood.reading_warnings(scan_model, slices, batch, tumor_probability,
-                                          [notes.warnings for notes in pixel_notes])
+                                          [notes.warnings for notes in pixel_notes], flags=out_of_distribution,
+                                          no_call=cannot_read)
     readings = []
     for i, (slice_, prep) in enumerate(zip(slices, prepared)):
         heatmap = peak = box = None

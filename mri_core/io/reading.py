@@ -38,9 +38,11 @@ LESION_VERDICTS = (TUMOR, UNCERTAIN)
 
 # Plain words for every warning a reading can carry (ours and the ones `io` adds).
 WARNING_TEXT = {
-    OUT_OF_DISTRIBUTION: "This image does not look like the brain MRI slices the model was trained on "
-                         "(a photo, document, screenshot, blank image, another body part or modality?). "
-                         "The reading below is not meaningful for it.",
+    # A caution, whatever the verdict: it also fires on some real MRI (an unusual scanner, contrast
+    # or export), whose tumor call stands; a reading that is not a brain MRI at all is `cannot_read`.
+    OUT_OF_DISTRIBUTION: "This image looks unlike the brain MRI slices the model was trained on (an unusual "
+                         "scanner, contrast, crop or export, or not a brain MRI slice at all?). Treat the "
+                         "reading below with caution and check the image itself.",
     LOW_CONFIDENCE: "The tumor probability is close to the decision threshold: the model cannot tell "
                     "well here; rely on the radiologist's reading.",
     IMAGE_SMALL: "The image is smaller than any the model was trained on; fine detail may be lost.",

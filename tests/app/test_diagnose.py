@@ -181,7 +181,10 @@ def test_several_dicom_files_form_series_to_pick_and_no_patient_tag_is_shown(act
             assert part not in shown, f"identifying value {part!r} is on the page"
 
 
-def test_photo_gets_the_out_of_distribution_warning_and_a_report_to_download(active_entry):
+def test_photo_of_a_person_cannot_be_read_and_keeps_its_warning_and_a_report_to_download(active_entry,
+                                                                                          tumor_image_path):
+    """The astronaut (issue 21: it used to get a tumor call) reads `cannot_read`, with its
+    out-of-distribution warning and no probability words; a real scan still gets them."""
     skimage_data = pytest.importorskip("skimage.data")
     import io as _io
 
@@ -190,9 +193,12 @@ def test_photo_gets_the_out_of_distribution_warning_and_a_report_to_download(act
     buffer = _io.BytesIO()
     Image.fromarray(skimage_data.astronaut()).save(buffer, format="PNG")
     page = upload(start_page(active_entry), "astronaut.png", buffer.getvalue(), "image/png")
+    assert page.subheader[0].value == ":gray[Cannot read this image]"
     assert any("out of distribution" in w.value for w in page.warning)
-    assert "calibrated" in page_text(page)
+    assert "calibrated" not in page_text(page)
     assert page.get("download_button"), "the reading report can be downloaded"
+    upload(page, tumor_image_path.name, tumor_image_path.read_bytes())
+    assert "calibrated" in page_text(page)
 
 
 def test_cam_method_selector_offers_every_method_and_rereads(active_entry, tumor_image_path):

@@ -192,3 +192,20 @@ def replace_pixels(slice_, pixels):
     from dataclasses import replace
 
     return replace(slice_, pixels=np.ascontiguousarray(pixels, np.float32))
+
+
+# --- low_confidence: only where a reading makes a call that needs it (issue 21) ------------------
+
+def test_no_low_confidence_for_a_reading_that_cannot_be_read_nor_for_a_model_with_a_band():
+    from types import SimpleNamespace
+
+    p = np.array([0.5, 0.5, 0.99])  # the first two sit on the threshold
+    notes = [(), (), ()]
+    old = SimpleNamespace(threshold=0.5, uncertainty_band=None, ood=None, image_size=128)
+    warned = ood.reading_warnings(old, [None] * 3, np.zeros((3, 1)), p, notes, flags=np.array([False, True, False]))
+    assert warned == [(ood.LOW_CONFIDENCE,), (ood.OUT_OF_DISTRIBUTION, ood.LOW_CONFIDENCE), ()]
+    refused = ood.reading_warnings(old, [None] * 3, np.zeros((3, 1)), p, notes, flags=np.array([False, True, False]),
+                                   no_call=np.array([False, True, False]))
+    assert refused == [(ood.LOW_CONFIDENCE,), (ood.OUT_OF_DISTRIBUTION,), ()]
+    banded = SimpleNamespace(**{**old.__dict__, "uncertainty_band": (0.3, 0.7)})  # `uncertain` says it
+    assert ood.reading_warnings(banded, [None] * 3, np.zeros((3, 1)), p, notes) == [(), (), ()]

@@ -3,10 +3,18 @@ verdict of real readings: tests/inference/test_read.py)."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 
-from mri_core.inference.verdict import decide, verdicts
+from mri_core.inference.verdict import (
+    CHECK_LEVEL_WHEN_OOD,
+    cannot_read_flags,
+    decide,
+    verdicts,
+)
 from mri_core.io.errors import ModelInvalid, SettingsInvalid
 from mri_core.io.reading import VERDICTS
 
@@ -104,3 +112,35 @@ def test_every_verdict_is_one_a_reading_names_and_bad_bands_are_refused():
         verdicts(p, 1.5)
     with pytest.raises(ValueError, match="cannot-read flags"):
         verdicts(p, 0.5, cannot_read=[True])
+
+
+# --- the cannot_read rule (issue 21) --------------------------------------------------------
+
+def test_the_check_alone_refuses_and_an_out_of_distribution_flag_lowers_its_level():
+    p = np.array([0.9, 0.67, 0.6, 0.6, CHECK_LEVEL_WHEN_OOD, CHECK_LEVEL_WHEN_OOD - 1e-6, 0.01])
+    ood = np.array([False, False, False, True, True, True, True])
+    assert cannot_read_flags(p, 0.67, ood).tolist() == [True, True, False, True, True, False, False]
+    assert cannot_read_flags(p, 0.67, np.zeros(7, bool)).tolist() == (p >= 0.67).tolist()
+
+
+def test_the_lower_level_never_lies_above_the_checks_own_threshold():
+    # a check shipped with a threshold under the level: the flag still refuses at that threshold
+    assert cannot_read_flags([0.2, 0.2], 0.15, [True, False], level=0.3).tolist() == [True, True]
+    assert cannot_read_flags([0.2], 0.5, [True], level=0.2).tolist() == [True]
+    with pytest.raises(ValueError, match="out-of-distribution flags"):
+        cannot_read_flags([0.2, 0.3], 0.5, [True])
+
+
+def test_the_recorded_measurement_is_of_the_level_in_use_and_within_the_mri_budget():
+    """bench/cannot_read_rule.py measured this level: at most 0.2 % more of all real MRI refused
+    than by the check alone; every photo (but one) and the text page and >= 95 % of head CT refused."""
+    results = json.loads((Path(__file__).resolve().parents[2] / "bench" / "results_cannot_read.json").read_text())
+    assert results["level_when_ood"] == CHECK_LEVEL_WHEN_OOD
+    assert results["mri"]["rule"]["n"] > 12000
+    assert results["mri"]["extra_refused"]["share"] <= 0.002
+    # the one photo that still reads: the astronaut in grey (check 0.54, no out-of-distribution flag)
+    passed = {row["image"] for row in results["uploads"] if row["verdict"] != "cannot_read"}
+    assert passed <= {"astronaut_grey.png"}, passed
+    assert {"astronaut.png", "grace_hopper.png", "grace_hopper_grey.png", "text_page.png"} <= {
+        row["image"] for row in results["uploads"]}
+    assert results["head_ct_test"]["rule"]["share"] >= 0.95
