@@ -7,7 +7,8 @@ from mri_core.training.model_info import model_info, reproduce_command
 from mri_core.training.prepared import load_training_data
 from mri_core.training.recipes import RECIPES, settings_for
 
-CALIBRATION = {"threshold": 0.3, "operating_point": {"rule": "r"}, "temperature": 1.5,
+CALIBRATION = {"threshold": 0.3, "uncertainty_band": [0.1, 0.6], "operating_point": {"rule": "r"}, "temperature": 1.5,
+               "segmentation": {"output": "mask", "threshold": 0.4},
                "reading": RECIPES["default"].reading, "test_metrics": {"n": 9}}
 
 
@@ -18,13 +19,15 @@ def _settings_of(command: str):
                                         batch_size=args.batch_size, learning_rate=args.learning_rate,
                                         seed=args.seed, name=args.name, strategy=args.strategy, split=args.split,
                                         manifest=args.manifest, source_balance=args.source_balance,
-                                        box_weight=args.box_weight)
+                                        box_weight=args.box_weight, mask_weight=args.mask_weight,
+                                        group_sampling=args.group_sampling, not_mri=args.not_mri)
 
 
 def test_the_command_trains_the_same_settings_again(tmp_path):
     for settings in (settings_for("paper", epochs=3, seed=2, split="naive", name="mine"),
                      settings_for("default", learning_rate=0.004, manifest="bench/splits/shipped.json",
-                                  box_weight=0.5, source_balance=0.0)):
+                                  box_weight=0.5, source_balance=0.0),
+                     settings_for("default", mask_weight=2.0, group_sampling=False, not_mri="../shared/data/not-mri/head-ct")):
         command = reproduce_command([tmp_path / "a", tmp_path / "b"], settings)
         assert command.startswith("python -m mri_core train ")
         assert _settings_of(command) == ([str(tmp_path / "a"), str(tmp_path / "b")], settings)
@@ -42,3 +45,4 @@ def test_model_json_names_the_recipes_gradcam_layer_and_everything_a_reading_nee
     assert info["settings"]["box_weight"] == 1.5 and "box_mix" not in info["settings"]
     assert info["history"] == [{"epoch": 1}] and info["data"] is data.summary
     assert "unknown type" not in info["outputs"]
+    assert info["uncertainty_band"] == [0.1, 0.6] and info["segmentation"] == {"output": "mask", "threshold": 0.4}

@@ -105,9 +105,13 @@ def test_boxed_images_train_the_heatmap_and_the_run_records_it(tmp_path, figshar
     assert result.info["data"]["boxed_train_images"] > 10
     assert all(h["box_loss"] > 0 for h in result.info["history"])
     assert "--box-weight 0.5" in result.info["command"]
-    # a default-recipe package is read with the mirror average and a smoothed heatmap, at high sensitivity
+    # a default-recipe package is read with the mirror average and a smoothed heatmap, with an uncertainty band
     assert result.info["reading"] == {"mirror_average": True, "heatmap_sigma": 2.0}
-    assert result.info["operating_point"]["target_sensitivity"] == RECIPES["default"].target_sensitivity
+    assert result.info["operating_point"]["band_rule"]["miss_rate"] == RECIPES["default"].band_rule[0]
+    low, high = result.info["uncertainty_band"]
+    assert low <= result.info["threshold"] <= high
+    # no tumor outlines in these folders: a classifier only, and model.json says so
+    assert result.info["segmentation"] is None and len(result.keras_model.outputs) == 1
 
 
 # --- a package appears whole -----------------------------------------------------------------
