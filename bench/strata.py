@@ -110,8 +110,8 @@ def markdown(models: dict[str, dict]) -> str:
 
 def _dice(figures: dict, source: str, key: str) -> str:
     entry = figures["segmentation"].get(source)
-    if not entry:
-        return "n/a"
+    if not entry or key not in entry:
+        return "n/a (no mask output)" if entry else "n/a"
     d = entry[key]
     return f"{d['mean_dice']:.3f} [{d['low']:.3f}, {d['high']:.3f}] / {d['pooled_dice']:.3f} (n={entry['n']})"
 

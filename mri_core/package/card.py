@@ -131,6 +131,8 @@ def strata_section(figures: dict) -> list[str]:
              ("4-class accuracy among readings not deferred", _rate(verdicts["four_class_accuracy_not_deferred"]))]
     for source, entry in figures.get("segmentation", {}).items():
         for key, what in (("mask", "mask"), ("cam", "Grad-CAM at half its peak, as a mask")):
+            if key not in entry:
+                continue
             d = entry[key]
             rows.append((f"Dice of the {what}, {source} (mean [95%]; pooled)",
                          f"{d['mean_dice']:.3f} [{d['low']:.3f}, {d['high']:.3f}]; {d['pooled_dice']:.3f} (n={entry['n']})"))

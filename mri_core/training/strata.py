@@ -173,8 +173,10 @@ def read_outline(path: Path) -> np.ndarray:
 def segmentation_figures(items: Sequence[Item], readings: Sequence, rng: np.random.Generator | None = None) -> dict:
     """Per source with outlines: mean Dice of the model's mask over tumor slices (at the
     original resolution; a bootstrap 95 % interval), the pooled Dice, and the same for the
-    heatmap thresholded at half its peak. Items whose outline is empty are left out."""
+    heatmap thresholded at half its peak. Items whose outline is empty are left out; a model
+    that does not segment (no reading has a mask) gets the heatmap's figures only."""
     rng = rng or np.random.default_rng(0)
+    segments = any(r.mask is not None for r in readings)
     per_source: dict[str, dict[str, list]] = {}
     for item, reading in zip(items, readings):
         if item.mask_path is None or not item.is_tumor:
@@ -195,7 +197,7 @@ def segmentation_figures(items: Sequence[Item], readings: Sequence, rng: np.rand
     figures = {}
     for source, entry in sorted(per_source.items()):
         figures[source] = {"n": len(entry["mask"])}
-        for key in ("mask", "cam"):
+        for key in ("mask", "cam") if segments else ("cam",):
             values = np.array(entry[key])
             sums = np.array(entry[f"{key}_sums"], float)
             boot = [values[rng.integers(0, len(values), len(values))].mean() for _ in range(1000)]

@@ -99,3 +99,15 @@ def test_manifest_items_hold_outlines_boxes_planes_and_the_head_ct_and_drop_what
     sample = strata.manifest_items(manifest, data_root, "test", per_stratum=3)
     keys = [f"{i.source}/{i.class_name}/{i.plane}" for i in sample]
     assert max(keys.count(k) for k in set(keys)) == 3
+
+
+def test_a_model_without_a_mask_output_gets_heatmap_figures_only(tmp_path):
+    truth = np.zeros((20, 30), np.uint8)
+    truth[5:10, 5:15] = 255
+    (tmp_path / "masks").mkdir()
+    Image.fromarray(truth).save(tmp_path / "masks" / "t.png")
+    heatmap = np.zeros((20, 30), np.float32)
+    heatmap[5:10, 5:15] = 1.0
+    item = Item(tmp_path / "t.png", "brisc2025", "glioma", "axial", tmp_path / "masks" / "t.png")
+    figures = strata.segmentation_figures([item], [_reading("tumor", 0.9, "glioma", None, heatmap, (7, 7))])
+    assert "mask" not in figures["brisc2025"] and figures["brisc2025"]["cam"]["mean_dice"] == pytest.approx(1.0)
