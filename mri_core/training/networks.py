@@ -6,7 +6,9 @@ named `probabilities`; the recipe names the Grad-CAM layer. A segmenting network
 has a second output, `mask`: (N, S, S, 1) sigmoid tumor probability per input pixel, from a light
 decoder with skip connections on the same encoder, so one pass gives both. Functional models only:
 tf-keras-vis's modifiers fail on `keras.Sequential`. No Lambda layers, so packages load with
-`safe_mode=True`. Keras is imported when a network is built, not when this module is.
+`safe_mode=True`. Keras is imported when a network is built, not when this module is. Batch
+norm is synchronized across replicas, so that workers of a multi-worker run end with the same
+moving statistics as well as the same weights (one replica: plain batch norm).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def build_default(image_size: int, n_classes: int, segment: bool = False):
 
     inputs = keras.Input((image_size, image_size, 1), name="image")
     x = layers.Conv2D(24, 3, strides=2, padding="same", use_bias=False, name="stem_conv")(inputs)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.BatchNormalization(synchronized=True, name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     # downsample early: full-resolution separable convs dominate the cost on a 2-core CPU
     scales = []
@@ -62,7 +64,7 @@ def build_default(image_size: int, n_classes: int, segment: bool = False):
     x = layers.Concatenate(name="top_down_merge")([x, fine])
     x = _conv_bn_relu(x, 160, 1, "merge")
     x = layers.Conv2D(192, 1, use_bias=False, name="head_conv")(x)
-    x = layers.BatchNormalization(name="head_bn")(x)
+    x = layers.BatchNormalization(synchronized=True, name="head_bn")(x)
     cam = layers.ReLU(name="last_conv")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(cam)
     x = layers.Dropout(0.3, name="dropout")(x)
@@ -79,7 +81,7 @@ def _decoder(features, skips):
     from keras import layers
 
     x = layers.Conv2D(64, 1, use_bias=False, name="seg_reduce")(features)
-    x = layers.BatchNormalization(name="seg_reduce_bn")(x)
+    x = layers.BatchNormalization(synchronized=True, name="seg_reduce_bn")(x)
     x = layers.ReLU(name="seg_reduce_relu")(x)
     for i, (skip, filters) in enumerate(zip(skips, (48, 32)), start=1):
         x = layers.UpSampling2D(2, interpolation="bilinear", name=f"seg_up{i}")(x)
@@ -95,7 +97,7 @@ def _conv_bn_relu(x, filters: int, stride: int, name: str):
 
     x = layers.SeparableConv2D(filters, 3, strides=stride, padding="same", use_bias=False,
                                name=f"{name}_sepconv")(x)
-    x = layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(synchronized=True, name=f"{name}_bn")(x)
     return layers.ReLU(name=f"{name}_relu")(x)
 
 
@@ -106,10 +108,10 @@ def _residual_block(x, filters: int, stride: int, name: str):
     shortcut = x
     if stride != 1 or x.shape[-1] != filters:
         shortcut = layers.Conv2D(filters, 1, strides=stride, use_bias=False, name=f"{name}_proj")(x)
-        shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+        shortcut = layers.BatchNormalization(synchronized=True, name=f"{name}_proj_bn")(shortcut)
     x = _conv_bn_relu(x, filters, stride, f"{name}_a")
     x = layers.SeparableConv2D(filters, 3, padding="same", use_bias=False, name=f"{name}_b_sepconv")(x)
-    x = layers.BatchNormalization(name=f"{name}_b_bn")(x)
+    x = layers.BatchNormalization(synchronized=True, name=f"{name}_b_bn")(x)
     x = layers.Add(name=f"{name}_add")([x, shortcut])
     return layers.ReLU(name=f"{name}_out")(x)
 

@@ -327,7 +327,7 @@ def test_score_cam_through_the_quiet_view_is_tf_keras_vis_score_cam_of_the_model
     from tf_keras_vis.scorecam import Scorecam
     from tf_keras_vis.utils.scores import CategoricalScore
 
-    from mri_core.inference.explain import _normalise_per_image, library_cams
+    from mri_core.inference.explain import _normalise_per_image, class_output_view, library_cams
     from mri_core.io import preprocess
 
     slices, _ = boxed_slices(figshare_dir, per_class=1)
@@ -336,7 +336,8 @@ def test_score_cam_through_the_quiet_view_is_tf_keras_vis_score_cam_of_the_model
     layer = shipped_model.info["gradcam_layer"]
     with contextlib.redirect_stdout(sys.stderr), warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the model itself, as tf-keras-vis calls it: Keras warns
-        direct = Scorecam(shipped_model.keras_model, clone=False)(
+        # the class output of the model (the shipped default also has a mask output, which Score-CAM must not score)
+        direct = Scorecam(class_output_view(shipped_model.keras_model), clone=False)(
             CategoricalScore(targets), images, penultimate_layer=layer, seek_penultimate_conv_layer=False,
             expand_cam=False, normalize_cam=False)
     direct = np.asarray(_normalise_per_image(np.maximum(np.asarray(direct, np.float32), 0.0)))
