@@ -15,6 +15,7 @@ UPLOAD_TYPES = ["png", "jpg", "jpeg", "bmp", "tif", "tiff", "zip"]
 COLUMNS = {
     "thumbnail": st.column_config.ImageColumn("Heatmap", width="small"),
     "file": st.column_config.TextColumn("File"),
+    "verdict_words": st.column_config.TextColumn("Verdict"),
     "label": st.column_config.TextColumn("Label"),
     "tumor_probability": st.column_config.NumberColumn("Tumor probability", format="%.3f"),
     "warnings": st.column_config.TextColumn("Warnings"),
@@ -46,9 +47,11 @@ if st.session_state.get("batch_key") != batch_key:
     st.session_state.update(batch_key=batch_key, batch_report=or_stop(read_all, entry, uploads))
 report = st.session_state["batch_report"]
 
-st.markdown(f"**{len(report.rows)}** answers, **{sum(bool(r['tumor']) for r in report.rows)}** with tumor"
+counts = batch.verdict_counts(report.rows)
+st.markdown(f"**{len(report.rows)}** answers: **{counts.get('tumor', 0)}** tumor, **{counts.get('uncertain', 0)}** "
+            f"uncertain, **{counts.get('cannot_read', 0)}** refused as not a brain MRI slice"
             + (f", **{report.failed}** files could not be read" if report.failed else ""))
-table = st.dataframe([{key: row[key] for key in COLUMNS} for row in report.rows], column_config=COLUMNS,
+table = st.dataframe([batch.display_row(row, COLUMNS) for row in report.rows], column_config=COLUMNS,
                      hide_index=True, row_height=72, height=min(40 + 72 * len(report.rows), 760),
                      on_select="rerun", selection_mode="single-row", key="batch_table")
 selected = table.selection.rows[0] if table.selection.rows else 0

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from mri_core.io.errors import UnreadableImage
+from mri_core.io.reading import CANNOT_READ, VERDICT_HEADLINE
 from mri_core.present import render
 
 if TYPE_CHECKING:  # the stream imports TensorFlow: only when a batch is read
@@ -26,7 +27,8 @@ if TYPE_CHECKING:  # the stream imports TensorFlow: only when a batch is read
 
 THUMBNAIL_SIDE = 96
 THUMBNAIL_OPACITY = 0.5
-CSV_COLUMNS = ("file", "slice", "label", "tumor", "tumor_probability", "threshold", "warnings", "model", "error")
+CSV_COLUMNS = ("file", "slice", "verdict", "label", "tumor", "tumor_probability", "threshold", "warnings", "model",
+               "error")
 
 
 def overlay_thumbnail(small_pixels: np.ndarray, reading) -> np.ndarray:
@@ -46,14 +48,33 @@ def overlay_thumbnail(small_pixels: np.ndarray, reading) -> np.ndarray:
 def summary_row(item: "BatchItem") -> dict:
     """One row of the results table and CSV (CSV_COLUMNS); an error row has only file and error."""
     if item.failed:
-        return {"file": item.file, "slice": None, "label": None, "tumor": None,
+        return {"file": item.file, "slice": None, "verdict": None, "verdict_words": None, "label": None, "tumor": None,
                 "tumor_probability": None, "threshold": None, "warnings": "", "model": None,
                 "error": str(item.outcome)}
     reading = item.outcome
-    return {"file": item.file, "slice": reading.slice_index, "label": reading.label,
+    return {"file": item.file, "slice": reading.slice_index, "verdict": reading.verdict,
+            "verdict_words": VERDICT_HEADLINE[reading.verdict], "label": reading.label,
             "tumor": reading.tumor, "tumor_probability": round(reading.tumor_probability, 6),
             "threshold": reading.threshold, "warnings": ", ".join(reading.warnings),
             "model": reading.model, "error": ""}
+
+
+def display_row(row: dict, columns: Iterable[str]) -> dict:
+    """A summary row as the Batch table shows it: the given columns, and no tumor type where the
+    image cannot be read (the CSV keeps every field, as the CLI does)."""
+    shown = {key: row.get(key) for key in columns}
+    if row.get("verdict") == CANNOT_READ and "label" in shown:
+        shown["label"] = None
+    return shown
+
+
+def verdict_counts(rows: Iterable[dict]) -> dict[str, int]:
+    """How many rows end in each verdict (rows of unreadable files have none)."""
+    counts: dict[str, int] = {}
+    for row in rows:
+        if row.get("verdict"):
+            counts[row["verdict"]] = counts.get(row["verdict"], 0) + 1
+    return counts
 
 
 def rows_to_csv(rows: Iterable[dict]) -> bytes:

@@ -59,3 +59,23 @@ def test_a_zip_among_the_uploads_is_read_member_by_member_in_order(tiny_model, r
     report = read_batch(tiny_model, expand_uploads(uploads), 3, on_progress=lambda done, total: progress.append(done))
     assert [row["file"] for row in report.rows] == names and report.failed == 0
     assert progress == [1, 2, 3] and all(row["thumbnail"].startswith("data:image/png") for row in report.rows)
+
+
+def test_the_table_and_csv_carry_the_verdict_and_a_head_ct_names_no_tumor_type(real_scans, data_root):
+    from mri_core.inference.model import load_model
+    from mri_core.package import registry
+    from mri_core.present.batch import display_row, verdict_counts
+
+    head_ct = sorted((data_root / "not-mri" / "head-ct").iterdir())[:2]
+    scan_model = load_model(registry.default_shipped())
+    items = list(stream_readings(scan_model, real_scans[:2] + head_ct + ["nowhere.jpg"]))
+    rows = [summary_row(item) for item in items]
+    parsed = list(csv.DictReader(_io.StringIO(rows_to_csv(rows).decode())))
+    assert list(parsed[0])[:4] == ["file", "slice", "verdict", "label"]
+    assert [r["verdict"] for r in parsed[2:4]] == ["cannot_read", "cannot_read"] and parsed[4]["verdict"] == ""
+    assert parsed[2]["label"]  # the CSV keeps what the model would have said, as the CLI does
+    shown = [display_row(row, ("file", "verdict_words", "label")) for row in rows]
+    assert shown[2] == {"file": str(head_ct[0]), "verdict_words": "Cannot read this image", "label": None}
+    assert shown[0]["verdict_words"] in ("Tumor", "No tumor", "Uncertain: refer to a reader")
+    counts = verdict_counts(rows)
+    assert counts["cannot_read"] == 2 and sum(counts.values()) == 4
