@@ -38,7 +38,6 @@ DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 DECODE_CHUNK = 8
 THUMBNAIL_SIDE = 96
 THUMBNAIL_OPACITY = 0.5
-CSV_COLUMNS = ("file", "slice", "label", "tumor", "tumor_probability", "threshold", "warnings", "model", "error")
 
 Input = "str | os.PathLike | tuple[str, bytes]"  # a file path, or an upload's (name, bytes)
 

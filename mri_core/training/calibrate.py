@@ -14,7 +14,7 @@ from typing import Sequence
 
 import numpy as np
 
-from mri_core.inference.model import apply_temperature, predict_arrays
+from mri_core.inference.model import apply_temperature, forward_with_masks, mask_output_index, predict_arrays
 from mri_core.training.data import NO_TUMOR_CLASSES
 from mri_core.training.evaluate import compute_metrics
 from mri_core.training.losses import target_probability
@@ -163,16 +163,13 @@ def operating_point_summary(tumor_probability: np.ndarray, is_tumor: np.ndarray,
 
 
 def predict_masks(keras_model, images: np.ndarray, mirror: bool = False, batch_size: int = 64) -> np.ndarray:
-    """A segmenting network's (N, S, S, 1) mask probabilities; with `mirror`, the mean of the
-    slice's and its mirror image's (mirrored back), as a reading reads it."""
-    outputs = []
-    for i in range(0, len(images), batch_size):
-        batch = np.asarray(images[i:i + batch_size], np.float32)
-        mask = np.asarray(keras_model(batch, training=False)[1])
-        if mirror:
-            mask = (mask + np.asarray(keras_model(batch[:, :, ::-1], training=False)[1])[:, :, ::-1]) / 2.0
-        outputs.append(mask)
-    return np.concatenate(outputs) if outputs else np.zeros((0, *images.shape[1:]), np.float32)
+    """A segmenting network's (N, S, S, 1) mask probabilities, read as a reading reads them
+    (`inference.model.forward_with_masks`: with `mirror`, the mean of the slice's and its mirror
+    image's, mirrored back)."""
+    output = mask_output_index(keras_model, "mask")
+    masks = [forward_with_masks(keras_model, images[i:i + batch_size], mirror, output)[1]
+             for i in range(0, len(images), batch_size)]
+    return np.concatenate(masks)[..., None] if masks else np.zeros((0, *images.shape[1:]), np.float32)
 
 
 def calibrate_and_test(keras_model, data, recipe) -> dict:

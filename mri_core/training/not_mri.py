@@ -18,7 +18,6 @@ import numpy as np
 from mri_core.inference.brain_check import load_brain_check
 from mri_core.inference.model import apply_temperature, predict_arrays
 from mri_core.io.inputs import prepare_files
-from mri_core.io.slices import read_file
 from mri_core.training import data as datasets
 from mri_core.training import duplicates, splits
 from mri_core.training.audit import rate_with_interval
@@ -43,10 +42,9 @@ def not_mri_figures(folder: str | Path, manifest: str | None, seed: int, keras_m
         paths = [r.path for r in dataset.records if split.get(r.sha256) == part]
         if not paths:
             continue
-        pixels = [read_file(path)[0].pixels for path in paths]
+        images, pixels = prepare_files(paths, image_size, inspect=lambda slice_: slice_.pixels)  # one decode
         refused = check.is_not_mri(pixels) if check is not None else np.zeros(len(paths), bool)
-        probabilities = apply_temperature(predict_arrays(keras_model, prepare_files(paths, image_size), mirror=mirror),
-                                          temperature)
+        probabilities = apply_temperature(predict_arrays(keras_model, images, mirror=mirror), temperature)
         called = probabilities @ tumor_mask >= threshold
         figures[part] = {"refused": rate_with_interval(int(refused.sum()), len(paths)),
                          "called_tumor_without_check": rate_with_interval(int(called.sum()), len(paths))}

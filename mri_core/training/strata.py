@@ -134,19 +134,9 @@ def calibration_figures(items: Sequence[Item], readings: Sequence) -> dict:
     is_tumor = np.array([i.is_tumor for i, _ in mri])
     confidence = np.array([max(r.probabilities.values()) for _, r in mri])
     top_right = np.array([_top_label_right(i, r) for i, r in mri])
-    return {"ece_tumor_probability": _binary_ece(probability, is_tumor),
+    # the tumor probability against the event "tumor": per bin |event rate - mean probability|
+    return {"ece_tumor_probability": expected_calibration_error(probability, is_tumor),
             "ece_top_label": expected_calibration_error(confidence, top_right), "n": len(mri)}
-
-
-def _binary_ece(probability: np.ndarray, outcome: np.ndarray, n_bins: int = 15) -> float:
-    """ECE of a probability of an event: sum over equal-width bins of |mean p - event rate| x share."""
-    bins = np.minimum((probability * n_bins).astype(int), n_bins - 1)
-    total = 0.0
-    for b in range(n_bins):
-        inside = bins == b
-        if inside.any():
-            total += inside.mean() * abs(probability[inside].mean() - outcome[inside].mean())
-    return float(total)
 
 
 def _top_label_right(item: Item, reading) -> bool:
