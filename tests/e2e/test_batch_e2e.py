@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import expect
 from e2e.browser import UPLOAD_INPUT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -42,7 +43,9 @@ def test_batch_upload_shows_table_downloads_and_opens_a_row_on_diagnose(page, ap
     lines = Path(download.value.path()).read_text().splitlines()
     assert len(lines) == len(scans) + 1 and lines[0].startswith("file,")
 
-    page.get_by_role("button", name="Open on Diagnose").click()
+    open_button = page.get_by_role("button", name="Open on Diagnose")
+    expect(open_button).to_have_count(1)  # the download's rerun can show the old and the new button for a moment
+    open_button.click()
     page.locator('[data-testid="stMetric"]').filter(has_text="Tumor probability").wait_for()
     assert page.get_by_role("heading", name="Diagnose").is_visible()
     page.locator('[data-testid="stImage"]').filter(has_text=scans[0].name).wait_for()  # the caption names the file
