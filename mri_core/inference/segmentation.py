@@ -16,6 +16,7 @@ from typing import Sequence
 
 import numpy as np
 
+from mri_core.inference.measure import max_diameter, positive_spacing
 from mri_core.io import preprocess
 
 
@@ -28,11 +29,12 @@ def mask_to_original(mask_probability: np.ndarray, prepared: preprocess.Prepared
 
 
 def lesion_of(mask: np.ndarray, spacing: Sequence[float] | None = None) -> dict | None:
-    """(H, W) bool mask at the original size -> {"area_px", "area_mm2", "box": (x0, y0, x1, y1)}.
+    """(H, W) bool mask at the original size -> {"area_px", "area_mm2", "box": (x0, y0, x1, y1),
+    "diameter_px", "diameter_mm"}.
 
     The box bounds every mask pixel (edges inclusive, x right, y down); `area_mm2` is the pixel
-    count times the pixel's (row, col) spacing in mm, None when the spacing is unknown. None for
-    an empty mask (nothing outlined).
+    count times the pixel's (row, col) spacing in mm, None when the spacing is unknown; the
+    diameter is `measure.max_diameter`'s. None for an empty mask (nothing outlined).
     """
     mask = np.asarray(mask, dtype=bool)
     if mask.ndim != 2:
@@ -41,13 +43,12 @@ def lesion_of(mask: np.ndarray, spacing: Sequence[float] | None = None) -> dict 
     if area == 0:
         return None
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    area_mm2 = None
-    if spacing is not None:
-        row_mm, col_mm = (float(v) for v in spacing)
-        if row_mm > 0 and col_mm > 0 and np.isfinite(row_mm * col_mm):
-            area_mm2 = area * row_mm * col_mm
+    mm = positive_spacing(spacing)
+    area_mm2 = area * mm[0] * mm[1] if mm else None
+    diameter_px, diameter_mm = max_diameter(mask, spacing)
     return {"area_px": area, "area_mm2": area_mm2,
-            "box": (int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1]))}
+            "box": (int(cols[0]), int(rows[0]), int(cols[-1]), int(rows[-1])),
+            "diameter_px": diameter_px, "diameter_mm": diameter_mm}
 
 
 def mask_uint8(mask: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from pydicom import config as pydicom_config
 from pydicom import uid as dicom_uid
 
 from mri_core.io.errors import DecoderMissing, MriError, NoImageData, UnreadableImage
-from mri_core.io.volume import Volume, make_volume, window_volume
+from mri_core.io.volume import FROM_POSITIONS, Volume, make_volume, window_volume
 
 # pydicom warns about malformed values by quoting them (a birth date, a name): never validate
 # on read, and keep its logger off stderr, so no tag value can reach a terminal or a log.
@@ -109,6 +109,8 @@ class _Series:
     source: str
     spacing_along: float | None
     notes: tuple[str, ...]
+    thickness_source: str | None = None  # which tag gave spacing_along (volume.THICKNESS_SOURCES)
+    positions: tuple[float, ...] | None = None  # each slice's position along the normal (mm), in stack order
 
 
 def _read_series(files: Sequence[tuple[str, bytes]], skip_non_images: bool) -> Iterator[_Series]:
@@ -269,6 +271,8 @@ def _finish(series: _Series) -> Volume:
     if row_col is not None and len(row_col) == 2:
         spacing = (float(series.spacing_along or float(row_col[0])), float(row_col[0]), float(row_col[1]))
     return make_volume(windowed, series.source, spacing=spacing,
+                       thickness_source=series.thickness_source if series.spacing_along else None,
+                       slice_positions=series.positions,
                        study_description=str(first.get("StudyDescription", "") or ""),
                        series_description=str(first.get("SeriesDescription", "") or ""),
                        warnings=notes + window_notes)
@@ -281,11 +285,12 @@ def _series_from_frames(image: _Image) -> _Series:
     for group in image.dataset.get("PerFrameFunctionalGroupsSequence", []):
         plane = group.get("PlanePositionSequence")
         positions.append([float(v) for v in plane[0].ImagePositionPatient] if plane else None)
-    order, along = np.arange(image.frames), None
+    order, along, along_positions = np.arange(image.frames), None, None
     normal = _normal(_shared_orientation(image.dataset))
     if normal is not None and len(positions) == image.frames and all(p is not None for p in positions):
-        order, along = _order_by_position(positions, normal)
-    return _Series(stack[order], image.dataset, image.source, along, ())
+        order, along, along_positions = _order_by_position(positions, normal)
+    return _Series(stack[order], image.dataset, image.source, along, (),
+                   FROM_POSITIONS if along_positions is not None else None, along_positions)
 
 
 def _shared_orientation(ds: pydicom.Dataset):
@@ -302,12 +307,15 @@ def _normal(orientation) -> np.ndarray | None:
     return np.cross(row, col)
 
 
-def _order_by_position(positions, normal) -> tuple[np.ndarray, float | None]:
-    """Positions along the slice normal -> (sort order, median slice spacing in mm or None)."""
+def _order_by_position(positions, normal) -> tuple[np.ndarray, float | None, tuple[float, ...] | None]:
+    """Positions along the slice normal -> (sort order, median slice spacing in mm or None, the sorted
+    positions when they are distinct, else None)."""
     along = np.asarray(positions, float) @ normal
     order = np.argsort(along, kind="stable")
     steps = np.diff(along[order])
-    return order, (float(np.median(steps)) if steps.size and np.median(steps) > 0 else None)
+    median = float(np.median(steps)) if steps.size and np.median(steps) > 0 else None
+    distinct = median is not None and bool((steps > 0).all())
+    return order, median, (tuple(float(v) for v in along[order]) if distinct else None)
 
 
 def _series_from_files(images: list[_Image]) -> _Series:
@@ -316,9 +324,10 @@ def _series_from_files(images: list[_Image]) -> _Series:
     normal = _normal(first.get("ImageOrientationPatient"))
     positions = [im.dataset.get("ImagePositionPatient") for im in images]
     notes: tuple[str, ...] = ()
-    along = None
+    along, along_positions, source = None, None, None
     if normal is not None and all(p is not None and len(p) == 3 for p in positions):
-        order, along = _order_by_position([[float(v) for v in p] for p in positions], normal)
+        order, along, along_positions = _order_by_position([[float(v) for v in p] for p in positions], normal)
+        source = FROM_POSITIONS if along_positions is not None else None
     elif all(im.dataset.get("InstanceNumber") is not None for im in images):
         order = np.argsort([int(im.dataset.InstanceNumber) for im in images], kind="stable")
     else:
@@ -327,11 +336,21 @@ def _series_from_files(images: list[_Image]) -> _Series:
             notes = ("slice_order_unknown",)
     ordered = [images[i] for i in order]
     stack = np.concatenate([_pixels(im) for im in ordered])
-    if along is None and len(images) > 1:
-        along = first.get("SpacingBetweenSlices") or first.get("SliceThickness")
-        along = float(along) if along else None
-    source = images[0].source if len(images) == 1 else _series_source(images)
-    return _Series(stack, ordered[0].dataset, source, along, notes)
+    if along is None:  # a single slice too: its thickness is what a volume of one slice needs
+        for tag in ("SpacingBetweenSlices", "SliceThickness"):
+            value = first.get(tag)
+            if value is not None and _positive(value):
+                along, source = float(value), tag
+                break
+    name = images[0].source if len(images) == 1 else _series_source(images)
+    return _Series(stack, ordered[0].dataset, name, along, notes, source, along_positions)
+
+
+def _positive(value) -> bool:
+    try:
+        return float(value) > 0 and np.isfinite(float(value))
+    except (TypeError, ValueError):
+        return False
 
 
 def _series_source(images: list[_Image]) -> str:

@@ -19,7 +19,7 @@ import zlib
 import numpy as np
 
 from mri_core.io.errors import ImageTooLarge, NotASlice, UnreadableImage, UnsupportedFormat
-from mri_core.io.volume import ORIENTATION_UNKNOWN, Volume, make_volume, window_volume
+from mri_core.io.volume import NIFTI_ZOOMS, ORIENTATION_UNKNOWN, Volume, make_volume, window_volume
 
 GZIP_MAGIC = b"\x1f\x8b"
 NIFTI1_HEADER_BYTES, NIFTI2_HEADER_BYTES = 348, 540
@@ -79,7 +79,7 @@ def read_nifti(data: bytes, source: str) -> Volume:
         spacing = tuple(zooms[int(np.flatnonzero(orientation[:, 0] == axis)[0])] for axis in range(3))
     axial = _to_axial_stack(ras)  # (Z, H, W)
     windowed, window_notes = window_volume(axial, source, _display_range(image))
-    return make_volume(windowed, source, spacing=(spacing[2], spacing[1], spacing[0]),
+    return make_volume(windowed, source, spacing=(spacing[2], spacing[1], spacing[0]), thickness_source=NIFTI_ZOOMS,
                        warnings=orientation_notes + notes + window_notes)
 
 

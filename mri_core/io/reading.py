@@ -78,9 +78,11 @@ def _rounded(value: float) -> float:
 def _lesion_json(lesion: dict | None) -> dict | None:
     if lesion is None:
         return None
-    area_mm2 = lesion.get("area_mm2")
-    return {"area_px": int(lesion["area_px"]), "area_mm2": None if area_mm2 is None else _rounded(area_mm2),
-            "box": [int(v) for v in lesion["box"]]}
+    def mm(key):
+        return None if lesion.get(key) is None else _rounded(lesion[key])
+
+    return {"area_px": int(lesion["area_px"]), "area_mm2": mm("area_mm2"), "box": [int(v) for v in lesion["box"]],
+            "diameter_px": mm("diameter_px"), "diameter_mm": mm("diameter_mm")}
 
 
 @dataclass(frozen=True)

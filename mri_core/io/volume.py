@@ -34,6 +34,11 @@ WINDOW_PERCENTILES = (0.5, 99.5)
 WINDOW_SAMPLE_VOXELS = 2_000_000
 
 
+# Where a volume's slice thickness comes from, best first (DICOM tags by name; NIfTI's voxel sizes)
+FROM_POSITIONS = "ImagePositionPatient"
+NIFTI_ZOOMS = "NIfTI zooms"
+THICKNESS_SOURCES = (FROM_POSITIONS, "SpacingBetweenSlices", "SliceThickness", NIFTI_ZOOMS)
+
 SliceChoice = int | str | None  # None: the middle slice; N: slice N; "all": every slice
 
 
@@ -52,6 +57,11 @@ class Volume:
     voxels: np.ndarray  # float32 (Z, H, W) in [0, 1]: axial slices, inferior -> superior
     source: str  # file or folder name to show the user (no directories)
     spacing: tuple[float, float, float] | None = None  # mm (slice, row, col) when known
+    # Where spacing[0], the distance between axial slices, came from: one of THICKNESS_SOURCES, None when unknown
+    thickness_source: str | None = None
+    # Each axial slice's position along the slice normal in mm (DICOM ImagePositionPatient), when the
+    # file gives every one: a series may be unevenly spaced, and measuring a volume needs each gap
+    slice_positions: tuple[float, ...] | None = None
     study_description: str = ""  # the only DICOM descriptions shown; never names or IDs
     series_description: str = ""
     warnings: tuple[str, ...] = ()  # e.g. "4d_first_volume", "non_finite_voxels", "orientation_unknown"

@@ -67,15 +67,21 @@ def peak_words(reading: Reading) -> str | None:
 
 
 def lesion_words(reading: Reading) -> str | None:
-    """The tumor outline's size and box, in original pixels (and mm² where the file gives the pixel
-    spacing); None when the reading has no lesion (the model does not segment, or no tumor)."""
+    """The tumor outline's area and largest diameter (in mm² and mm where the file gives the pixel
+    spacing, else in pixels with the reason) and its box in original pixels; None when the reading
+    has no lesion (the model does not segment, or no tumor)."""
     lesion = reading.lesion
     if lesion is None:
         return None
     x0, y0, x1, y1 = lesion["box"]
-    size = (f"{lesion['area_mm2']:,.1f} mm² ({lesion['area_px']:,} pixels)" if lesion["area_mm2"] is not None
-            else f"{lesion['area_px']:,} pixels (the file gives no pixel spacing, so no mm²)")
-    return f"Tumor outline: {size}; box x {x0}–{x1}, y {y0}–{y1} (original pixels, x right, y down)."
+    diameter_mm, diameter_px = lesion.get("diameter_mm"), lesion.get("diameter_px")
+    if lesion["area_mm2"] is not None:
+        size = f"{lesion['area_mm2']:,.1f} mm² ({lesion['area_px']:,} pixels)"
+        across = f"; largest diameter {diameter_mm:,.1f} mm" if diameter_mm is not None else ""
+    else:
+        size = f"{lesion['area_px']:,} pixels (the file gives no pixel spacing, so no mm)"
+        across = f"; largest diameter {diameter_px:,.1f} pixels" if diameter_px is not None else ""
+    return f"Tumor outline: {size}{across}; box x {x0}–{x1}, y {y0}–{y1} (original pixels, x right, y down)."
 
 
 def model_line(ref: str, info: dict) -> str:

@@ -40,7 +40,9 @@ def test_lesion_area_box_and_millimetres():
     mask[5:10, 20:30] = True  # 50 px
     mask[30, 2] = True  # a second, one-pixel part: the box bounds every part
     lesion = lesion_of(mask, spacing=(0.5, 0.8))
-    assert lesion == {"area_px": 51, "area_mm2": pytest.approx(51 * 0.4), "box": (2, 5, 29, 30)}
+    # farthest centres: (29, 5) and (2, 30), 27 columns of 0.8 mm and 25 rows of 0.5 mm apart
+    assert lesion == {"area_px": 51, "area_mm2": pytest.approx(51 * 0.4), "box": (2, 5, 29, 30),
+                      "diameter_px": pytest.approx(np.hypot(27, 25)), "diameter_mm": pytest.approx(np.hypot(27 * 0.8, 25 * 0.5))}
     assert lesion_of(mask)["area_mm2"] is None  # no spacing: no millimetres
     assert lesion_of(mask, spacing=(0.0, 1.0))["area_mm2"] is None
     assert lesion_of(np.zeros((4, 4), bool)) is None  # nothing outlined

@@ -58,10 +58,12 @@ def test_slice_appears_only_for_a_slice_of_a_volume_and_no_cam_gives_nulls():
 def test_the_lesion_goes_into_the_line_in_plain_types_and_the_mask_never_does():
     mask = np.zeros((218, 180), bool)
     mask[10:20, 30:35] = True
-    lesion = {"area_px": np.int64(50), "area_mm2": np.float64(50 * 0.43 * 0.43), "box": (np.int64(30), 10, 34, 19)}
+    lesion = {"area_px": np.int64(50), "area_mm2": np.float64(50 * 0.43 * 0.43), "box": (np.int64(30), 10, 34, 19),
+              "diameter_px": np.float64(np.hypot(4, 9)), "diameter_mm": None}
     line = reading(lesion=lesion, mask=mask, verdict="uncertain").to_json()
     assert line["verdict"] == "uncertain"
-    assert line["lesion"] == {"area_px": 50, "area_mm2": round(50 * 0.43 * 0.43, JSON_DECIMALS), "box": [30, 10, 34, 19]}
+    assert line["lesion"] == {"area_px": 50, "area_mm2": round(50 * 0.43 * 0.43, JSON_DECIMALS), "box": [30, 10, 34, 19],
+                              "diameter_px": round(float(np.hypot(4, 9)), JSON_DECIMALS), "diameter_mm": None}
     assert type(line["lesion"]["area_px"]) is int and all(type(v) is int for v in line["lesion"]["box"])
     assert type(line["lesion"]["area_mm2"]) is float
     assert json.loads(json.dumps(line)) == line and "mask" not in line

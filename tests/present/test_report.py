@@ -157,12 +157,14 @@ def test_the_report_leads_with_the_verdict_outlines_the_lesion_and_makes_no_call
     [reading] = read_slices(model, [scan])
     words = lesion_words(reading)
     x0, y0, x1, y1 = reading.lesion["box"]
-    assert words == (f"Tumor outline: {reading.lesion['area_px']:,} pixels (the file gives no pixel spacing, so no mm²); "
+    assert words == (f"Tumor outline: {reading.lesion['area_px']:,} pixels (the file gives no pixel spacing, so no mm); "
+                     f"largest diameter {reading.lesion['diameter_px']:,.1f} pixels; "
                      f"box x {x0}–{x1}, y {y0}–{y1} (original pixels, x right, y down).")
     text = pdf_text(reading_report(reading, scan.pixels, model.info, "gradcam"))
     assert "Result: TUMOR - reported class" in text and "Tumor outline:" in text and "white line outlines" in text
-    in_mm = reading.__class__(**{**reading.__dict__, "lesion": {**reading.lesion, "area_mm2": 1234.56}})
+    in_mm = reading.__class__(**{**reading.__dict__, "lesion": {**reading.lesion, "area_mm2": 1234.56, "diameter_mm": 52.04}})
     assert lesion_words(in_mm).startswith("Tumor outline: 1,234.6 mm² (")
+    assert "; largest diameter 52.0 mm; box" in lesion_words(in_mm)
 
     blank = io.Slice(pixels=np.full((200, 200), 0.3, np.float32), source="blank.png")
     [unreadable] = read_slices(tiny_model, [blank])
