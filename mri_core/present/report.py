@@ -84,6 +84,38 @@ def lesion_words(reading: Reading) -> str | None:
     return f"Tumor outline: {size}{across}; box x {x0}–{x1}, y {y0}–{y1} (original pixels, x right, y down)."
 
 
+def summary_words(summary: dict) -> str:
+    """A volume's tumor measurements (`measure.volume_summary`) in one sentence: the volume in mL and
+    where the slice thickness came from, the slices that hold tumor (counted from 1, as pages count),
+    the largest diameter; each figure that cannot be given says why."""
+    slices = summary["slices_with_tumor"]
+    if not slices:
+        return "No slice holds an outlined tumor, so there is no tumor volume to measure."
+    if summary["volume_ml"] is not None:
+        volume = f"Tumor volume {summary['volume_ml']:,.2f} mL (slice thickness from {summary['spacing_source']})"
+    elif summary["areas_mm2"] is None:
+        volume = "No tumor volume: the file gives no pixel spacing"
+    else:
+        volume = "No tumor volume: the file gives no slice thickness or positions"
+    where = _slice_ranges([i + 1 for i in slices])
+    if summary["max_diameter_mm"] is not None:
+        across = f"largest diameter {summary['max_diameter_mm']:,.1f} mm"
+    else:
+        across = f"largest diameter {summary['max_diameter_px']:,.1f} pixels"
+    return f"{volume}; tumor on {len(slices)} slice{'s' if len(slices) != 1 else ''} ({where}); {across} within a slice."
+
+
+def _slice_ranges(numbers: list[int]) -> str:
+    """[3, 4, 5, 9] -> "3–5, 9"."""
+    runs: list[list[int]] = []
+    for n in numbers:
+        if runs and n == runs[-1][-1] + 1:
+            runs[-1].append(n)
+        else:
+            runs.append([n])
+    return ", ".join(f"{run[0]}–{run[-1]}" if len(run) > 1 else f"{run[0]}" for run in runs)
+
+
 def model_line(ref: str, info: dict) -> str:
     """One Markdown line naming the model a page reads with: name@version, architecture, classes, accuracy."""
     accuracy = (info.get("test_metrics") or {}).get("accuracy")

@@ -173,3 +173,19 @@ def test_the_report_leads_with_the_verdict_outlines_the_lesion_and_makes_no_call
     assert "Result: CANNOT READ THIS IMAGE" in text and "no tumor call is made" in text
     assert "reported class" not in text and "Tumor probability" not in text and "Grad-CAM" not in text
     assert image_caption(blank, "gradcam", "axial", unreadable).endswith("no heatmap: the image cannot be read")
+
+
+def test_summary_words_count_slices_from_one_and_say_why_a_figure_is_missing():
+    from mri_core.present.report import summary_words
+
+    summary = {"volume_ml": 12.3456, "slices_with_tumor": [2, 3, 4, 8], "max_diameter_mm": 41.25,
+               "max_diameter_px": 80.0, "spacing_source": "ImagePositionPatient", "areas_px": [], "areas_mm2": []}
+    assert summary_words(summary) == ("Tumor volume 12.35 mL (slice thickness from ImagePositionPatient); "
+                                      "tumor on 4 slices (3–5, 9); largest diameter 41.2 mm within a slice.")
+    no_thickness = {**summary, "volume_ml": None, "slices_with_tumor": [0]}
+    assert summary_words(no_thickness).startswith("No tumor volume: the file gives no slice thickness")
+    assert "tumor on 1 slice (1);" in summary_words(no_thickness)
+    no_spacing = {**no_thickness, "areas_mm2": None, "max_diameter_mm": None}
+    assert summary_words(no_spacing) == ("No tumor volume: the file gives no pixel spacing; tumor on 1 slice (1); "
+                                         "largest diameter 80.0 pixels within a slice.")
+    assert summary_words({**summary, "slices_with_tumor": []}).startswith("No slice holds an outlined tumor")
