@@ -132,18 +132,27 @@ def volume_words(volume: Volume, plane: str) -> str | None:
     return f"{described + ' · ' if described else ''}{plane_count(volume, plane)} {plane} slice(s)"
 
 
-def heatmap_shown(reading: Reading | None, cam: str, opacity: float = 1.0) -> bool:
-    """Whether the overlay shows a heatmap: a method was chosen, it gave a map that is not all zero
-    (a model with no evidence for any tumor class gives a flat one), the opacity is above 0, and
-    the image could be read (no tumor evidence is shown for one that cannot)."""
-    return (cam != "none" and opacity > 0
+def heatmap_shown(reading: Reading | None, cam: str, opacity: float = 1.0, show: str = "both") -> bool:
+    """Whether the overlay shows a heatmap: the reader did not choose the outline alone (`show`
+    "outline"), a method was chosen, it gave a map that is not all zero (a model with no evidence
+    for any tumor class gives a flat one), the opacity is above 0, and the image could be read (no
+    tumor evidence is shown for one that cannot)."""
+    return (show != "outline" and cam != "none" and opacity > 0
             and (reading is None or (reading.cam_peak is not None and reading.verdict != CANNOT_READ)))
 
 
-def image_caption(slice_: Slice, cam: str, plane: str, reading: Reading | None = None, opacity: float = 1.0) -> str:
-    """The overlay's caption: the file, which slice of how many (0-based, as the slider), and the heatmap
-    method, which is named only when a heatmap is shown (`heatmap_shown`); otherwise why there is none."""
-    where = f" · {plane} slice {slice_.index} of {slice_.count}" if slice_.count > 1 else ""
+def image_caption(slice_: Slice, cam: str, plane: str, reading: Reading | None = None, opacity: float = 1.0,
+                  show: str = "both") -> str:
+    """The overlay's caption: the file, which slice of how many (counted from 1, as the page's slider), and
+    the heatmap method, which is named only when a heatmap is shown (`heatmap_shown`); otherwise why there is
+    none. With `show` "outline" (the outline alone) it names no heatmap, only the outline or why there is none."""
+    where = f" · {plane} slice {slice_.index + 1} of {slice_.count}" if slice_.count > 1 else ""
+    if show == "outline":
+        if reading is not None and reading.mask is None:
+            return f"{slice_.source}{where} · this model does not outline tumors"
+        if reading is not None and reading.lesion is None:
+            return f"{slice_.source}{where} · no tumor outlined on this slice"
+        return f"{slice_.source}{where} · white line: the tumor's outline as the model segments it"
     if heatmap_shown(reading, cam, opacity):
         return (f"{slice_.source}{where} · heatmap ({CAM_NAMES.get(cam, cam)}): evidence for the most likely "
                 "tumor class")

@@ -76,7 +76,7 @@ def test_the_page_words_name_peak_model_volume_and_slice(tiny_model, kaggle_dir,
     [slice_] = io.volume_slices(volume, 1)
     assert model_line("tiny@1", tiny_model.info).startswith("Model **tiny@1** · paper · classes: ")
     assert volume_words(volume, "axial") == "3 axial slice(s)"
-    assert image_caption(slice_, "gradcam++", "axial").startswith("brain.nii · axial slice 1 of 3 · heatmap (Grad-CAM++)")
+    assert image_caption(slice_, "gradcam++", "axial").startswith("brain.nii · axial slice 2 of 3 · heatmap (Grad-CAM++)")
 
     [dicom] = io.read_volumes([("IM1", dicom_bytes(stack[0], StudyDescription="MR HEAD", SeriesDescription="T1 AX"))])
     assert volume_words(dicom, "axial") == "MR HEAD · T1 AX · 1 axial slice(s)"
@@ -119,6 +119,23 @@ def test_the_caption_names_the_heatmap_method_only_when_a_heatmap_is_shown(tiny_
         assert caption.startswith(f"{tumor_image_path.name} · no heatmap: {why}")
     pdf = pdf_text(reading_report(flat, scan.pixels, tiny_model.info, "gradcam"))
     assert "Grad-CAM" not in pdf and "without heatmap (the model's evidence map is empty" in pdf
+
+
+def test_the_outline_alone_is_captioned_without_naming_a_heatmap(tiny_model, tumor_image_path):
+    """The Diagnose page's "Show: outline": the caption names the outline, or why there is none, never a heatmap."""
+    import numpy as np
+
+    from mri_core.present.report import heatmap_shown, image_caption
+
+    scan = io.read_file(tumor_image_path)[0]
+    [reading] = read_slices(tiny_model, [scan])  # the tiny model does not segment: mask None
+    empty = reading.__class__(**{**reading.__dict__, "mask": np.zeros(scan.pixels.shape, bool), "lesion": None})
+    outlined = reading.__class__(**{**empty.__dict__, "lesion": {"area_px": 9, "area_mm2": None, "box": (1, 1, 3, 3)}})
+    for shown, words in ((reading, "this model does not outline tumors"), (empty, "no tumor outlined on this slice"),
+                         (outlined, "white line: the tumor's outline as the model segments it")):
+        caption = image_caption(scan, "gradcam", "axial", shown, 0.5, show="outline")
+        assert caption == f"{tumor_image_path.name} · {words}" and "heatmap" not in caption.lower()
+        assert not heatmap_shown(shown, "gradcam", 0.5, show="outline")
 
 
 def test_the_report_of_a_poorly_calibrated_model_does_not_call_it_calibrated(tiny_model, tumor_image_path):
