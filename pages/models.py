@@ -1,5 +1,6 @@
 """Models: every shipped and trained model; activate (after a confirmation when the activation rule finds
-problems), compare, download or delete one.
+problems), compare, download or delete one; how often each agreed with the clinic's recorded findings,
+and the reading log as CSV.
 
 A thin page: everything it shows comes from each package's `model.json` through
 `mri_core.package.registry`; the zip comes from `mri_core.package.packaging`, the words and
@@ -14,7 +15,7 @@ import streamlit as st
 
 from mri_core.io.errors import MriError
 from mri_core.package import packaging, registry
-from mri_core.present import charts, model_table, report
+from mri_core.present import charts, model_table, reading_log, report
 from pages.common import confirm_activation, or_stop, show_chart
 
 ACTIVATED = "{ref} is now the active model: the Diagnose page reads scans with it."
@@ -102,3 +103,23 @@ for column, (side, entry) in zip(st.columns(2), sides.items()):
         column.info(f"{entry.ref} has no test confusion matrix in its model.json.")
     if not curves:
         column.info(f"{entry.ref} has no training history in its model.json.")
+
+st.subheader("Agreement with your findings")
+home = registry.mri_home()
+try:
+    logged = reading_log.read_log(home)
+except OSError as exc:
+    st.error(f"The reading log in {home} cannot be read ({exc}); check its permissions.")
+    logged = []
+if agreement := model_table.agreement_rows(reading_log.agreement(logged)):
+    st.dataframe(agreement, hide_index=True)
+else:
+    st.info("No findings recorded yet: record yours under a reading on the Diagnose page.")
+st.caption(f"Agreement counts readings where both you and the model made a call (tumor or no tumor); it is "
+           f"shown once a model has {reading_log.MIN_FINDINGS} of them. It measures agreement with your "
+           "findings, not accuracy.")
+st.download_button("Download the reading log (CSV)", reading_log.log_csv(home) if logged else
+                   ",".join(reading_log.COLUMNS).encode() + b"\n", file_name="reading-log.csv", mime="text/csv")
+st.caption(f"The log is kept in {reading_log.log_path(home)}: the time, model, a SHA-256 of the image bytes, "
+           "the verdict, probability and warnings of every reading on the pages, and your findings; never "
+           "images, file names, patient details or free text. Keep it as your clinic keeps audit records.")

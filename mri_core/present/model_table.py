@@ -6,11 +6,13 @@ without metrics or history shows "–"). Never imports streamlit or tensorflow.
 from __future__ import annotations
 
 from mri_core.package.registry import ModelEntry
+from mri_core.present.reading_log import MIN_FINDINGS
 
 MISSING = "–"
-# (column label, key in model.json "test_metrics"); the table shows the first four
+# (column label, key in model.json "test_metrics"); the table shows the first four. The ECE is the
+# tumor probability's, the one figure every page quotes (Diagnose's sentence, the report, here).
 METRICS = (("Test accuracy", "accuracy"), ("ROC AUC", "roc_auc"), ("Sensitivity", "sensitivity"),
-           ("Specificity", "specificity"), ("ECE", "ece"))
+           ("Specificity", "specificity"), ("ECE (tumor probability)", "ece_tumor"))
 
 
 def percent(value) -> str:
@@ -52,3 +54,17 @@ def compare_rows(left: ModelEntry, right: ModelEntry) -> list[dict]:
     """Rows of the comparison table: one per fact, a column per model (A, B)."""
     left_facts, right_facts = facts(left), facts(right)
     return [{"": key, f"A · {left.ref}": left_facts[key], f"B · {right.ref}": right_facts[key]} for key in left_facts]
+
+
+def agreement_rows(table: dict[str, dict]) -> list[dict]:
+    """The Models page's agreement table from `reading_log.agreement`: one row per model that has
+    recorded findings; the agreement figure (with its 95% interval) only from MIN_FINDINGS calls on."""
+    rows = []
+    for ref, entry in sorted(table.items()):
+        if entry["n"] >= MIN_FINDINGS:
+            agreed = f"{entry['agreed'] / entry['n']:.0%} ({entry['agreed']} of {entry['n']}; 95% CI {entry['low']:.0%}–{entry['high']:.0%})"
+        else:
+            agreed = f"{MISSING} (shown from {MIN_FINDINGS} calls; {entry['n']} so far)"
+        rows.append({"Model": ref, "Readings with your finding": entry["findings"], "Agreed with you": agreed,
+                     "Model deferred (uncertain / cannot read)": entry["deferred"]})
+    return rows

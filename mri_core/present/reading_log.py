@@ -107,7 +107,11 @@ def read_log(home: str | os.PathLike) -> list[dict]:
     if not path.exists():
         return []
     with open(path, encoding="utf-8", newline="") as handle:
-        return [row for row in csv.DictReader(handle) if row.get("event") in ("reading", "finding")]
+        rows = list(csv.DictReader(handle))
+    # a row cut short (a full disk, a killed process) or edited by hand is skipped, not fatal
+    return [row for row in rows if row.get("event") in ("reading", "finding") and _ID.match(row.get("reading_id") or "")
+            and (row["event"] == "reading" and row.get("verdict") in VERDICTS and row.get("model")
+                 or row["event"] == "finding" and row.get("finding") in FINDINGS)]
 
 
 def log_csv(home: str | os.PathLike) -> bytes:

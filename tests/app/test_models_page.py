@@ -196,3 +196,29 @@ def test_a_model_deleted_elsewhere_while_selected_does_not_break_the_page(traine
     assert trained.ref not in table_rows(page)
     assert page.selectbox(key="manage_ref").value == registry.active().ref
     assert trained.ref not in page.selectbox(key="compare_b").value
+
+
+def test_agreement_with_recorded_findings_and_the_log_download():
+    import numpy as np
+
+    from mri_core.io.reading import Reading
+    from mri_core.present import reading_log
+
+    home = registry.mri_home()
+    page = run_page()
+    assert any("No findings recorded yet" in i.value for i in page.info)
+
+    def logged(verdict, finding):
+        reading = Reading(source="x.png", label="glioma", tumor=verdict == "tumor", tumor_probability=0.5,
+                          threshold=0.1, probabilities={}, heatmap=None, cam_peak=None, cam_box=None,
+                          warnings=(), model="default-4class-seg@1", verdict=verdict)
+        reading_log.record_finding(home, reading_log.append_reading(home, reading, reading.model, "a" * 64), finding)
+
+    for _ in range(15):
+        logged("tumor", "tumor")
+    for _ in range(5):
+        logged("no_tumor", "tumor")
+    logged("uncertain", "no_tumor")
+    rows = {row["Model"]: row for row in run_page().dataframe[-1].value.to_dict("records")}
+    assert rows["default-4class-seg@1"]["Agreed with you"].startswith("75% (15 of 20; 95% CI ")
+    assert rows["default-4class-seg@1"]["Model deferred (uncertain / cannot read)"] == 1

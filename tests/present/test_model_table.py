@@ -42,3 +42,14 @@ def test_a_package_without_metrics_shows_dashes():
     row = model_table.summary_row(bare, None)
     assert row["Test accuracy"] == row["Images per class"] == model_table.MISSING
     assert model_table.facts(bare)["Epochs"] == model_table.MISSING
+
+
+def test_agreement_rows_show_the_figure_only_from_twenty_calls():
+    from mri_core.present.model_table import agreement_rows
+
+    table = {"a@1": {"agreed": 18, "n": 22, "findings": 25, "deferred": 2, "low": 0.615, "high": 0.927},
+             "b@2": {"agreed": 1, "n": 1, "findings": 1, "deferred": 0, "low": 0.2, "high": 1.0}}
+    a, b = agreement_rows(table)
+    assert a == {"Model": "a@1", "Readings with your finding": 25, "Agreed with you": "82% (18 of 22; 95% CI 62%–93%)",
+                 "Model deferred (uncertain / cannot read)": 2}
+    assert b["Agreed with you"] == "– (shown from 20 calls; 1 so far)"

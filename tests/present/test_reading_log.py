@@ -89,3 +89,11 @@ def test_two_processes_appending_at_once_leave_whole_rows(tmp_path):
     rows = log.read_log(tmp_path)
     assert len(rows) == 100 and all(len(r["image_sha256"]) == 64 for r in rows)
     assert log.log_path(tmp_path).read_text().count("time,event") == 1  # one header
+
+
+def test_a_damaged_row_is_skipped_not_fatal(tmp_path):
+    kept = log.append_reading(tmp_path, reading("tumor"), "m@1", "0" * 64)
+    with log.log_path(tmp_path).open("a") as handle:
+        handle.write("2026-12-01T00:00:00+00:00,reading,abc\n")  # cut short
+        handle.write("2026-12-01T00:00:00+00:00,finding," + kept + ",,,,,,,maybe\n")  # not a finding
+    assert [r["reading_id"] for r in log.read_log(tmp_path)] == [kept]
