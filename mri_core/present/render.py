@@ -1,8 +1,8 @@
 """Pictures of a reading: the scan in grey, the Grad-CAM heatmap over it, the peak and box, and
 the outline of the tumor mask.
 
-All image math a page shows lives here, so pages only call `overlay` and display its
-result. Inputs are the plain arrays of a `Slice` and a `Reading` (original-image pixels);
+All image math a page shows lives here, so pages only call `reading_overlay` (the outline,
+the heatmap or both, as the reader chose) and display its result. Inputs are the plain arrays of a `Slice` and a `Reading` (original-image pixels);
 outputs are uint8 RGB arrays or PNG bytes. Never imports streamlit or tensorflow.
 """
 
@@ -14,6 +14,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from mri_core.io.reading import CANNOT_READ, Reading
+
 # TURBO: perceptually smoother than JET, and still reads "hot = evidence" at a glance.
 COLORMAP = cv2.COLORMAP_TURBO
 # Colours that neither the grey scan nor the TURBO map contains, so marks never blend in.
@@ -23,9 +25,14 @@ PEAK_OUTLINE_RGB = (0, 0, 0)
 # The tumor mask's outline: a plain white line on a black edge, visible on skull, brain and heatmap.
 OUTLINE_RGB = (255, 255, 255)
 OUTLINE_EDGE_RGB = (0, 0, 0)
-# Line width and marker size as fractions of the shorter image side (e.g. 2 px at 512 px).
+# Line width and marker size as fractions of the shorter image side (e.g. 2 px at 512 px); the
+# outline is the thing to see, so it is drawn twice as wide (4 px at 512 px, 2 px at 256 px).
 LINE_WIDTH_FRACTION = 1 / 250
+OUTLINE_WIDTH_FRACTION = 1 / 128
 MARKER_SIZE_FRACTION = 1 / 20
+# What the reader may choose to see over the scan (the Diagnose page's "Show"), and what each draws.
+SHOW_CHOICES = ("outline", "heatmap", "both")
+SHOWS_HEATMAP, SHOWS_OUTLINE = ("heatmap", "both"), ("outline", "both")
 
 
 def _check_pixels(pixels: np.ndarray) -> np.ndarray:
@@ -47,8 +54,8 @@ def heatmap_rgb(heatmap: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(cv2.applyColorMap(levels, COLORMAP), cv2.COLOR_BGR2RGB)
 
 
-def _line_width(shape: tuple[int, int]) -> int:
-    return max(1, int(round(min(shape) * LINE_WIDTH_FRACTION)))
+def _line_width(shape: tuple[int, int], fraction: float = LINE_WIDTH_FRACTION) -> int:
+    return max(1, int(round(min(shape) * fraction)))
 
 
 def draw_box(rgb: np.ndarray, box: tuple[int, int, int, int]) -> None:
@@ -74,8 +81,8 @@ def draw_outline(rgb: np.ndarray, mask: np.ndarray) -> None:
         raise ValueError(f"Mask shape {mask.shape} does not match the scan {rgb.shape[:2]}; the reading's "
                          "mask is at the original size.")
     contours, _ = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    width = _line_width(rgb.shape[:2])
-    cv2.drawContours(rgb, contours, -1, OUTLINE_EDGE_RGB, 3 * width, cv2.LINE_8)
+    width = _line_width(rgb.shape[:2], OUTLINE_WIDTH_FRACTION)
+    cv2.drawContours(rgb, contours, -1, OUTLINE_EDGE_RGB, width + 2, cv2.LINE_8)  # a 1 px black rim each side
     cv2.drawContours(rgb, contours, -1, OUTLINE_RGB, width, cv2.LINE_8)
 
 
@@ -109,6 +116,17 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray | None, opacity: float = 0.4
     if peak is not None:
         draw_peak(rgb, peak)
     return rgb
+
+
+def reading_overlay(pixels: np.ndarray, reading: Reading, show: str = "both", opacity: float = 0.4) -> np.ndarray:
+    """A reading's overlay as the reader chose to see it: `show` "outline" (the tumor mask's outline
+    alone), "heatmap" (heatmap, its box and peak) or "both". An image that cannot be read gets no
+    heatmap (no tumor evidence is shown for it); a model that does not segment gives no outline."""
+    if show not in SHOW_CHOICES:
+        raise ValueError(f"Unknown choice {show!r}; show one of {', '.join(SHOW_CHOICES)}.")
+    evidence = show in SHOWS_HEATMAP and reading.verdict != CANNOT_READ
+    return overlay(pixels, reading.heatmap if evidence else None, opacity, reading.cam_peak if evidence else None,
+                   reading.cam_box if evidence else None, reading.mask if show in SHOWS_OUTLINE else None)
 
 
 def to_png(rgb: np.ndarray) -> bytes:

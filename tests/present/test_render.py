@@ -125,8 +125,57 @@ def test_the_mask_is_drawn_as_a_plain_outline_along_its_edge(scan, heatmap):
         | mask & ~np.pad(mask, 1)[1:-1, 2:] | mask & ~np.pad(mask, 1)[1:-1, :-2]
     from scipy import ndimage
 
-    near_edge = ndimage.binary_dilation(edge, iterations=3 * render._line_width(scan.shape))
+    near_edge = ndimage.binary_dilation(edge, iterations=render._line_width(scan.shape, render.OUTLINE_WIDTH_FRACTION) + 2)
     assert changed[edge].all() and not changed[~near_edge].any()
     np.testing.assert_array_equal(render.overlay(scan, heatmap, 0.5, mask=np.zeros(scan.shape, bool)), plain)
     with pytest.raises(ValueError, match="does not match the scan"):
         render.overlay(scan, heatmap, mask=mask[:-1])
+
+
+def test_the_outline_is_wider_on_a_bigger_image_and_has_a_black_rim(scan):
+    """Thickness scales with the image (OpenCV draws a width of 2 as 3 px): wider at every doubling,
+    always with one black pixel either side."""
+    def outline_thickness(side: int) -> tuple[int, int]:
+        mask = np.zeros((side, side), bool)
+        mask[side // 4:3 * side // 4, side // 4:3 * side // 4] = True
+        column = render.overlay(np.full((side, side), 0.5, np.float32), None, mask=mask)[:, side // 2]
+        white = int((column == render.OUTLINE_RGB).all(axis=1)[: side // 2].sum())
+        black = int((column == render.OUTLINE_EDGE_RGB).all(axis=1)[: side // 2].sum())
+        return white, black
+
+    (small, small_rim), (medium, medium_rim), (large, large_rim) = (outline_thickness(side) for side in (256, 512, 1024))
+    assert 2 <= small < medium < large and large >= 8
+    assert small_rim == medium_rim == large_rim == 2
+
+
+@pytest.fixture(scope="module")
+def tumor_reading(scan, heatmap):
+    """A reading as a segmenting model gives it: heatmap, peak, box and a mask at the scan's size."""
+    from mri_core.io.reading import Reading
+
+    mask = np.zeros(scan.shape, bool)
+    mask[40:90, 50:120] = True
+    return Reading(source="scan.jpg", label="glioma", tumor=True, tumor_probability=0.9, threshold=0.5,
+                   probabilities={"glioma": 0.9, "notumor": 0.1}, heatmap=heatmap,
+                   cam_peak=(scan.shape[1] // 3, scan.shape[0] // 3), cam_box=(20, 30, 120, 110),
+                   warnings=(), model="m@1", verdict="tumor", mask=mask,
+                   lesion={"area_px": int(mask.sum()), "area_mm2": None, "box": (50, 40, 119, 89)})
+
+
+def test_show_outline_heatmap_or_both_draws_what_was_chosen(scan, tumor_reading):
+    r = tumor_reading
+    shown = {show: render.reading_overlay(scan, r, show, 0.5) for show in render.SHOW_CHOICES}
+    np.testing.assert_array_equal(shown["outline"], render.overlay(scan, None, mask=r.mask))
+    np.testing.assert_array_equal(shown["heatmap"], render.overlay(scan, r.heatmap, 0.5, r.cam_peak, r.cam_box))
+    np.testing.assert_array_equal(shown["both"], render.overlay(scan, r.heatmap, 0.5, r.cam_peak, r.cam_box, r.mask))
+    assert tuple(shown["outline"][40, 80]) == render.OUTLINE_RGB and tuple(shown["heatmap"][40, 80]) != render.OUTLINE_RGB
+    assert (shown["outline"][:, :, 0] == shown["outline"][:, :, 2]).all(), "outline alone: no heatmap colour, no box"
+    with pytest.raises(ValueError, match="show one of outline, heatmap, both"):
+        render.reading_overlay(scan, r, "mask")
+
+
+def test_an_unreadable_image_gets_no_heatmap_whatever_is_chosen(scan, tumor_reading):
+    unreadable = tumor_reading.__class__(**{**tumor_reading.__dict__, "verdict": "cannot_read",
+                                            "mask": np.zeros(scan.shape, bool), "lesion": None})
+    for show in render.SHOW_CHOICES:
+        np.testing.assert_array_equal(render.reading_overlay(scan, unreadable, show, 0.9), render.grey_rgb(scan))
