@@ -1,5 +1,5 @@
 """Every plotly figure the pages show, built from plain values: a reading's class
-probabilities, the per-slice tumor probability of a scanned volume, a test confusion matrix,
+probabilities, the per-slice tumor probability and tumor area of a scanned volume, a test confusion matrix,
 the loss and accuracy curves of a training history, and the reliability diagram.
 
 Pages only hand the figures to `st.plotly_chart`. Inputs are what `Reading`, `model.json`
@@ -32,16 +32,40 @@ def class_probability_figure(probabilities: Mapping[str, float], no_tumor_classe
     return figure
 
 
+def _slice_axis(count: int) -> dict:
+    """An x axis of whole slice numbers 1..count (as the page's slider counts), never a tick at 2.5."""
+    return {"title": "slice", "range": [0.5, count + 0.5], "tickformat": "d", "dtick": 1 if count <= 20 else None}
+
+
 def slice_probability_figure(tumor_probabilities: Sequence[float], threshold: float,
                              current_slice: int | None = None) -> go.Figure:
-    """Tumor probability of every slice (0-based, as the slider) with the threshold and the slice shown."""
-    figure = go.Figure(go.Scatter(x=list(range(len(tumor_probabilities))), y=list(tumor_probabilities),
+    """Tumor probability of every slice, counted from 1 on the x axis as the page's slider counts, with
+    the threshold and the slice shown (`current_slice` is the 0-based index)."""
+    count = len(tumor_probabilities)
+    figure = go.Figure(go.Scatter(x=list(range(1, count + 1)), y=list(tumor_probabilities),
                                   mode="lines+markers", name="tumor probability"))
     figure.add_hline(y=threshold, line_dash="dash", annotation_text="threshold")
     if current_slice is not None:
-        figure.add_vline(x=current_slice, line_color=MARK_RGB)
-    figure.update_layout(title="Tumor probability per slice", xaxis_title="slice", height=260,
+        figure.add_vline(x=current_slice + 1, line_color=MARK_RGB)
+    figure.update_layout(title="Tumor probability per slice", xaxis=_slice_axis(count), height=260,
                          yaxis=PERCENT_AXIS, margin=MARGIN)
+    return figure
+
+
+def slice_area_figure(summary: Mapping[str, Any], current_slice: int | None = None) -> go.Figure:
+    """The outlined tumor's area on every slice of a volume (`measure.volume_summary`), in mm² where
+    the file gives the pixel spacing, else in pixels; slices counted from 1 as on the page."""
+    in_mm2 = summary.get("areas_mm2") is not None
+    areas = summary["areas_mm2"] if in_mm2 else summary["areas_px"]
+    unit = "mm²" if in_mm2 else "pixels"
+    figure = go.Figure(go.Bar(x=list(range(1, len(areas) + 1)), y=list(areas), marker_color=TUMOR_RGB,
+                              name=f"tumor area ({unit})",
+                              hovertemplate=f"slice %{{x}}: %{{y:,.{1 if in_mm2 else 0}f}} {unit}<extra></extra>"))
+    if current_slice is not None:
+        figure.add_vline(x=current_slice + 1, line_color=MARK_RGB)
+    title = "Tumor area per slice (mm²)" if in_mm2 else "Tumor area per slice (pixels: the file gives no pixel spacing)"
+    figure.update_layout(title=title, xaxis=_slice_axis(len(areas)), yaxis={"title": unit, "rangemode": "tozero"},
+                         height=260, margin=MARGIN)
     return figure
 
 

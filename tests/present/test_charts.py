@@ -72,9 +72,31 @@ def test_class_probabilities_are_green_for_no_tumor_and_red_for_tumor_classes(sh
 
 
 def test_slice_chart_marks_the_threshold_and_the_slice_shown():
+    """Slices counted from 1 as on the page: index 2 is slice 3; whole numbers on the axis, no 0.5 steps."""
     figure = charts.slice_probability_figure([0.01, 0.2, 0.9, 0.4], threshold=0.02, current_slice=2)
     [line] = figure.data
-    assert list(line.x) == [0, 1, 2, 3] and list(line.y) == [0.01, 0.2, 0.9, 0.4]
+    assert list(line.x) == [1, 2, 3, 4] and list(line.y) == [0.01, 0.2, 0.9, 0.4]
     assert [shape.y0 for shape in figure.layout.shapes if shape.y0 == shape.y1] == [0.02]  # the threshold
-    assert [shape.x0 for shape in figure.layout.shapes if shape.x0 == shape.x1] == [2]  # the slice shown
+    assert [shape.x0 for shape in figure.layout.shapes if shape.x0 == shape.x1] == [3]  # the slice shown
     assert figure.layout.title.text == "Tumor probability per slice"
+    assert (figure.layout.xaxis.dtick, figure.layout.xaxis.tickformat) == (1, "d")
+    assert tuple(figure.layout.xaxis.range) == (0.5, 4.5)
+    long = charts.slice_probability_figure([0.1] * 155, threshold=0.5)
+    assert long.layout.xaxis.dtick is None and long.layout.xaxis.tickformat == "d"  # plotly's own whole steps
+
+
+def summary_of(areas_px, pixel_mm2=None) -> dict:
+    """What `measure.volume_summary` gives, for the fields the chart reads."""
+    return {"areas_px": areas_px, "areas_mm2": [a * pixel_mm2 for a in areas_px] if pixel_mm2 else None}
+
+
+def test_area_chart_is_in_mm2_with_the_pixel_spacing_and_in_pixels_without():
+    with_spacing = charts.slice_area_figure(summary_of([0, 40, 100, 0], 0.25), current_slice=2)
+    [bars] = with_spacing.data
+    assert list(bars.x) == [1, 2, 3, 4] and list(bars.y) == [0.0, 10.0, 25.0, 0.0]
+    assert with_spacing.layout.title.text == "Tumor area per slice (mm²)"
+    assert [shape.x0 for shape in with_spacing.layout.shapes] == [3]
+    assert with_spacing.layout.xaxis.dtick == 1
+    [pixels] = charts.slice_area_figure(summary_of([0, 40, 100, 0])).data
+    assert list(pixels.y) == [0, 40, 100, 0] and "pixels" in pixels.name
+    assert "no pixel spacing" in charts.slice_area_figure(summary_of([3])).layout.title.text
