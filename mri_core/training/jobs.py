@@ -1,11 +1,15 @@
 """Training jobs that outlive a page's script run: one background thread per job.
 
-The Train page must stay responsive while a model trains, and a reload or a second browser
-tab must find the running job instead of starting another. `start_job` runs
-`train.train_and_save` in a daemon thread and records its events in a `TrainingJob`;
-jobs are kept in a process-wide registry keyed by the model registry folder (MRI_HOME),
-at most one running per folder. Pages read `job.snapshot()`, a frozen copy taken under
-the job's lock, never the live lists. Never imports streamlit.
+The Train page must stay responsive while a model trains, and a reload of its tab must find
+the running job instead of starting another. `start_job` runs `train.train_and_save` in a
+daemon thread and records its events in a `TrainingJob`; jobs are kept in a process-wide
+registry keyed by the model registry folder (MRI_HOME), at most one running per folder.
+
+A job has an owner: the token of the browser session that started it (None from the CLI or a
+test). `own_job(owner)` gives a session its own job; anyone else learns only that the server is
+busy (`busy_elsewhere`: the epoch and the start time), never the other run's data, curves or
+result, and cannot cancel it. Pages read `job.snapshot()`, a frozen copy taken under the job's
+lock, never the live lists. Never imports streamlit.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from mri_core.training.train import train_and_save
 log = logging.getLogger(__name__)
 
 RUNNING, FINISHED, CANCELLED, FAILED = "running", "finished", "cancelled", "failed"
+MAX_ENDED_JOBS = 16  # ended jobs kept per registry folder (one per owner) so that their owners find the result
 JOB_FILE = "job.json"  # next to the checkpoint: what to train, so a restarted server can resume
 
 
@@ -47,6 +52,15 @@ class InterruptedJob:
 
 
 @dataclass(frozen=True)
+class Busy:
+    """All that another session learns of a running job: how far it is and when it started."""
+
+    epoch: int | None  # the epoch in progress, None while the data is read
+    epochs: int
+    started: float  # time.time() at start
+
+
+@dataclass(frozen=True)
 class JobSnapshot:
     """What a page draws: a consistent copy of a job's state at one moment."""
 
@@ -61,6 +75,7 @@ class JobSnapshot:
     started: float  # time.time() at start
     ended: float | None
     warnings: tuple[str, ...] = ()  # parts of training that failed without failing the run (PartFailed)
+    owner: str | None = None  # the token of the session that started it
 
     @property
     def running(self) -> bool:
@@ -85,6 +100,7 @@ class TrainingJob:
     settings: TrainSettings
     cleanup: Callable[[], None] | None = None  # runs when the job ends (removes an upload's temp folder)
     checkpoint_dir: Path | None = None  # resumable jobs save every completed epoch here
+    owner: str | None = None  # the token of the session that started it (None: CLI, tests)
     status: str = RUNNING
     data: DataReady | None = None
     history: list[EpochEnd] = field(default_factory=list)
@@ -120,7 +136,8 @@ class TrainingJob:
     def snapshot(self) -> JobSnapshot:
         with self._lock:
             return JobSnapshot(self.status, self.settings, self.data_dirs, self.data, tuple(self.history),
-                               self.step, self.error, self.result, self.started, self.ended, tuple(self.warnings))
+                               self.step, self.error, self.result, self.started, self.ended, tuple(self.warnings),
+                               self.owner)
 
     def _record(self, event: Event) -> None:
         with self._lock:
@@ -160,7 +177,7 @@ class TrainingJob:
 
 # --- the process-wide registry of jobs ---------------------------------------------------
 
-_jobs: dict[str, TrainingJob] = {}
+_jobs: dict[tuple[str, str | None], TrainingJob] = {}  # (registry folder, owner) -> that owner's latest job
 _jobs_lock = threading.Lock()
 
 
@@ -168,16 +185,44 @@ def _home_key() -> str:
     return str(Path(registry.mri_home()).expanduser().resolve())
 
 
+def _folder_jobs(key: str) -> list[TrainingJob]:
+    """This registry folder's jobs, latest started first (call under _jobs_lock)."""
+    return sorted((job for (home, _), job in _jobs.items() if home == key), key=lambda j: j.started, reverse=True)
+
+
+def _running(key: str) -> TrainingJob | None:
+    return next((job for job in _folder_jobs(key) if job.snapshot().running), None)
+
+
 def current_job() -> TrainingJob | None:
-    """The latest job for this registry folder (running or ended), or None."""
+    """The latest job for this registry folder, whoever started it (running or ended), or None.
+
+    For the server side (the CLI, tests); a page asks for `own_job` and `busy_elsewhere`."""
     with _jobs_lock:
-        return _jobs.get(_home_key())
+        jobs = _folder_jobs(_home_key())
+    return jobs[0] if jobs else None
+
+
+def own_job(owner: str | None) -> TrainingJob | None:
+    """The latest job that `owner` started in this registry folder (running or ended), or None."""
+    with _jobs_lock:
+        return _jobs.get((_home_key(), owner))
+
+
+def busy_elsewhere(owner: str | None) -> Busy | None:
+    """The running job of someone other than `owner`, as much as `owner` may know of it, or None."""
+    with _jobs_lock:
+        job = _running(_home_key())
+    if job is None or job.owner == owner:
+        return None
+    snap = job.snapshot()
+    return Busy(snap.step.epoch if snap.step else None, snap.settings.epochs, snap.started)
 
 
 def start_job(data_dirs: Sequence[str | Path], settings: TrainSettings,
               cleanup: Callable[[], None] | None = None, resumable: bool = True,
-              resume: bool = False) -> TrainingJob:
-    """Start training in the background; SettingsInvalid when settings are bad or a job runs.
+              resume: bool = False, owner: str | None = None) -> TrainingJob:
+    """Start training in the background for `owner`; SettingsInvalid when settings are bad or a job runs.
 
     A resumable job (server folders, not a temporary upload) checkpoints every epoch, so a
     server restart does not lose it; `resume` continues the interrupted one.
@@ -185,11 +230,13 @@ def start_job(data_dirs: Sequence[str | Path], settings: TrainSettings,
     settings.check()
     with _jobs_lock:
         key = _home_key()
-        running = _jobs.get(key)
-        if running is not None and running.snapshot().running:
+        running = _running(key)
+        if running is not None:
+            mine = running.owner == owner
             raise SettingsInvalid(
-                "A training job is already running for this model registry; wait for it to finish "
-                "or cancel it on the Train page before starting another."
+                "A training job is already running for this model registry; "
+                + ("wait for it to finish or cancel it on the Train page before starting another."
+                   if mine else "only one model trains at a time: start yours when it finishes.")
             )
         folder = checkpoint_dir()
         if not resume:
@@ -198,16 +245,18 @@ def start_job(data_dirs: Sequence[str | Path], settings: TrainSettings,
             folder.mkdir(parents=True, exist_ok=True)
             write_text_atomic(folder / JOB_FILE, json.dumps(
                 {"data_dirs": [str(d) for d in data_dirs], "settings": asdict(settings)}))
-        job = TrainingJob(tuple(str(d) for d in data_dirs), settings, cleanup, folder if resumable else None)
-        _jobs[key] = job
+        job = TrainingJob(tuple(str(d) for d in data_dirs), settings, cleanup, folder if resumable else None, owner)
+        _jobs[(key, owner)] = job
+        for old in _folder_jobs(key)[MAX_ENDED_JOBS + 1:]:  # the running one and the latest ended ones stay
+            del _jobs[(key, old.owner)]
         return job.start()
 
 
 def interrupted_job() -> InterruptedJob | None:
-    """The job a stopped server left behind (no job of ours runs), or None."""
-    job = current_job()
-    if job is not None and job.snapshot().running:
-        return None
+    """The job a stopped server left behind (no job of ours runs), or None. Anyone may resume it."""
+    with _jobs_lock:
+        if _running(_home_key()) is not None:
+            return None
     folder = checkpoint_dir()
     if not (folder / JOB_FILE).is_file():
         return None
@@ -221,12 +270,12 @@ def interrupted_job() -> InterruptedJob | None:
         return None
 
 
-def resume_interrupted() -> TrainingJob:
-    """Continue the interrupted job from its last completed epoch."""
+def resume_interrupted(owner: str | None = None) -> TrainingJob:
+    """Continue the interrupted job from its last completed epoch, as `owner`'s job."""
     interrupted = interrupted_job()
     if interrupted is None:
         raise SettingsInvalid("There is no interrupted training to resume.")
-    return start_job(interrupted.data_dirs, interrupted.settings, resume=True)
+    return start_job(interrupted.data_dirs, interrupted.settings, resume=True, owner=owner)
 
 
 def discard_interrupted() -> None:
@@ -234,9 +283,10 @@ def discard_interrupted() -> None:
     checkpoint.clear(checkpoint_dir())
 
 
-def dismiss_job() -> None:
-    """Forget the ended job of this registry folder (a running job is kept)."""
+def dismiss_job(owner: str | None = None) -> None:
+    """Forget `owner`'s ended job in this registry folder (a running job is kept)."""
     with _jobs_lock:
-        job = _jobs.get(_home_key())
+        key = (_home_key(), owner)
+        job = _jobs.get(key)
         if job is not None and not job.snapshot().running:
-            del _jobs[_home_key()]
+            del _jobs[key]

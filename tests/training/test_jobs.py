@@ -68,6 +68,46 @@ def test_cancel_mid_run_saves_nothing_and_a_second_start_is_refused(small_kaggle
     assert cleaned == [True]
 
 
+def test_a_job_is_its_owners_and_others_only_learn_that_the_server_is_busy(small_kaggle, tmp_path):
+    settings = settings_for("paper", epochs=200, image_size=64, name="alices")
+    job = jobs.start_job([small_kaggle], settings, owner="alice")
+    wait_for(lambda: job.snapshot().step is not None)
+
+    assert jobs.own_job("alice") is job and job.snapshot().owner == "alice", "her reload finds it"
+    assert jobs.own_job("bob") is None and jobs.own_job(None) is None, "another session does not"
+    assert jobs.busy_elsewhere("alice") is None
+    busy = jobs.busy_elsewhere("bob")
+    assert busy == jobs.Busy(busy.epoch, 200, job.started) and busy.epoch >= 1
+    assert not hasattr(busy, "data_dirs") and not hasattr(busy, "history"), "no paths, curves or result"
+    with pytest.raises(SettingsInvalid, match="only one model trains at a time"):
+        jobs.start_job([small_kaggle], settings, owner="bob")
+    with pytest.raises(SettingsInvalid, match="cancel it on the Train page"):
+        jobs.start_job([small_kaggle], settings, owner="alice")
+    jobs.dismiss_job("bob")
+    jobs.dismiss_job("alice")  # a running job is kept
+    assert jobs.own_job("alice") is job and job.snapshot().running
+
+    job.cancel()
+    assert job.wait(JOB_TIMEOUT_S)
+    assert jobs.busy_elsewhere("bob") is None, "an ended job keeps no one waiting"
+    bobs = jobs.start_job([tmp_path / "missing"], settings_for("paper", epochs=1, image_size=64), owner="bob")
+    assert bobs.wait(JOB_TIMEOUT_S)
+    assert jobs.own_job("bob") is bobs and jobs.current_job() is bobs
+    assert jobs.own_job("alice") is job, "her ended run is still hers after bob's"
+    jobs.dismiss_job("alice")
+    assert jobs.own_job("alice") is None and jobs.own_job("bob") is bobs
+
+
+def test_only_the_latest_ended_jobs_are_kept(tmp_path):
+    settings = settings_for("paper", epochs=1, image_size=64)
+    started = []
+    for i in range(jobs.MAX_ENDED_JOBS + 2):
+        started.append(jobs.start_job([tmp_path / "missing"], settings, owner=f"user-{i}"))
+        assert started[-1].wait(JOB_TIMEOUT_S)
+    kept = [i for i in range(len(started)) if jobs.own_job(f"user-{i}") is started[i]]
+    assert kept == list(range(1, len(started))), "the oldest ended job goes first"
+
+
 def test_a_bad_data_folder_ends_the_job_as_failed_with_the_reason(tmp_path):
     job = jobs.start_job([tmp_path / "missing"], settings_for("paper", epochs=1, image_size=64))
     assert job.wait(JOB_TIMEOUT_S)
