@@ -1,6 +1,8 @@
 """What the Train page shows of a data set and of a training run, in words and rows: the data
 set summary (classes, images per folder, near-duplicate groups, the split), the progress
-line of a running job and the test figures of a finished one. Its figures are in `charts`.
+line of a running job (and the note another session sees meanwhile), and the test figures of a
+finished one with their 95% intervals and, for a small test set, a caution. Its figures are
+in `charts`.
 
 Plain values in, plain values out; a job snapshot is only read. Never imports streamlit or
 tensorflow.
@@ -8,16 +10,20 @@ tensorflow.
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 
 from mri_core.training import data as datasets
 from mri_core.training import duplicates
 from mri_core.training import splits
+from mri_core.training.audit import wilson_interval
+from mri_core.training.evaluate import NO_TUMOR_NAMES
 
 # (label, key in model.json "test_metrics") of the figures shown after a run
 RESULT_METRICS = (("Test accuracy", "accuracy"), ("Sensitivity", "sensitivity"),
                   ("Specificity", "specificity"), ("ROC AUC", "roc_auc"))
 SUMMARY_SEED = 0  # the split shown before training is the one seed 0 gives
+SMALL_TEST_SET = 100  # fewer test images than this: the figures get a caution beside their intervals
 
 
 def summarize_dataset(dataset: datasets.Dataset) -> dict:
@@ -79,10 +85,55 @@ def interrupted_words(interrupted) -> str:
             f"({settings.arch} on {', '.join(interrupted.data_dirs)}).")
 
 
-def result_metrics(test_metrics: dict | None) -> list[tuple[str, str]]:
-    """(label, value) of the test figures a finished run shows; "n/a" where a figure is missing."""
+def busy_words(busy) -> str:
+    """What a session sees while another user's job (jobs.Busy) trains: how far, since when, and why it waits."""
+    where = f"epoch {busy.epoch} of {busy.epochs}" if busy.epoch else f"reading the data for {busy.epochs} epochs"
+    return (f"The server is training another user's model ({where}, started "
+            f"{time.strftime('%H:%M', time.localtime(busy.started))}); only one model trains at a time. "
+            "You can start yours when it finishes.")
+
+
+def _counts(test_metrics: dict, no_tumor_classes) -> dict[str, int | None]:
+    """Denominators of accuracy, sensitivity and specificity: all test images, those with a tumor, those
+    without (rows of the confusion matrix whose true class means no tumor); None where unknown."""
+    n = test_metrics.get("n")
+    confusion = test_metrics.get("confusion_matrix") or {}
+    labels, rows = confusion.get("labels"), confusion.get("matrix")
+    if not n or not labels or not rows or len(labels) != len(rows):
+        return {"accuracy": n or None, "sensitivity": None, "specificity": None}
+    healthy = set(no_tumor_classes or ()) | NO_TUMOR_NAMES
+    without = sum(sum(row) for label, row in zip(labels, rows) if label in healthy)
+    return {"accuracy": n, "sensitivity": n - without, "specificity": without}
+
+
+def _interval_words(rate: float | None, n: int | None) -> str:
+    """'24 of 37 · 95% CI 48.8%–78.2%' for a rate over n images; '' where rate or n is unknown."""
+    if rate is None or not n:
+        return ""
+    successes = min(max(round(rate * n), 0), n)  # the rate is rounded to 6 decimals: the count is exact
+    low, high = wilson_interval(successes, n)
+    return f"{successes} of {n} · 95% CI {low:.1%}–{high:.1%}"
+
+
+def result_metrics(test_metrics: dict | None, no_tumor_classes=None) -> list[tuple[str, str, str]]:
+    """(label, value, interval) of the test figures a finished run shows; value "n/a" where a figure is
+    missing. The interval is the Wilson 95% interval with the counts behind the rate ("24 of 37 · 95% CI
+    48.8%–78.2%"), "" for ROC AUC and where the counts are unknown. `no_tumor_classes`: the model's
+    (model.json), beside the folder names that always mean no tumor."""
+    metrics = test_metrics or {}
+    counts = _counts(metrics, no_tumor_classes)
     shown = []
     for label, key in RESULT_METRICS:
-        value = (test_metrics or {}).get(key)
-        shown.append((label, "n/a" if value is None else (f"{value:.3f}" if key == "roc_auc" else f"{value:.1%}")))
+        value = metrics.get(key)
+        text = "n/a" if value is None else (f"{value:.3f}" if key == "roc_auc" else f"{value:.1%}")
+        shown.append((label, text, _interval_words(value, counts.get(key))))
     return shown
+
+
+def small_test_caution(test_metrics: dict | None) -> str | None:
+    """A caution when the test figures rest on fewer than SMALL_TEST_SET images, else None."""
+    n = (test_metrics or {}).get("n")
+    if n is None or n >= SMALL_TEST_SET:
+        return None
+    return (f"Only {n} test images (fewer than {SMALL_TEST_SET}): these figures are rough; "
+            "the intervals show how rough.")
