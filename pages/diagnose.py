@@ -30,16 +30,20 @@ def read_scan(package_path: str, version: int, scan_key: tuple, _volume, index: 
 
 
 def scan_all_slices(entry, scan_key: tuple, volume, plane: str, slider_key: str) -> None:
-    """Button callback: tumor probability of every slice (no heatmaps), then jump to the most suspicious."""
-    from mri_core.inference import read as pipeline
+    """Button callback: every slice's tumor probability and, for a segmenting model, its outline measured
+    (no heatmaps), then jump to the most suspicious slice. Only the figures are kept, never the masks."""
+    from mri_core.inference import measure, read as pipeline
 
     try:
         readings = pipeline.read_volume(load_scan_model(str(entry.path), entry.version), volume, "all", plane, cam="none")
     except MriError as exc:  # shown in place of the chart on the next run
         st.session_state.scans[scan_key] = str(exc)
         return
-    st.session_state.scans[scan_key] = [r.tumor_probability for r in readings]
-    st.session_state[slider_key] = pipeline.most_suspicious_slice(readings)
+    segments = bool(readings) and readings[0].mask is not None  # a classifier alone outlines nothing
+    st.session_state.scans[scan_key] = {
+        "probabilities": [r.tumor_probability for r in readings],
+        "summary": measure.volume_summary([r.mask for r in readings], volume, plane) if segments else None}
+    st.session_state[slider_key] = pipeline.most_suspicious_slice(readings) + 1  # the slider counts from 1
 
 
 entry = reading_page_header("Diagnose")
@@ -63,22 +67,34 @@ if report.volume_words(volume, plane):
 if volume.count > 1:
     slider_key = f"slice-{series}-{plane}-{abs(hash(volumes_key))}"  # new files: back to the middle
     # Its value lives in session state only (Scan all slices sets it too): a default as well
-    # makes Streamlit log a warning with a stack on every run after the scan.
-    st.session_state.setdefault(slider_key, index)
-    index = st.slider("Slice", 0, plane_count(volume, plane) - 1, key=slider_key)
+    # makes Streamlit log a warning with a stack on every run after the scan. Counted from 1, as
+    # a reader counts; the reading path counts from 0.
+    st.session_state.setdefault(slider_key, index + 1)
+    index = st.slider("Slice", 1, plane_count(volume, plane), key=slider_key) - 1
     st.button("Scan all slices", on_click=scan_all_slices, args=(entry, scan_key, volume, plane, slider_key),
-              help="Tumor probability of every slice (no heatmaps), then jump to the most suspicious one.")
+              help="Tumor probability of every slice and, where the model outlines tumors, the tumor's area on "
+                   "each and its volume (no heatmaps); then jump to the most suspicious slice.")
     scanned = st.session_state.scans.get(scan_key)
     if isinstance(scanned, str):
         st.error(scanned)
     elif scanned is not None:
-        show_chart(charts.slice_probability_figure(scanned, entry.info["threshold"], index))
+        summary = scanned["summary"]
+        if summary is not None:
+            st.markdown(f"**{report.summary_words(summary)}**")
+        outlined = summary is not None and summary["slices_with_tumor"]
+        probability_column, area_column = st.columns(2) if outlined else (st, None)
+        show_chart(charts.slice_probability_figure(scanned["probabilities"], entry.info["threshold"], index),
+                   where=probability_column)
+        if outlined:
+            show_chart(charts.slice_area_figure(summary, index), where=area_column)
 slice_, reading = or_stop(read_scan, str(entry.path), entry.version, scan_key, volume, index, plane, cam)
 
 image_column, result_column = st.columns(2, gap="large")
 readable = reading.verdict != CANNOT_READ  # no tumor call, type or heatmap for an image it cannot read
 with result_column:
     st.subheader(f":{VERDICT_COLOURS[reading.verdict]}[{VERDICT_HEADLINE[reading.verdict]}]")
+    if lesion := report.lesion_words(reading):  # area and largest diameter, right under the verdict
+        st.markdown(f"**{lesion}**")
     if reading.verdict in (UNCERTAIN, CANNOT_READ):
         st.markdown(VERDICT_TEXT[reading.verdict])
     if readable:
@@ -87,9 +103,8 @@ with result_column:
         probability_column.metric("Tumor probability", f"{reading.tumor_probability:.1%}", border=True)
         threshold_column.metric("Decision threshold", f"{reading.threshold:.1%}", border=True)
         show_chart(charts.class_probability_figure(reading.probabilities, entry.info["no_tumor_classes"]))
-        for words in (report.lesion_words(reading), report.peak_words(reading)):
-            if words:
-                st.markdown(words)
+        if peak := report.peak_words(reading):
+            st.markdown(peak)
     for warning in reading.warnings:
         st.warning(f"**{warning.replace('_', ' ')}**: {describe_warning(warning)}")
     if readable:
@@ -105,9 +120,10 @@ with result_column:
     st.download_button("Download report (PDF)", report.reading_report(reading, slice_.pixels, entry.info, cam, note),
                        file_name="mri-reading-report.pdf", mime="application/pdf")
 with image_column:
-    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05) if readable else 0.0
-    st.image(render.overlay(slice_.pixels, reading.heatmap if readable else None, opacity,
-                            reading.cam_peak if readable else None, reading.cam_box if readable else None, reading.mask),
-             caption=report.image_caption(slice_, cam, plane, reading, opacity), width="stretch")
+    outlines = readable and reading.mask is not None  # a segmenting model: the outline, the heatmap or both
+    show = st.radio("Show", render.SHOW_CHOICES, index=2, horizontal=True) if outlines else "both"
+    opacity = st.slider("Heatmap opacity", 0.0, 1.0, 0.5, 0.05) if readable and show in render.SHOWS_HEATMAP else 0.0
+    st.image(render.reading_overlay(slice_.pixels, reading, show, opacity),
+             caption=report.image_caption(slice_, cam, plane, reading, opacity, show), width="stretch")
 st.caption(f"{NOTICE} The heatmap shows where the model looked; the white line, where there is one, is the "
            "tumor's outline as the model segments it.")

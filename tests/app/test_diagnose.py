@@ -126,22 +126,24 @@ def test_nifti_volume_gets_a_slider_at_the_middle_and_each_slice_its_reading(act
     page = upload(start_page(active_entry), "brain.nii.gz", data, "application/gzip")
     assert not page.error
     [slice_slider] = [s for s in page.slider if s.label == "Slice"]
-    assert (slice_slider.min, slice_slider.max, slice_slider.value) == (0, 4, 2)
-    assert "axial slice 2 of 5" in page.image[0].captions[0]
-    assert not page.radio, "5 thin slices of 1 mm: too few for coronal and sagittal"
+    assert (slice_slider.min, slice_slider.max, slice_slider.value) == (1, 5, 3), "counted from 1, as a reader counts"
+    assert "axial slice 3 of 5" in page.image[0].captions[0]
+    assert not [r for r in page.radio if r.label == "Plane"], "5 thin slices of 1 mm: too few for coronal and sagittal"
 
-    slice_slider.set_value(4).run()
+    slice_slider.set_value(5).run()  # the last slice: index 4
     assert not page.exception
     volume = __import__("mri_core.io.slices", fromlist=["io"]).read_volumes([("brain.nii.gz", data)])[0]
     [expected] = pipeline.read_volume(load_model(active_entry), volume, 4)
     assert {m.label: m.value for m in page.metric}["Tumor probability"] == f"{expected.tumor_probability:.1%}"
-    assert "axial slice 4 of 5" in page.image[0].captions[0]
+    assert "axial slice 5 of 5" in page.image[0].captions[0]
 
 
 def test_scan_all_charts_every_slice_and_jumps_to_the_most_suspicious(active_entry, figshare_dir, typed_dir):
     from scans import nifti_bytes, stack_of
 
+    from mri_core.inference import measure
     from mri_core.io import slices as io
+    from mri_core.present import report
 
     stack = stack_of(sorted((typed_dir / "notumor").iterdir())[:3] + sorted((figshare_dir / "glioma").iterdir())[:1], 224)
     data = nifti_bytes(stack)
@@ -150,9 +152,15 @@ def test_scan_all_charts_every_slice_and_jumps_to_the_most_suspicious(active_ent
     assert not page.exception and not page.error
     [slice_slider] = [s for s in page.slider if s.label == "Slice"]
     readings = pipeline.read_volume(load_model(active_entry), io.read_volumes([("volume.nii", data)])[0], "all", cam="none")
-    assert slice_slider.value == pipeline.most_suspicious_slice(readings)
+    assert slice_slider.value == pipeline.most_suspicious_slice(readings) + 1, "the slider counts from 1"
     charts = page.get("plotly_chart")
     assert any("Tumor probability per slice" in chart.proto.spec for chart in charts), "the per-slice line"
+    summary = measure.volume_summary([r.mask for r in readings], io.read_volumes([("volume.nii", data)])[0])
+    assert summary["slices_with_tumor"], "the shipped default outlines the glioma slice"
+    assert report.summary_words(summary) in page_text(page)
+    assert "mL (slice thickness from NIfTI zooms)" in page_text(page)
+    assert any("Tumor area per slice" in chart.proto.spec for chart in charts), "the per-slice area"
+    assert f"slice {slice_slider.value} of 4" in page.image[0].captions[0], "caption and slider agree"
 
 
 def test_several_dicom_files_form_series_to_pick_and_no_patient_tag_is_shown(active_entry, kaggle_dir):
@@ -173,7 +181,7 @@ def test_several_dicom_files_form_series_to_pick_and_no_patient_tag_is_shown(act
     assert any("MR HEAD · T1 AX (17 slices)" in option for option in picker.options)
     assert page.radio[0].options == ["axial", "coronal", "sagittal"]  # 17 slices of 0.5 mm cubes
     page.radio[0].set_value("coronal").run()
-    assert not page.exception and "coronal slice 32 of 64" in page.image[0].captions[0]
+    assert not page.exception and "coronal slice 33 of 64" in page.image[0].captions[0]
     shown = page_everything(page)
     assert "MR HEAD" in shown and "T1 AX" in shown
     for value in SECRET_TAGS.values():
@@ -261,3 +269,29 @@ def test_a_segmenting_model_leads_with_its_verdict_and_outlines_the_tumor(active
     assert f"Tumor outline: {expected.lesion['area_px']:,} pixels" in text and f"box x {x0}–{x1}, y {y0}–{y1}" in text
     assert "radiologist should read this slice" in text
     assert {m.label: m.value for m in page.metric}["Tumor probability"] == f"{expected.tumor_probability:.1%}"
+
+
+def test_show_outline_heatmap_or_both_and_the_tumor_measured_under_the_verdict(active_entry, tumor_image_path):
+    """The shipped default segments: the reader picks the outline, the heatmap or both; the outline alone
+    has no opacity slider and its caption names no heatmap; area and largest diameter lead the results."""
+    page = upload(start_page(active_entry), tumor_image_path.name, tumor_image_path.read_bytes())
+    [expected] = pipeline.read_upload(load_model(active_entry), tumor_image_path.read_bytes(), tumor_image_path.name)
+    assert expected.lesion is not None, "the shipped default outlines the tumor on Y1"
+    from mri_core.present import report
+
+    markdown = [m.value for m in page.markdown]
+    lesion = markdown.index(f"**{report.lesion_words(expected)}**")
+    assert lesion < markdown.index(f"Reported class: **{expected.label}**"), "right under the verdict"
+    assert "largest diameter" in markdown[lesion] and "no pixel spacing" in markdown[lesion]
+    [show] = [r for r in page.radio if r.label == "Show"]
+    assert show.options == ["outline", "heatmap", "both"] and show.value == "both"
+    assert "heatmap (Grad-CAM)" in page.image[0].captions[0] and [s.label for s in page.slider] == ["Heatmap opacity"]
+
+    show.set_value("outline").run()
+    assert not page.exception and not page.slider, "no opacity slider without a heatmap"
+    caption = page.image[0].captions[0]
+    assert "heatmap" not in caption.lower() and caption.endswith("white line: the tumor's outline as the model segments it")
+
+    [show] = [r for r in page.radio if r.label == "Show"]
+    show.set_value("heatmap").run()
+    assert not page.exception and "heatmap (Grad-CAM)" in page.image[0].captions[0] and page.slider
