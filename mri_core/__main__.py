@@ -19,7 +19,7 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ logs off the terminal
 
 from mri_core.io.errors import MriError  # noqa: E402
-from mri_core.io.reading import CAM_METHODS  # noqa: E402
+from mri_core.io.reading import CAM_METHODS, JSON_DECIMALS  # noqa: E402
 from mri_core.training.recipes import RECIPES, SPLITS, STRATEGIES, default_arch, settings_for  # noqa: E402
 
 
@@ -44,6 +44,11 @@ def _parser() -> argparse.ArgumentParser:
                               "default: the middle slice")
     predict.add_argument("--plane", default="axial", choices=["axial", "coronal", "sagittal"],
                          help="slice plane for volumes (coronal and sagittal need isotropic voxels)")
+    predict.add_argument("--volume-summary", action="store_true",
+                         help="needs --slice all: after the lines of each series or volume (of more than one slice), "
+                              "one line {file, series, summary: {volume_ml, slices_with_tumor (0-based), "
+                              "max_diameter_mm, max_diameter_px, spacing_source}} from the tumor outlines; a plain "
+                              "2-D image gets none; with a model that does not segment, the figures are null")
 
     train = commands.add_parser("train", help="train a model on folder-per-class data")
     train.add_argument("data_dirs", nargs="+", metavar="DATA_DIR")
@@ -142,7 +147,9 @@ def _format_reading(reading) -> str:
     lesion = reading.lesion
     if lesion is not None:
         mm2 = f", {lesion['area_mm2']:.1f} mm2" if lesion["area_mm2"] is not None else ""
-        where += f" lesion {lesion['area_px']} px{mm2} box {list(lesion['box'])}"
+        across = (f", diameter {lesion['diameter_mm']:.1f} mm" if lesion.get("diameter_mm") is not None
+                  else f", diameter {lesion['diameter_px']:.1f} px" if lesion.get("diameter_px") is not None else "")
+        where += f" lesion {lesion['area_px']} px{mm2}{across} box {list(lesion['box'])}"
     return (f"{reading.source}: {VERDICT_WORDS.get(reading.verdict, reading.verdict)} ({reading.label}) "
             f"p(tumor)={reading.tumor_probability:.3f} threshold {reading.threshold:.2f}{where}{warn}")
 
@@ -164,12 +171,37 @@ def _write_report(folder: Path, file: str, reading, scan_model, cam: str, used: 
     path.with_suffix(".pdf").write_bytes(reading_report(reading, pixels, scan_model.info, cam))
 
 
+def _summary_json(summary: dict) -> dict:
+    """A series' summary (`series.SeriesTally`) -> the JSON line's `summary`, floats rounded as a reading's."""
+    def rounded(value):
+        return None if value is None else round(float(value), JSON_DECIMALS)
+
+    slices = summary["slices_with_tumor"]
+    return {"volume_ml": rounded(summary["volume_ml"]),
+            "slices_with_tumor": None if slices is None else [int(i) for i in slices],
+            "max_diameter_mm": rounded(summary["max_diameter_mm"]),
+            "max_diameter_px": rounded(summary["max_diameter_px"]),
+            "spacing_source": summary["spacing_source"]}
+
+
+def _format_summary(series: str, summary: dict) -> str:
+    from mri_core.present.report import summary_words
+
+    if summary["slices_with_tumor"] is None:
+        return f"{series}: no tumor volume: the model does not segment tumors"
+    return f"{series}: volume summary (slices counted from 1): {summary_words(summary)}"
+
+
 def run_predict(args) -> int:
     import numpy as np
 
-    from mri_core.inference.stream import read_paths
+    from mri_core.inference.series import SeriesTally
+    from mri_core.inference.stream import read_path_items
 
     scan_model = _load(args.model)
+    if args.volume_summary and not scan_model.segments:
+        print(f"note: {scan_model.ref} does not segment tumors, so --volume-summary has no outline to measure: "
+              "its summary lines carry null figures", file=sys.stderr)
     folder = Path(args.save_heatmaps) if args.save_heatmaps else None
     if folder:
         folder.mkdir(parents=True, exist_ok=True)
@@ -186,8 +218,10 @@ def run_predict(args) -> int:
     used_mask_stems: set[str] = set()
     used_report_stems: set[str] = set()
     failed = False
-    for file, outcome in read_paths(scan_model, args.files, cam=args.cam, batch_size=args.batch_size,
-                                    choice=args.slice, plane=args.plane):
+    tally = None  # the series being read, when --volume-summary measures it
+    for item in read_path_items(scan_model, args.files, cam=args.cam, batch_size=args.batch_size,
+                                choice=args.slice, plane=args.plane):
+        file, outcome, place = item.file, item.outcome, item.place
         if isinstance(outcome, MriError):
             failed = True
             line = json.dumps({"file": file, "error": str(outcome)}) if args.json else f"{file}: ERROR {outcome}"
@@ -204,6 +238,14 @@ def run_predict(args) -> int:
                 _write_report(reports, file, outcome, scan_model, args.cam, used_report_stems)
             line = json.dumps(record) if args.json else _format_reading(outcome)
         print(line, flush=True)
+        # a series of more than one slice, every one read: measured once its last slice is in
+        if args.volume_summary and place is not None and place.whole and outcome.slice_index is not None:
+            tally = SeriesTally() if place.ordinal == 0 else tally
+            tally.add(outcome, place)
+            if place.last:
+                summary = tally.summary()
+                print(json.dumps({"file": file, "series": place.series, "summary": _summary_json(summary)})
+                      if args.json else _format_summary(place.series, summary), flush=True)
     return 1 if failed else 0
 
 
@@ -269,7 +311,10 @@ def run_evaluate(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     handlers = {"predict": run_predict, "train": run_train, "evaluate": run_evaluate}
     try:
-        args = _parser().parse_args(argv)  # the --arch default is read from the shipped default model
+        parser = _parser()
+        args = parser.parse_args(argv)  # the --arch default is read from the shipped default model
+        if args.command == "predict" and args.volume_summary and args.slice != "all":
+            parser.error("predict --volume-summary needs --slice all: a series is measured over every slice")
         return handlers[args.command](args)
     except MriError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -195,3 +195,89 @@ def test_predict_reads_volumes_dicom_folders_and_slices_and_never_prints_patient
     [line] = [json.loads(x) for x in chosen.stdout.splitlines()]
     assert line["slice"] == 2 and line["tumor_probability"] == lines[2]["tumor_probability"]
     assert run_cli("predict", volume, "--slice", "middle").returncode == 2
+
+
+def _farthest_pair_mm(mask_png: Path, row_mm: float, col_mm: float) -> float:
+    """Every pair of tumor pixel centres of a saved mask, compared by brute force, in mm."""
+    from PIL import Image
+
+    rows, cols = np.nonzero(np.asarray(Image.open(mask_png)))
+    points = np.stack([rows * row_mm, cols * col_mm], axis=1)
+    return float(max(np.sqrt(((points - p) ** 2).sum(axis=1)).max() for p in points))
+
+
+def test_volume_summary_measures_each_series_by_hand(kaggle_dir, tmp_path):
+    """--volume-summary: after each volume's slice lines, one line whose volume is the saved masks'
+    pixels x the pixel area the file gives x each slice's thickness (NIfTI zooms 0.8 x 0.9 x 2.5 mm;
+    DICOM PixelSpacing 0.5 x 0.5 mm, slices at z 0, 3, 4 mm -> 3, 2, 1 mm thick by their midpoints);
+    a blank slice reads cannot_read and holds no tumor; a plain image gets no summary line."""
+    from scans import dicom_bytes, stack_of
+    from segmenting import write_segmenting_package
+
+    import nibabel as nib
+
+    real = stack_of(sorted((kaggle_dir / "yes").iterdir())[:3], size=96)
+    stack = np.stack([real[0], np.zeros_like(real[0]), real[1], real[2]])  # slice 1 is blank
+    package = write_segmenting_package(tmp_path / "seg", real[0] / 255.0, band=(0.0, 0.0))
+    view = np.ascontiguousarray(np.transpose(stack[:, ::-1, ::-1], (2, 1, 0)))  # as scans.nifti_bytes lays it
+    volume = tmp_path / "brain.nii"
+    nib.save(nib.Nifti1Image(view, np.diag([0.9, 0.8, 2.5, 1.0])), volume)
+    series = tmp_path / "series"
+    series.mkdir()
+    for z, pixels in zip([0.0, 3.0, 4.0], real):
+        (series / f"IM{int(z)}").write_bytes(dicom_bytes(pixels, position=z))
+    plain = kaggle_dir / "yes" / "Y1.jpg"
+    masks = tmp_path / "masks"
+
+    done = run_cli("predict", volume, series, plain, "--model", package, "--json", "--slice", "all",
+                   "--volume-summary", "--save-masks", masks)
+    assert done.returncode == 0, done.stderr
+    lines = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [(line["file"], line.get("slice"), "summary" in line) for line in lines] == [
+        (str(volume), 0, False), (str(volume), 1, False), (str(volume), 2, False), (str(volume), 3, False),
+        (str(volume), None, True),
+        (str(series), 0, False), (str(series), 1, False), (str(series), 2, False), (str(series), None, True),
+        (str(plain), None, False)]
+    readings = [line for line in lines if "summary" not in line]
+    assert all(set(line) >= CONTRACT_KEYS for line in readings)  # every slice line carries its lesion
+    assert lines[1]["verdict"] == "cannot_read" and lines[1]["lesion"] is None
+
+    def expected(stem, slices, row_mm, col_mm, thicknesses, source):
+        areas = [int(np.count_nonzero(np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(
+            masks / f"{stem}_slice{i}.png")))) for i in range(slices)]
+        with_tumor = [i for i, area in enumerate(areas) if area]
+        return {"volume_ml": pytest.approx(sum(a * row_mm * col_mm * t for a, t in zip(areas, thicknesses)) / 1000),
+                "slices_with_tumor": with_tumor,
+                "max_diameter_mm": pytest.approx(max(_farthest_pair_mm(masks / f"{stem}_slice{i}.png", row_mm, col_mm)
+                                                     for i in with_tumor), abs=1e-6),
+                "max_diameter_px": pytest.approx(max(_farthest_pair_mm(masks / f"{stem}_slice{i}.png", 1, 1)
+                                                     for i in with_tumor), abs=1e-6),
+                "spacing_source": source}
+
+    nifti_summary, dicom_summary = lines[4], lines[8]
+    assert set(nifti_summary) == {"file", "series", "summary"} and nifti_summary["series"] == "brain.nii"
+    zoom = [float(np.float32(mm)) for mm in (0.8, 0.9)]  # the header stores its zooms as float32
+    assert nifti_summary["summary"] == expected("brain", 4, *zoom, [2.5] * 4, "NIfTI zooms")
+    assert nifti_summary["summary"]["slices_with_tumor"] == [0, 2, 3]
+    assert dicom_summary["series"] == lines[5]["series"]
+    assert dicom_summary["summary"] == expected("series", 3, 0.5, 0.5, [3.0, 2.0, 1.0], "ImagePositionPatient")
+    assert dicom_summary["summary"]["volume_ml"] > 0
+
+
+def test_volume_summary_needs_every_slice_and_says_when_the_model_does_not_segment(tiny_model_dir, kaggle_dir,
+                                                                                    tmp_path):
+    from scans import nifti_bytes, stack_of
+
+    volume = tmp_path / "brain.nii.gz"
+    volume.write_bytes(nifti_bytes(stack_of(sorted((kaggle_dir / "yes").iterdir())[:2], size=64), gz=True))
+    refused = run_cli("predict", volume, "--model", tiny_model_dir, "--json", "--volume-summary")
+    assert refused.returncode == 2 and "--volume-summary needs --slice all" in refused.stderr
+    assert refused.stdout == ""
+    done = run_cli("predict", volume, "--model", tiny_model_dir, "--json", "--slice", "all", "--volume-summary")
+    assert done.returncode == 0, done.stderr
+    assert "does not segment tumors" in done.stderr
+    *slices, last = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [line["slice"] for line in slices] == [0, 1]
+    assert last == {"file": str(volume), "series": "brain.nii.gz",
+                    "summary": {"volume_ml": None, "slices_with_tumor": None, "max_diameter_mm": None,
+                                "max_diameter_px": None, "spacing_source": "NIfTI zooms"}}

@@ -5,8 +5,10 @@ counter numbers chunks of inputs, a parallel map pulls and decodes and prepares 
 (`mri_core.io.slices.read_input`, as any upload is decoded), the rows (one per
 slice) are re-batched to `batch_size` and prefetched, so the compiled Grad-CAM reads one batch while the next
 is decoded. Only a few batches are in memory however many inputs come in. A bad input
-becomes an `MriError` in its place and the rest still run. `present.batch` turns the
-answers into the Batch page's table and downloads.
+becomes an `MriError` in its place and the rest still run. Each answer carries its slice's
+`series.SeriesPlace` (its series, its place there, its thickness), so that a series' tumor volume
+can be summed without keeping its masks. `present.batch` turns the answers into the Batch page's
+table and downloads.
 Never imports streamlit; TensorFlow is imported only when a stream starts.
 """
 
@@ -28,6 +30,7 @@ from mri_core.io import slices as io
 from mri_core.io import preprocess
 
 from mri_core.inference.read import SHIPPED_CHECK, brain_check_of, read_prepared, slice_notes
+from mri_core.inference.series import SeriesPlace, placed_slices
 from mri_core.io.errors import MriError, SettingsInvalid, UnreadableImage
 from mri_core.io.reading import CAM_METHODS, Reading
 
@@ -50,6 +53,7 @@ class BatchItem:
     position: int  # the input's position in the stream (0-based)
     outcome: object  # reading.Reading | MriError
     thumbnail: np.ndarray | None = None  # (h, w) float32 grey slice, longest side <= thumbnail_side
+    place: SeriesPlace | None = None  # the slice's series, place in it and thickness; None for an error
 
     @property
     def failed(self) -> bool:
@@ -58,11 +62,13 @@ class BatchItem:
 
 # --- decoding ---------------------------------------------------------------------------
 
-def decode_input(item, choice: io.SliceChoice = None, plane: str = "axial") -> list[io.Slice]:
-    """A path (file, DICOM folder, zip) or an upload's (name, bytes) -> its slices; MriError when
-    it cannot be read. A DICOM series or NIfTI volume gives its `choice` of slices (None: the middle).
-    Plain images go through io's one raster decoder, as for a single upload."""
-    return io.read_input(item, choice, plane)
+def decode_input(item, choice: io.SliceChoice = None, plane: str = "axial") -> list[tuple[io.Slice, SeriesPlace]]:
+    """A path (file, DICOM folder, zip) or an upload's (name, bytes) -> its slices, each with its
+    place in its series (`series.placed_slices`); MriError when it cannot be read. A DICOM series or
+    NIfTI volume gives its `choice` of slices (None: the middle). Plain images go through io's one
+    raster decoder, as for a single upload (as `io.read_input` reads them)."""
+    volumes = io.read_volumes([item]) if isinstance(item, tuple) else io.read_path_volumes(item)
+    return [pair for number, volume in enumerate(volumes) for pair in placed_slices(volume, number, choice, plane)]
 
 
 def input_name(item) -> str:
@@ -77,6 +83,7 @@ class _Decoded:
 
     file: str
     slices: list  # io.Slice with pixels replaced by a thumbnail (or an empty array)
+    places: list  # series.SeriesPlace of each slice
     prepared: list  # preprocess.Prepared, image dropped
     pixel_notes: list  # read.SliceNotes of each slice, taken before its pixels were dropped
 
@@ -98,12 +105,12 @@ def _drop_pixels(slice_: io.Slice, thumbnail_side: int | None) -> io.Slice:
 
 def stream_readings(scan_model, inputs: Iterable, cam: str = "gradcam",
                     batch_size: int = DEFAULT_BATCH_SIZE,
-                    decode: Callable[[object], Sequence[io.Slice]] = decode_input,
+                    decode: Callable[[object], Sequence[tuple[io.Slice, SeriesPlace]]] = decode_input,
                     thumbnail_side: int | None = None, check=SHIPPED_CHECK) -> Iterator[BatchItem]:
     """Inputs -> BatchItem per slice (or per failed input), in input order, batch by batch.
 
     `inputs` may be any iterable (a generator of paths is read lazily); `decode` maps one
-    input to its slices (default: `decode_input`). With `thumbnail_side`, each answer
+    input to its slices, each with its SeriesPlace (default: `decode_input`). With `thumbnail_side`, each answer
     carries a small overlay picture for tables. `check`: the brain-MRI check (`read.read_prepared`);
     it looks at each slice's reduced copy, taken while decoding, and runs a batch at a time.
     """
@@ -144,7 +151,8 @@ def stream_readings(scan_model, inputs: Iterable, cam: str = "gradcam",
     def decode_one(position, item):
         file = input_name(item)
         try:
-            slices = list(decode(item))
+            pairs = list(decode(item))
+            slices, places = [s for s, _ in pairs], [place for _, place in pairs]
             prepared = [preprocess.prepare(s.pixels, size) for s in slices]
             if not slices:
                 raise UnreadableImage(f"{Path(file).name}: holds no image slice; check the file.")
@@ -155,7 +163,7 @@ def stream_readings(scan_model, inputs: Iterable, cam: str = "gradcam",
             result, rows = _Failed(file, error), None
         else:
             rows = np.stack([p.image for p in prepared])
-            result = _Decoded(file, [_drop_pixels(s, thumbnail_side) for s in slices],
+            result = _Decoded(file, [_drop_pixels(s, thumbnail_side) for s in slices], places,
                               [replace(p, image=np.broadcast_to(np.float32(0), p.image.shape)) for p in prepared],
                               [slice_notes(scan_model, s, check) for s in slices])
         with lock:
@@ -206,7 +214,8 @@ def _answer_batch(scan_model, positions, numbers, images, decoded, lock, cam, re
         else:
             reading = next(readings)
             slice_ = result.slices[number]
-            yield BatchItem(result.file, position, reading, slice_.pixels if thumbnail_side else None)
+            yield BatchItem(result.file, position, reading, slice_.pixels if thumbnail_side else None,
+                            result.places[number])
             done = number == len(result.slices) - 1
         if done:
             with lock:
@@ -219,9 +228,16 @@ def read_paths(scan_model, paths: Iterable[str | Path], cam: str = "gradcam",
     """Files, DICOM folders or zips -> (path, Reading or the MriError it raised), in input order.
 
     Each series in a path gives its chosen slices (the middle one by default, slice N, or all).
-    Streamed through tf.data (`batch.stream_readings`): decoding runs in parallel with the
+    Streamed through tf.data (`stream_readings`): decoding runs in parallel with the
     model, a bad path yields its error and the rest still run, memory stays a few batches.
     """
-    decode = functools.partial(decode_input, choice=choice, plane=plane)
-    for item in stream_readings(scan_model, paths, cam=cam, batch_size=batch_size, decode=decode, check=check):
+    for item in read_path_items(scan_model, paths, cam, batch_size, choice, plane, check):
         yield item.file, item.outcome
+
+
+def read_path_items(scan_model, paths: Iterable[str | Path], cam: str = "gradcam",
+                    batch_size: int = DEFAULT_BATCH_SIZE, choice: io.SliceChoice = None,
+                    plane: str = "axial", check=SHIPPED_CHECK) -> Iterator[BatchItem]:
+    """As `read_paths`, but the whole BatchItem: with each slice's SeriesPlace (to measure a series)."""
+    decode = functools.partial(decode_input, choice=choice, plane=plane)
+    yield from stream_readings(scan_model, paths, cam=cam, batch_size=batch_size, decode=decode, check=check)

@@ -38,6 +38,8 @@ WINDOW_SAMPLE_VOXELS = 2_000_000
 FROM_POSITIONS = "ImagePositionPatient"
 NIFTI_ZOOMS = "NIfTI zooms"
 THICKNESS_SOURCES = (FROM_POSITIONS, "SpacingBetweenSlices", "SliceThickness", NIFTI_ZOOMS)
+# Where a volume's pixel spacing (row, col) comes from: `dicom` reads it only from PixelSpacing, `nifti` from the zooms
+DICOM_PIXEL_SPACING = "DICOM PixelSpacing"
 
 SliceChoice = int | str | None  # None: the middle slice; N: slice N; "all": every slice
 
@@ -69,6 +71,13 @@ class Volume:
     @property
     def count(self) -> int:
         return int(self.voxels.shape[0])
+
+    @property
+    def pixel_spacing_source(self) -> str | None:
+        """Where `spacing`'s row and column mm came from (DICOM_PIXEL_SPACING or NIFTI_ZOOMS); None when not given."""
+        if self.spacing is None:
+            return None
+        return NIFTI_ZOOMS if self.thickness_source == NIFTI_ZOOMS else DICOM_PIXEL_SPACING
 
     @property
     def label(self) -> str:

@@ -49,3 +49,18 @@ def test_window_is_shared_by_every_slice_and_ignores_hot_voxels():
     np.testing.assert_array_equal(windowed[1], windowed[2])
     with pytest.raises(UnreadableImage):
         window_volume(np.full((2, 16, 16), np.inf, np.float32), "inf.nii")
+
+
+def test_the_pixel_spacing_says_where_it_came_from():
+    """DICOM gives it in PixelSpacing, NIfTI in its zooms; a plain image gives none."""
+    from scans import dicom_bytes, nifti_bytes
+
+    from mri_core.io import dicom, nifti
+
+    pixels = np.full((32, 32), 100, np.uint16)
+    [series] = dicom.read_dicom([(f"s/IM{i}", dicom_bytes(pixels, position=float(i))) for i in range(2)])
+    [single] = dicom.read_dicom([("one.dcm", dicom_bytes(pixels))])  # no position, so no thickness source
+    zooms = nifti.read_nifti(nifti_bytes(np.zeros((2, 32, 32), np.uint8)), "v.nii")
+    plain = make_volume(np.zeros((1, 32, 32), np.float32), "scan.png")
+    assert [v.pixel_spacing_source for v in (series, single, zooms, plain)] == [
+        "DICOM PixelSpacing", "DICOM PixelSpacing", "NIfTI zooms", None]
