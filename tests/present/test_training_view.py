@@ -9,9 +9,9 @@ import pytest
 
 from mri_core.package import registry
 from mri_core.present import training_view
-from mri_core.training.audit import wilson_interval
 from mri_core.training import data as datasets
 from mri_core.training import jobs
+from mri_core.training.audit import wilson_interval
 from mri_core.training.recipes import settings_for
 
 
