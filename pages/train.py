@@ -1,8 +1,8 @@
-"""Train: choose data (server folders or an uploaded zip), settings, and watch a model train.
+"""Train: choose data (an uploaded zip, or folders on the server), settings, and watch a model train.
 
 A thin script: the data set summary comes from `mri_core.present.training_view`, the settings
 from the architecture's recipe (`mri_core.training.recipes`); training runs in a background job
-that outlives this script run, drawn by pages/train_job.py.
+that outlives this script run and belongs to this browser session, drawn by pages/train_job.py.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from mri_core.training import data as datasets
 from mri_core.training import jobs, uploads
 from mri_core.training.recipes import MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, RECIPES, default_arch, settings_for
 from pages.common import or_stop
-from pages.train_job import show_job
+from pages.train_job import keep_in_url, session_owner, show_job
 
-SERVER, UPLOAD = "Folders on this server", "Upload a zip"
+UPLOAD, SERVER = "Upload a zip", "Folders on this server"  # the zip first: a clinician knows no server paths
 
 
 @st.cache_data(show_spinner="Checking the data set ...", max_entries=4, ttl=120)
@@ -62,11 +62,11 @@ def choose_settings():
                         learning_rate=float(learning_rate), seed=int(seed), name=name)
 
 
-def start_from_zip(data: bytes, settings) -> None:
+def start_from_zip(data: bytes, settings, owner: str) -> None:
     """Unpack the zip into a temp folder that the job removes when it ends (not resumable)."""
     folder = uploads.make_temp_folder()
     try:
-        jobs.start_job([uploads.extract_zip(data, folder)], settings, resumable=False,
+        jobs.start_job([uploads.extract_zip(data, folder)], settings, resumable=False, owner=owner,
                        cleanup=lambda: shutil.rmtree(folder, ignore_errors=True))
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
@@ -76,9 +76,12 @@ def start_from_zip(data: bytes, settings) -> None:
 st.title("Train")
 st.caption("Train a model on your own folder-per-class images (no/ and yes/, or notumor/ and the tumor types).")
 uploads.remove_orphaned_uploads()  # zips unpacked by a server that was killed mid-training
-show_job()  # a running or finished job is drawn instead of the form below
+owner = session_owner()
+busy = show_job(owner)  # this session's running or finished job is drawn instead of the form below
 
-source = st.radio("Training data", [SERVER, UPLOAD], horizontal=True)
+source = st.radio("Training data", [UPLOAD, SERVER], horizontal=True)
+st.caption("The zip holds one folder per class (`no/` and `yes/`, or `notumor/` and the tumor types) with the "
+           "images inside; server folders are laid out the same way.")
 summary, folders, upload = None, [], None
 try:
     if source == SERVER:
@@ -91,7 +94,7 @@ try:
 except MriError as exc:
     st.error(str(exc))
 if summary is None:
-    st.info("Give the data first: each folder (or the zip) holds one folder per class.")
+    st.info("Give the data first: the zip (or each folder) holds one folder per class.")
     st.stop()
 headline, split_line = training_view.summary_words(summary)
 st.markdown(headline)
@@ -103,9 +106,11 @@ if summary["skipped"]:
 
 st.subheader("Settings")
 settings = or_stop(lambda: choose_settings().check())
-if st.button("Start training", type="primary"):
+if st.button("Start training", type="primary", disabled=busy,
+             help="Another user's model is training; start yours when it finishes." if busy else None):
     if upload is not None:
-        or_stop(start_from_zip, upload.getvalue(), settings)
+        or_stop(start_from_zip, upload.getvalue(), settings, owner)
     else:
-        or_stop(jobs.start_job, [Path(f) for f in folders], settings)
+        or_stop(jobs.start_job, [Path(f) for f in folders], settings, owner=owner)
+    keep_in_url(owner)
     st.rerun()
