@@ -9,8 +9,13 @@ compare with pydicom's own decoding pixel for pixel). Compressed transfer syntax
 through pylibjpeg and its plugins; where no decoder is installed, `DecoderMissing` names the
 syntax and the package.
 
-Privacy: only the study and series descriptions leave this module. No other tag value is
-ever put into a message, a warning or a log line (pydicom's own value warnings are silenced).
+`series_sources` and `volume_source` give the parsed files behind a volume in the same order
+(one ordering, shared with `read_dicom`), so that a DICOM Segmentation can refer to each source slice.
+
+Privacy: only the study and series descriptions leave this module in a `Volume`; a `SeriesSource`
+holds the parsed files, for the one export that must carry the patient's identity (DESIGN.md,
+"Errors"). No tag value is ever put into a message, a warning or a log line (pydicom's own value
+warnings are silenced).
 Never writes to disk, never imports streamlit.
 """
 
@@ -20,15 +25,15 @@ import io as _io
 import logging
 import warnings
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 import pydicom
 from pydicom import config as pydicom_config
 from pydicom import uid as dicom_uid
 
-from mri_core.io.errors import DecoderMissing, MriError, NoImageData, UnreadableImage
+from mri_core.io.errors import DecoderMissing, ExportRefused, MriError, NoImageData, UnreadableImage
 from mri_core.io.volume import FROM_POSITIONS, Volume, make_volume, window_volume
 
 # pydicom warns about malformed values by quoting them (a birth date, a name): never validate
@@ -90,31 +95,75 @@ def read_dicom(files: Sequence[tuple[str, bytes]], skip_non_images: bool = False
     With `skip_non_images`, files without pixel data (DICOMDIR, reports) are left out as long
     as some image remains; otherwise each gives `NoImageData`.
     """
-    return [_finish(series) for series in _read_series(files, skip_non_images)]
+    return [_finish(series, _decode(series)) for series in _ordered_series(files, skip_non_images)]
 
 
 def modality_values(files: Sequence[tuple[str, bytes]], skip_non_images: bool = False) -> list[np.ndarray]:
     """The values `read_dicom` windows: per series, in its order, float32 (Z, H, W) pixels after the
     modality rescale (RescaleSlope/Intercept), before any display window or MONOCHROME1 inversion
     (colour as ITU-R 601-2 luma). What tests compare with pydicom's own decoding, pixel for pixel."""
-    return [series.values for series in _read_series(files, skip_non_images)]
+    return [_decode(series) for series in _ordered_series(files, skip_non_images)]
 
 
 @dataclass(frozen=True)
-class _Series:
-    """One series (or multi-frame file), decoded and ordered, before its display window."""
+class SeriesSource:
+    """The parsed files one `read_dicom` volume was read from, in its slice order: what an object that
+    refers to the source images needs (a DICOM Segmentation). Unlike a `Volume` it holds every tag,
+    patient identity included: never show, print or log it (its repr shows no dataset)."""
 
-    values: np.ndarray  # float32 (Z, H, W), modality-rescaled
-    first: pydicom.Dataset  # the first slice's dataset: window, photometric, spacing, descriptions
+    source: str  # the volume's source name
+    datasets: tuple[pydicom.Dataset, ...] = field(repr=False)  # single-frame files in slice order, or the multi-frame file
+    frames: tuple[int, ...] | None = None  # a multi-frame file: each slice's frame number in it (from 1); else None
+
+    @property
+    def count(self) -> int:
+        return len(self.frames) if self.frames is not None else len(self.datasets)
+
+
+def series_sources(files: Sequence[tuple[str, bytes]], skip_non_images: bool = False) -> list[SeriesSource]:
+    """Each series of `files` as `read_dicom` groups and orders it (same order of series, same slice
+    order), without decoding a pixel."""
+    return [_source_of(series) for series in _ordered_series(files, skip_non_images)]
+
+
+def volume_source(files: Sequence[tuple[str, bytes]], volume: Volume, skip_non_images: bool = False) -> SeriesSource:
+    """The series of `files` that `read_dicom(files, skip_non_images)` reads as `volume`; `ExportRefused`
+    when none does (a NIfTI volume, a plain image, or other files). Series alike in name, size and
+    descriptions are told apart by their pixels."""
+    candidates = [series for series in _ordered_series(files, skip_non_images) if _describes(series, volume)]
+    if len(candidates) > 1:
+        candidates = [s for s in candidates if np.array_equal(_finish(s, _decode(s)).voxels, volume.voxels)]
+    if not candidates:
+        raise ExportRefused(f"{volume.source}: not one of the DICOM series of these files; a DICOM object "
+                            f"that refers to a scan can only be made for a DICOM series, with the files it was read from.")
+    return _source_of(candidates[0])
+
+
+@dataclass(frozen=True)
+class _Ordered:
+    """One series (or multi-frame file) in slice order, before any pixel is decoded."""
+
+    images: tuple[_Image, ...]  # single-frame files in slice order, or the one multi-frame file
+    frame_order: tuple[int, ...] | None  # a multi-frame file: the stored frame (from 0) of each slice
     source: str
     spacing_along: float | None
-    notes: tuple[str, ...]
+    notes: tuple[str, ...] = ()
     thickness_source: str | None = None  # which tag gave spacing_along (volume.THICKNESS_SOURCES)
     positions: tuple[float, ...] | None = None  # each slice's position along the normal (mm), in stack order
 
+    @property
+    def first(self) -> pydicom.Dataset:
+        """The first slice's dataset: window, photometric, spacing, descriptions."""
+        return self.images[0].dataset
 
-def _read_series(files: Sequence[tuple[str, bytes]], skip_non_images: bool) -> Iterator[_Series]:
-    """Parse every file (so that a bad one fails before any decoding), then decode one series at a time."""
+    @property
+    def count(self) -> int:
+        return len(self.frame_order) if self.frame_order is not None else len(self.images)
+
+
+def _ordered_series(files: Sequence[tuple[str, bytes]], skip_non_images: bool) -> list[_Ordered]:
+    """Parse every file (so that a bad one fails before any decoding), group and order the series:
+    multi-frame files first, then the series of single-frame files in the order they first appear."""
     images, refused = [], []
     for name, data in files:
         try:
@@ -130,11 +179,29 @@ def _read_series(files: Sequence[tuple[str, bytes]], skip_non_images: bool) -> I
         if image.frames == 1:
             ds = image.dataset
             groups[(str(ds.get("SeriesInstanceUID", "")), int(ds.Rows), int(ds.Columns))].append(image)
-    for image in images:
-        if image.frames > 1:
-            yield _series_from_frames(image)
-    for group in groups.values():
-        yield _series_from_files(group)
+    return ([_order_frames(image) for image in images if image.frames > 1] +
+            [_order_files(group) for group in groups.values()])
+
+
+def _decode(series: _Ordered) -> np.ndarray:
+    """Decoded, modality-rescaled float32 (Z, H, W) pixels in slice order."""
+    if series.frame_order is not None:
+        return _pixels(series.images[0])[list(series.frame_order)]
+    return np.concatenate([_pixels(image) for image in series.images])
+
+
+def _source_of(series: _Ordered) -> SeriesSource:
+    frames = None if series.frame_order is None else tuple(i + 1 for i in series.frame_order)
+    return SeriesSource(series.source, tuple(image.dataset for image in series.images), frames)
+
+
+def _describes(series: _Ordered, volume: Volume) -> bool:
+    """Whether `series` matches what `volume` says of itself (name, size, descriptions, positions)."""
+    first = series.first
+    return (series.source == volume.source and volume.voxels.shape == (series.count, int(first.Rows), int(first.Columns))
+            and series.positions == volume.slice_positions
+            and str(first.get("StudyDescription", "") or "") == volume.study_description
+            and str(first.get("SeriesDescription", "") or "") == volume.series_description)
 
 
 def _parse(name: str, data: bytes) -> _Image:
@@ -258,10 +325,10 @@ def _display_range(ds: pydicom.Dataset) -> tuple[float, float] | None:
     return None
 
 
-def _finish(series: _Series) -> Volume:
+def _finish(series: _Ordered, values: np.ndarray) -> Volume:
     """Rescaled values -> windowed Volume with descriptions and spacing."""
     first, notes = series.first, series.notes
-    windowed, window_notes = window_volume(series.values, series.source, _display_range(first))
+    windowed, window_notes = window_volume(values, series.source, _display_range(first))
     if str(first.get("PhotometricInterpretation", "")).strip() == "MONOCHROME1":
         windowed = 1.0 - windowed  # MONOCHROME1: low values are white
     if _is_colour(first):
@@ -278,9 +345,8 @@ def _finish(series: _Series) -> Volume:
                        warnings=notes + window_notes)
 
 
-def _series_from_frames(image: _Image) -> _Series:
+def _order_frames(image: _Image) -> _Ordered:
     """A multi-frame file: frames in the order of their per-frame positions when given, else stored."""
-    stack = _pixels(image)
     positions = []
     for group in image.dataset.get("PerFrameFunctionalGroupsSequence", []):
         plane = group.get("PlanePositionSequence")
@@ -289,8 +355,8 @@ def _series_from_frames(image: _Image) -> _Series:
     normal = _normal(_shared_orientation(image.dataset))
     if normal is not None and len(positions) == image.frames and all(p is not None for p in positions):
         order, along, along_positions = _order_by_position(positions, normal)
-    return _Series(stack[order], image.dataset, image.source, along, (),
-                   FROM_POSITIONS if along_positions is not None else None, along_positions)
+    return _Ordered((image,), tuple(int(i) for i in order), image.source, along, (),
+                    FROM_POSITIONS if along_positions is not None else None, along_positions)
 
 
 def _shared_orientation(ds: pydicom.Dataset):
@@ -318,8 +384,8 @@ def _order_by_position(positions, normal) -> tuple[np.ndarray, float | None, tup
     return order, median, (tuple(float(v) for v in along[order]) if distinct else None)
 
 
-def _series_from_files(images: list[_Image]) -> _Series:
-    """Single-frame files of one series -> one stack, sorted along the normal or by InstanceNumber."""
+def _order_files(images: list[_Image]) -> _Ordered:
+    """Single-frame files of one series, sorted along the normal or by InstanceNumber."""
     first = images[0].dataset
     normal = _normal(first.get("ImageOrientationPatient"))
     positions = [im.dataset.get("ImagePositionPatient") for im in images]
@@ -335,7 +401,6 @@ def _series_from_files(images: list[_Image]) -> _Series:
         if len(images) > 1:
             notes = ("slice_order_unknown",)
     ordered = [images[i] for i in order]
-    stack = np.concatenate([_pixels(im) for im in ordered])
     if along is None:  # a single slice too: its thickness is what a volume of one slice needs
         for tag in ("SpacingBetweenSlices", "SliceThickness"):
             value = first.get(tag)
@@ -343,7 +408,7 @@ def _series_from_files(images: list[_Image]) -> _Series:
                 along, source = float(value), tag
                 break
     name = images[0].source if len(images) == 1 else _series_source(images)
-    return _Series(stack, ordered[0].dataset, name, along, notes, source, along_positions)
+    return _Ordered(tuple(ordered), None, name, along, notes, source, along_positions)
 
 
 def _positive(value) -> bool:

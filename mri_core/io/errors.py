@@ -53,5 +53,9 @@ class SettingsInvalid(MriError, ValueError):
     """A training or prediction setting is out of range."""
 
 
+class ExportRefused(MriError, ValueError):
+    """The scan cannot be exported in the form asked for (e.g. a DICOM Segmentation of a NIfTI volume)."""
+
+
 class TrainingCancelled(MriError):
     """Training was stopped on request; nothing was saved."""

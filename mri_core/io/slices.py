@@ -7,7 +7,8 @@ disk) turn scanner files into `Volume`s: DICOM files and series (`dicom`), NIfTI
 the middle one by default, slice N, or all, along the axial plane (coronal and sagittal for
 isotropic volumes). `read_file` and `read_input` do both steps; `decode_image` is for bytes
 that must hold one 2-D slice. The format is sniffed from the bytes, never from the file
-name. Anything unreadable ends in an `MriError` subclass whose message names the file.
+name. `dicom_source` finds the parsed DICOM files behind one of `read_volumes`' volumes (for a
+DICOM Segmentation). Anything unreadable ends in an `MriError` subclass whose message names the file.
 Never imports streamlit.
 """
 
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Sequence
 
 from mri_core.io import dicom, nifti
-from mri_core.io.errors import ImageTooLarge, NotASlice, UnreadableImage, UnsupportedFormat
+from mri_core.io.errors import ExportRefused, ImageTooLarge, NotASlice, UnreadableImage, UnsupportedFormat
 from mri_core.io.formats import READABLE_FORMATS_TEXT, SCAN_FORMATS_TEXT, sniff_format
 from mri_core.io.raster import MAX_IMAGE_PIXELS, decode_raster
 from mri_core.io.volume import MIN_SIDE, Slice, SliceChoice, Volume, volume_slices
@@ -26,7 +27,7 @@ from mri_core.io.zips import ZipErrors, is_clutter, is_zip, open_zip
 
 # What the rest of mri_core takes from here (`from mri_core.io import slices as io`).
 __all__ = ["MAX_IMAGE_PIXELS", "MIN_SIDE", "READABLE_FORMATS_TEXT", "SCAN_FORMATS_TEXT", "Slice", "SliceChoice",
-           "decode_image", "read_file", "read_input", "read_path_volumes", "read_volumes", "sniff_format",
+           "decode_image", "dicom_source", "read_file", "read_input", "read_path_volumes", "read_volumes", "sniff_format",
            "volume_slices"]
 
 # A zip of a scan: its problems in the words and error types of a scan upload.
@@ -73,24 +74,43 @@ def read_volumes(files: Sequence[tuple[str, bytes]]) -> list[Volume]:
     """(name, bytes) uploads, kept in memory -> Volumes: DICOM files join into series, each
     NIfTI and each plain image is its own; zips are opened in memory. One file that cannot
     be read raises; among several, files of no scan format (notes, DICOMDIR) are skipped."""
-    expanded = [member for name, data in files for member in _expand_zip(name, data)]
+    expanded = _expand_zips(files)
     several = len(expanded) > 1
-    volumes, dicom_files = [], []
+    volumes = []
     for name, data in expanded:
         kind = sniff_format(data)
-        if kind == "DICOM":  # a lone file is named by its file name; series members keep their folder
-            dicom_files.append((name if several else _display_name(name), data))
-        elif kind == "NIFTI":
+        if kind == "NIFTI":
             volumes.append(nifti.read_nifti(data, _display_name(name)))
-        elif kind is not None or not several:
+        elif kind != "DICOM" and (kind is not None or not several):
             volumes.append(_volume_from_slice(decode_raster(data, name)))
-    if dicom_files:
+    if dicom_files := _dicom_files(expanded):
         volumes += dicom.read_dicom(dicom_files, skip_non_images=several)
     if not volumes:
         names = ", ".join(_display_name(n) for n, _ in files)
         raise UnsupportedFormat(f"{names}: holds no scan we read; upload {SCAN_FORMATS_TEXT} or a slice as "
                                 f"{READABLE_FORMATS_TEXT}.")
     return volumes
+
+
+def dicom_source(files: Sequence[tuple[str, bytes]], volume: Volume) -> dicom.SeriesSource:
+    """The parsed DICOM files behind `volume`, one of `read_volumes(files)`, in its slice order (for a DICOM
+    Segmentation that refers to them); `ExportRefused` when `volume` is not one of their DICOM series."""
+    expanded = _expand_zips(files)
+    dicom_files = _dicom_files(expanded)
+    if not dicom_files:
+        raise ExportRefused(f"{volume.source}: not a DICOM upload (a NIfTI volume or a plain image); a DICOM "
+                            f"object that refers to the scan can only be made for DICOM files.")
+    return dicom.volume_source(dicom_files, volume, skip_non_images=len(expanded) > 1)
+
+
+def _expand_zips(files: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    return [member for name, data in files for member in _expand_zip(name, data)]
+
+
+def _dicom_files(expanded: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+    """The DICOM files among the uploads: a lone file is named by its file name; series members keep their folder."""
+    several = len(expanded) > 1
+    return [(name if several else _display_name(name), data) for name, data in expanded if sniff_format(data) == "DICOM"]
 
 
 def _display_name(name: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import random
 import warnings
 from collections import defaultdict
@@ -17,7 +18,7 @@ from pydicom.pixels import apply_color_lut
 from scans import SECRET_TAGS, dicom_bytes, grey_uint8, stack_of
 
 from mri_core.io import dicom, slices
-from mri_core.io.errors import DecoderMissing, MriError, NoImageData, NotASlice, UnreadableImage
+from mri_core.io.errors import DecoderMissing, ExportRefused, MriError, NoImageData, NotASlice, UnreadableImage
 from mri_core.io.volume import MIN_SIDE, Volume
 
 PYDICOM_SAMPLES = Path(pydicom.data.__file__).parent / "test_files"
@@ -82,6 +83,50 @@ def test_multi_frame_file_gives_its_frames_as_slices(kaggle_dir):
     stack = stack_of(sorted((kaggle_dir / "yes").iterdir())[:3], size=64)
     volume = only_volume([("enhanced.dcm", dicom_bytes(stack))])
     np.testing.assert_allclose(volume.voxels * 255.0, stack, atol=0.01)
+
+
+def test_series_sources_are_read_dicoms_series_in_its_slice_order(kaggle_dir):
+    """The parsed files behind each volume: same series order, and slice i is the file (or frame) read as slice i."""
+    stack = stack_of(sorted((kaggle_dir / "yes").iterdir())[:7], size=64)
+    stored = (2.0, -6.0, 9.0, -1.0)  # a multi-frame file whose per-frame positions are out of order
+    frames = pydicom.dcmread(io.BytesIO(dicom_bytes(stack[3:], position=0.0)))
+    frames.PerFrameFunctionalGroupsSequence = [_plane_position(z) for z in stored]
+    buffer = io.BytesIO()
+    frames.save_as(buffer, enforce_file_format=True)
+    files = random.Random(5).sample([(f"IM{i}", dicom_bytes(s, position=4.0 * i)) for i, s in enumerate(stack[:3])], 3)
+    files.append(("enhanced.dcm", buffer.getvalue()))
+    volumes, sources = dicom.read_dicom(files), dicom.series_sources(files)
+    assert [(s.source, s.count) for s in sources] == [(v.source, v.count) for v in volumes] == [
+        ("enhanced.dcm", 4), ("IM2 (3 files)", 3)]
+    assert sources[0].frames == tuple(stored.index(z) + 1 for z in sorted(stored))
+    assert [float(ds.ImagePositionPatient[2]) for ds in sources[1].datasets] == [0.0, 4.0, 8.0]
+    np.testing.assert_allclose(volumes[0].voxels * 255.0, stack[3:][[f - 1 for f in sources[0].frames]], atol=0.01)
+    np.testing.assert_allclose(volumes[1].voxels * 255.0, [ds.pixel_array for ds in sources[1].datasets], atol=0.01)
+    assert "PID" not in repr(sources[1])  # the datasets (and every tag in them) stay out of its repr
+
+
+def test_volume_source_tells_alike_series_apart_by_their_pixels(kaggle_dir):
+    """Two series in one folder, same size, count and descriptions: only their pixels differ."""
+    stack = stack_of(sorted((kaggle_dir / "yes").iterdir())[:4], size=64)
+    series_uids = {"a": "1.2.3.1", "b": "1.2.3.2"}
+    files = [(f"exam/{series}{i}", dicom_bytes(stack[2 * (series == "b") + i], series_uid=series_uids[series],
+                                               instance=i + 1, **SECRET_TAGS)) for series in "ab" for i in range(2)]
+    volumes = dicom.read_dicom(files)
+    assert volumes[0].source == volumes[1].source == "exam (2 files)"
+    for volume, series_uid in zip(volumes, series_uids.values()):
+        source = dicom.volume_source(files, volume)
+        assert {ds.SeriesInstanceUID for ds in source.datasets} == {series_uid}
+    [other] = dicom.read_dicom([("exam/x", dicom_bytes(stack[0][::-1].copy()))])
+    with pytest.raises(ExportRefused, match="not one of the DICOM series") as refused:
+        dicom.volume_source(files, other)
+    assert not any(value in str(refused.value) for value in SECRET_TAGS.values())
+
+
+def _plane_position(z: float) -> pydicom.Dataset:
+    group, position = pydicom.Dataset(), pydicom.Dataset()
+    position.ImagePositionPatient = [0, 0, z]
+    group.PlanePositionSequence = [position]
+    return group
 
 
 def test_monochrome1_is_inverted_so_bright_means_signal(tumor_image_path):

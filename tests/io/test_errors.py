@@ -11,6 +11,7 @@ from mri_core.io import errors
     (errors.DecoderMissing, RuntimeError), (errors.DatasetInvalid, ValueError),
     (errors.ModelInvalid, ValueError), (errors.ModelNotFound, LookupError),
     (errors.SettingsInvalid, ValueError), (errors.NoImageData, ValueError),
+    (errors.ExportRefused, ValueError),
 ])
 def test_user_errors_are_mri_errors_and_their_builtin(error, builtin):
     exc = error("what was wrong; what to do")

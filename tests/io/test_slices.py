@@ -98,6 +98,32 @@ def test_two_series_in_one_zip_become_two_volumes_read_in_memory(kaggle_dir):
     np.testing.assert_allclose(middle.pixels * 255.0, stack[1], atol=0.01)
 
 
+def test_dicom_source_finds_the_files_behind_a_volume_of_the_uploads(kaggle_dir):
+    """The uploads as the page has them (a zip of a series beside a NIfTI): the series' parsed files, in slice
+    order, for a DICOM Segmentation; the NIfTI volume has none."""
+    import zipfile
+
+    from scans import dicom_bytes, nifti_bytes, stack_of
+
+    from mri_core.io.errors import ExportRefused
+    from mri_core.io.slices import dicom_source, read_volumes
+
+    stack = stack_of(sorted((kaggle_dir / "yes").iterdir())[:3], size=64)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in (2, 0, 1):
+            archive.writestr(f"export/T1/IM{i}", dicom_bytes(stack[i], position=3.0 * i))
+    files = [("study.zip", buffer.getvalue()), ("head.nii", nifti_bytes(stack))]
+    nifti_volume, dicom_volume = read_volumes(files)
+    source = dicom_source(files, dicom_volume)
+    assert source.source == dicom_volume.source == "study.zip/export/T1 (3 files)"
+    assert [float(ds.ImagePositionPatient[2]) for ds in source.datasets] == [0.0, 3.0, 6.0]
+    with pytest.raises(ExportRefused, match="not one of the DICOM series"):
+        dicom_source(files, nifti_volume)
+    with pytest.raises(ExportRefused, match="not a DICOM upload"):
+        dicom_source(files[1:], nifti_volume)
+
+
 def test_dicom_folder_reads_as_one_series_and_slices_can_be_chosen(kaggle_dir, tmp_path):
     from scans import dicom_bytes, stack_of
 
