@@ -18,6 +18,10 @@ COLUMNS = {
     "verdict_words": st.column_config.TextColumn("Verdict"),
     "label": st.column_config.TextColumn("Label"),
     "tumor_probability": st.column_config.NumberColumn("Tumor probability", format="%.3f"),
+    "area_mm2": st.column_config.NumberColumn("Tumor area (mm²)", format="%.1f"),
+    "area_px": st.column_config.NumberColumn("Tumor area (px)", format="%d"),
+    "diameter_mm": st.column_config.NumberColumn("Diameter (mm)", format="%.1f"),
+    "diameter_px": st.column_config.NumberColumn("Diameter (px)", format="%.1f"),
     "warnings": st.column_config.TextColumn("Warnings"),
     "error": st.column_config.TextColumn("Error"),
 }
@@ -62,4 +66,6 @@ if open_column.button("Open on Diagnose", type="primary"):
     open_on_diagnose(chosen.rsplit("/", 1)[-1], or_stop(batch.find_upload, uploads, chosen))
 csv_column.download_button("Table (CSV)", report.csv, "batch_readings.csv", "text/csv")
 zip_column.download_button("Heatmaps (zip)", report.heatmaps_zip, "batch_heatmaps.zip", "application/zip")
-st.caption(f"{NOTICE} Heatmaps in the zip: one grey PNG per slice at its original size, 255 = the map's peak.")
+st.caption(f"{NOTICE} Tumor area and diameter measure the model's outline (mm only where the file gives the pixel "
+           "spacing). Heatmaps in the zip: one grey PNG per slice at its original size, 255 = the map's peak; a model "
+           "that outlines tumors adds each slice's mask under masks/, named like its heatmap (255 = tumor).")

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
+from mri_core.inference.segmentation import mask_uint8
 from mri_core.io.errors import UnreadableImage
 from mri_core.io.reading import CANNOT_READ, VERDICT_HEADLINE
 from mri_core.present import render
@@ -27,8 +28,11 @@ if TYPE_CHECKING:  # the stream imports TensorFlow: only when a batch is read
 
 THUMBNAIL_SIDE = 96
 THUMBNAIL_OPACITY = 0.5
-CSV_COLUMNS = ("file", "slice", "verdict", "label", "tumor", "tumor_probability", "threshold", "warnings", "model",
-               "error")
+CSV_COLUMNS = ("file", "slice", "verdict", "label", "tumor", "tumor_probability", "threshold", "area_px", "area_mm2",
+               "diameter_px", "diameter_mm", "warnings", "model", "error")
+# The tumor outline's measurements (the reading's lesion); empty where there is no lesion
+LESION_COLUMNS = ("area_px", "area_mm2", "diameter_px", "diameter_mm")
+MASKS_FOLDER = "masks"
 
 
 def overlay_thumbnail(small_pixels: np.ndarray, reading) -> np.ndarray:
@@ -49,14 +53,26 @@ def summary_row(item: "BatchItem") -> dict:
     """One row of the results table and CSV (CSV_COLUMNS); an error row has only file and error."""
     if item.failed:
         return {"file": item.file, "slice": None, "verdict": None, "verdict_words": None, "label": None, "tumor": None,
-                "tumor_probability": None, "threshold": None, "warnings": "", "model": None,
-                "error": str(item.outcome)}
+                "tumor_probability": None, "threshold": None, **dict.fromkeys(LESION_COLUMNS), "warnings": "",
+                "model": None, "error": str(item.outcome)}
     reading = item.outcome
     return {"file": item.file, "slice": reading.slice_index, "verdict": reading.verdict,
             "verdict_words": VERDICT_HEADLINE[reading.verdict], "label": reading.label,
             "tumor": reading.tumor, "tumor_probability": round(reading.tumor_probability, 6),
-            "threshold": reading.threshold, "warnings": ", ".join(reading.warnings),
+            "threshold": reading.threshold, **lesion_cells(reading.lesion), "warnings": ", ".join(reading.warnings),
             "model": reading.model, "error": ""}
+
+
+def lesion_cells(lesion: dict | None) -> dict:
+    """A reading's lesion -> its LESION_COLUMNS (mm figures None without pixel spacing; all None without a lesion)."""
+    if lesion is None:
+        return dict.fromkeys(LESION_COLUMNS)
+
+    def measured(key):
+        return None if lesion.get(key) is None else round(float(lesion[key]), 6)
+
+    return {"area_px": int(lesion["area_px"]), "area_mm2": measured("area_mm2"),
+            "diameter_px": measured("diameter_px"), "diameter_mm": measured("diameter_mm")}
 
 
 def display_row(row: dict, columns: Iterable[str]) -> dict:
@@ -93,11 +109,12 @@ def png_data_url(rgb: np.ndarray) -> str:
 
 
 class HeatmapArchive:
-    """A zip built in memory as answers arrive: one 8-bit PNG heatmap per slice.
+    """A zip built in memory as answers arrive: one 8-bit PNG heatmap per slice, and its tumor mask.
 
     `<stem>.png` (numbered when two inputs share a stem, `_s<slice>` for volume slices) is
-    the heatmap at the original image's size, grey level = heatmap value x 255; failed
-    inputs and `--cam none` answers add nothing.
+    the heatmap at the original image's size, grey level = heatmap value x 255; `masks/<stem>.png`,
+    the same name, is the mask of a segmenting model (`segmentation.mask_uint8`: 255 = tumor, all 0
+    unless the verdict is tumor or uncertain). Failed inputs add nothing, `--cam none` answers no heatmap.
     """
 
     def __init__(self):
@@ -106,8 +123,8 @@ class HeatmapArchive:
         self._used: set[str] = set()
 
     def add(self, item: "BatchItem") -> str | None:
-        """Add one answer's heatmap; returns its name in the zip (None when it has none)."""
-        if item.failed or item.outcome.heatmap is None:
+        """Add one answer's heatmap and mask; returns their file name (`<stem>.png`; None when it has neither)."""
+        if item.failed or (item.outcome.heatmap is None and item.outcome.mask is None):
             return None
         stem = Path(item.file).stem
         if item.outcome.slice_index is not None:
@@ -117,11 +134,16 @@ class HeatmapArchive:
             n += 1
             name = f"{stem}_{n}"
         self._used.add(name)
-        levels = np.round(np.clip(item.outcome.heatmap, 0.0, 1.0) * 255.0).astype(np.uint8)
+        if item.outcome.heatmap is not None:
+            self._write_png(f"{name}.png", np.round(np.clip(item.outcome.heatmap, 0.0, 1.0) * 255.0).astype(np.uint8))
+        if item.outcome.mask is not None:
+            self._write_png(f"{MASKS_FOLDER}/{name}.png", mask_uint8(item.outcome.mask))
+        return f"{name}.png"
+
+    def _write_png(self, name: str, levels: np.ndarray) -> None:
         buffer = _io.BytesIO()
         Image.fromarray(levels).save(buffer, format="PNG")
-        self._zip.writestr(f"{name}.png", buffer.getvalue(), compress_type=zipfile.ZIP_STORED)
-        return f"{name}.png"
+        self._zip.writestr(name, buffer.getvalue(), compress_type=zipfile.ZIP_STORED)
 
     def to_bytes(self) -> bytes:
         """Finish the zip and return its bytes; add nothing after this."""

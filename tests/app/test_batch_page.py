@@ -56,6 +56,14 @@ def test_files_and_a_zip_give_a_table_in_order_with_downloads_and_open_on_diagno
     expected = pipeline.read_upload(load_model(active_entry), scans[0].read_bytes(), scans[0].name)[0]
     assert table["label"][0] == expected.label
     assert table["tumor_probability"][0] == pytest.approx(expected.tumor_probability, abs=1e-5)
+    # the outline's measurements: pixels (a plain JPEG gives no spacing, so no mm), empty without a lesion
+    assert {"area_px", "area_mm2", "diameter_px", "diameter_mm"} <= set(table.columns)
+    if expected.lesion is None:
+        assert table[["area_px", "diameter_px"]].iloc[0].isna().all()
+    else:
+        assert table["area_px"][0] == expected.lesion["area_px"]
+        assert table["diameter_px"][0] == pytest.approx(expected.lesion["diameter_px"], abs=1e-5)
+    assert table["area_mm2"].isna().all() and table["diameter_mm"].isna().all()
     assert "broken.jpg" in table["error"][2] and table["label"].isna()[2]
     assert all(str(t).startswith("data:image/png;base64,") for t in table["thumbnail"][[0, 1, 3]])
     assert "could not be read" in "\n".join(m.value for m in page.markdown)
@@ -64,7 +72,12 @@ def test_files_and_a_zip_give_a_table_in_order_with_downloads_and_open_on_diagno
     rows = list(csv.DictReader(_io.StringIO(page.session_state["batch_report"].csv.decode())))
     assert [r["file"] for r in rows] == list(table["file"])
     with zipfile.ZipFile(_io.BytesIO(page.session_state["batch_report"].heatmaps_zip)) as heatmaps:
-        assert len(heatmaps.namelist()) == 3  # one per answered slice, none for the broken file
+        names = heatmaps.namelist()
+    heatmap_names = [n for n in names if not n.startswith("masks/")]
+    assert len(heatmap_names) == 3  # one per answered slice, none for the broken file
+    # a segmenting model's masks, named like the heatmaps; none from a model that does not segment
+    segments = expected.mask is not None
+    assert sorted(n for n in names if n.startswith("masks/")) == sorted(f"masks/{n}" for n in heatmap_names if segments)
 
     page.selectbox[0].set_value(scans[2].name)
     page.button[0].click()

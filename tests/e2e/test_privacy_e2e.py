@@ -175,7 +175,10 @@ def batch_zip(page, flow: Flow, app_url: str, files: list[tuple[str, bytes]]) ->
     csv = download(page, flow, "batch: table", "Table (CSV)").decode()
     assert len(csv.splitlines()) == SLICES + 1 and "series.zip/series/IM0001.dcm" in csv
     with zipfile.ZipFile(io.BytesIO(download(page, flow, "batch: heatmaps", "Heatmaps (zip)"))) as heatmaps:
-        assert len(heatmaps.namelist()) == SLICES
+        names = heatmaps.namelist()
+    heatmap_names = [n for n in names if not n.startswith("masks/")]
+    assert len(heatmap_names) == SLICES  # and a segmenting model's masks under masks/, named alike
+    assert set(names) - set(heatmap_names) <= {f"masks/{n}" for n in heatmap_names}
 
     page.get_by_role("button", name="Open on Diagnose").click()  # the file, in memory, to Diagnose
     page.locator('[data-testid="stMetric"]').filter(has_text="Tumor probability").wait_for()

@@ -79,3 +79,45 @@ def test_the_table_and_csv_carry_the_verdict_and_a_head_ct_names_no_tumor_type(r
     assert shown[0]["verdict_words"] in ("Tumor", "No tumor", "Uncertain: refer to a reader")
     counts = verdict_counts(rows)
     assert counts["cannot_read"] == 2 and sum(counts.values()) == 4
+
+
+def test_a_segmenting_model_adds_the_outlines_measurements_and_masks_named_like_the_heatmaps(real_scans, tmp_path):
+    """A DICOM slice (PixelSpacing 0.5 x 0.5 mm) and a plain image, read by a segmenting package that calls
+    every MRI `tumor`: the table and CSV give each outline's area (mm² = pixels x 0.25) and diameter; the
+    zip holds masks/<stem>.png beside <stem>.png, 255 on exactly the outlined pixels."""
+    from scans import dicom_bytes, grey_uint8
+    from segmenting import write_segmenting_package
+
+    from mri_core.inference.model import load_model
+
+    pixels = grey_uint8(real_scans[2])
+    model = load_model(write_segmenting_package(tmp_path / "seg", pixels / 255.0, band=(0.0, 0.0)))
+    inputs = [("scan.dcm", dicom_bytes(pixels)), real_scans[3]]
+    report = read_batch(model, inputs)
+    rows, parsed = report.rows, list(csv.DictReader(_io.StringIO(report.csv.decode())))
+    assert list(parsed[0])[5:11] == ["tumor_probability", "threshold", "area_px", "area_mm2", "diameter_px",
+                                     "diameter_mm"]
+    with zipfile.ZipFile(_io.BytesIO(report.heatmaps_zip)) as opened:
+        assert sorted(opened.namelist()) == sorted(["scan.png", f"{real_scans[3].stem}.png", "masks/scan.png",
+                                                    f"masks/{real_scans[3].stem}.png"])
+        masks = [np.asarray(Image.open(_io.BytesIO(opened.read(f"masks/{stem}.png"))))
+                 for stem in ("scan", real_scans[3].stem)]
+    for row, line, mask in zip(rows, parsed, masks):
+        assert row["verdict"] == "tumor" and mask.dtype == np.uint8 and set(np.unique(mask)) <= {0, 255}
+        assert row["area_px"] == int(line["area_px"]) == np.count_nonzero(mask) > 0
+        assert row["diameter_px"] == pytest.approx(float(line["diameter_px"])) and row["diameter_px"] > 0
+    assert mask.shape == np.asarray(Image.open(real_scans[3]).convert("L")).shape
+    assert rows[0]["area_mm2"] == pytest.approx(rows[0]["area_px"] * 0.25)
+    assert rows[0]["diameter_mm"] == pytest.approx(rows[0]["diameter_px"] * 0.5, rel=1e-5)  # square pixels
+    assert rows[1]["area_mm2"] is None and rows[1]["diameter_mm"] is None  # a plain image gives no spacing
+    assert parsed[1]["area_mm2"] == "" and parsed[1]["diameter_mm"] == ""
+
+
+def test_rows_without_a_lesion_leave_its_columns_empty(tiny_model, real_scans):
+    items = list(stream_readings(tiny_model, real_scans[:1] + ["nowhere.jpg"]))  # a model that does not segment
+    rows = [summary_row(item) for item in items]
+    assert all(row[key] is None for row in rows for key in ("area_px", "area_mm2", "diameter_px", "diameter_mm"))
+    archive = HeatmapArchive()
+    archive.add(items[0])
+    with zipfile.ZipFile(_io.BytesIO(archive.to_bytes())) as opened:
+        assert opened.namelist() == [f"{real_scans[0].stem}.png"]  # no masks/ without a segmenting model
