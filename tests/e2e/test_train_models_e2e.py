@@ -79,8 +79,11 @@ def test_train_activate_list_and_diagnose_with_the_new_model(page, app_url, smal
     name = f"e2e-{uuid.uuid4().hex[:8]}"
     ref = f"{name}@1"
 
-    # Train page: data, summary, settings.
+    # Train page: data (the zip is the default source; this test uses the server folder), summary, settings.
     page.goto(f"{app_url}/train")
+    source = page.get_by_role("radiogroup", name="Training data")
+    assert source.get_by_role("radio").first.is_checked(), "the zip upload comes first and is chosen"
+    source.get_by_text("Folders on this server", exact=True).click()  # the label takes the click
     folders = page.get_by_label("Data folders on the server, one per line")
     folders.fill(str(small_kaggle))
     folders.press("Control+Enter")
@@ -114,8 +117,11 @@ def test_train_activate_list_and_diagnose_with_the_new_model(page, app_url, smal
 
     result = page.get_by_text(re.compile(r"^Saved model ")).inner_text()
     assert ref in result
+    assert re.search(r"[?&]run=[A-Za-z0-9_-]{16,}", page.url), f"the run's token is in the tab's URL: {page.url}"
     for label in ("Test accuracy", "Sensitivity", "Specificity", "ROC AUC"):
         page.get_by_test_id("stMetric").filter(has_text=label).wait_for()
+    page.get_by_text(re.compile(r"^Only \d+ test images \(fewer than 100\): these figures are rough")).wait_for()
+    assert page.get_by_text(re.compile(r"^\d+ of \d+ · 95% CI ")).count() == 3  # no interval under ROC AUC
     page.get_by_text(re.compile(r"^Confusion matrix on \d+ test images")).wait_for()
     page.locator(PLOT).first.wait_for()
     # confusion matrix, loss and accuracy curves (drawn one after another on a busy machine)
