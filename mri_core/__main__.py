@@ -162,13 +162,16 @@ def _save_mask(folder: Path, file: str, reading, used: set[str]) -> None:
     Image.fromarray(mask_uint8(reading.mask)).save(_heatmap_path(folder, _output_stem(file, reading), used, ".png"))
 
 
-def _write_report(folder: Path, file: str, reading, scan_model, cam: str, used: set[str]) -> None:
+def _write_report(folder: Path, file: str, reading, scan_model, cam: str, used: set[str], place,
+                  plane: str = "axial") -> None:
     from mri_core.io import slices as io
     from mri_core.present.report import reading_report
 
-    pixels = io.read_file(file)[reading.slice_index or 0].pixels  # decoded again: readings keep no pixels
+    # decoded again (readings keep no pixels): the reading's slice, of its series among the file's
+    pixels = io.read_file(file, reading.slice_index, plane)[place.number].pixels
     path = _heatmap_path(folder, Path(file).stem + (f"_slice{reading.slice_index}" if reading.slice_index is not None else ""), used)
-    path.with_suffix(".pdf").write_bytes(reading_report(reading, pixels, scan_model.info, cam))
+    path.with_suffix(".pdf").write_bytes(reading_report(reading, pixels, scan_model.info, cam,
+                                                        spacing_source=place.pixel_spacing_source))
 
 
 def _summary_json(summary: dict) -> dict:
@@ -235,7 +238,7 @@ def run_predict(args) -> int:
             if masks and outcome.mask is not None:
                 _save_mask(masks, file, outcome, used_mask_stems)
             if reports:
-                _write_report(reports, file, outcome, scan_model, args.cam, used_report_stems)
+                _write_report(reports, file, outcome, scan_model, args.cam, used_report_stems, place, args.plane)
             line = json.dumps(record) if args.json else _format_reading(outcome)
         print(line, flush=True)
         # a series of more than one slice, every one read: measured once its last slice is in

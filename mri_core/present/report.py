@@ -4,10 +4,11 @@
 them as a download and `python -m mri_core predict --report DIR` writes one per input.
 Nothing identifies a patient unless the user typed it into `note`: not even the file name
 (file names often carry a patient's name). `confidence_words`, `reliability_rows`,
-`peak_words`, `lesion_words`, `model_line`, `volume_words`, `image_caption` and `model_banner` are the plain words that the Diagnose
-page shows too (its figures are in `charts`). Two rules keep the words honest: a probability is called calibrated
-only when the model's test ECE is at most `activation.MAX_ECE`, and a heatmap method is named only when a heatmap
-is shown (`heatmap_shown`). Never imports streamlit.
+`peak_words`, `lesion_words`, `spacing_words`, `summary_words`, `model_line`, `volume_words`, `image_caption`
+and `model_banner` are the plain words that the Diagnose page shows too (its figures are in `charts`). Two
+rules keep the words honest: a probability is called calibrated only when the model's test ECE is at most
+`activation.MAX_ECE`, and a heatmap method is named only when a heatmap is shown (`heatmap_shown`). Never
+imports streamlit.
 """
 
 from __future__ import annotations
@@ -82,6 +83,17 @@ def lesion_words(reading: Reading) -> str | None:
         size = f"{lesion['area_px']:,} pixels (the file gives no pixel spacing, so no mm)"
         across = f"; largest diameter {diameter_px:,.1f} pixels" if diameter_px is not None else ""
     return f"Tumor outline: {size}{across}; box x {x0}–{x1}, y {y0}–{y1} (original pixels, x right, y down)."
+
+
+def spacing_words(spacing_source: str | None, lesion: dict | None = None) -> str:
+    """Where the pixel spacing that turns pixels into mm came from (`Volume.pixel_spacing_source`:
+    "DICOM PixelSpacing", "NIfTI zooms"), or that the file gives none; a lesion measured in mm says the
+    file gave it even when its source was not passed."""
+    if spacing_source:
+        return f"Pixel spacing from the {spacing_source}."
+    if lesion is not None and lesion.get("area_mm2") is not None:
+        return "Pixel spacing as the file gives it."
+    return "Pixel spacing: not given by the file, so sizes are in pixels."
 
 
 def summary_words(summary: dict) -> str:
@@ -201,10 +213,13 @@ def _png(rgb: np.ndarray):
 
 
 def reading_report(reading: Reading, pixels: np.ndarray, info: dict, cam: str = "gradcam",
-                   note: str = "", created: datetime | None = None) -> bytes:
+                   note: str = "", created: datetime | None = None, spacing_source: str | None = None,
+                   summary: dict | None = None) -> bytes:
     """One reading -> PDF bytes. `pixels`: the slice read, float32 (H, W) in [0, 1];
     `info`: the model's model.json; `note`: free text the user typed (the only place a
-    patient identifier can come from)."""
+    patient identifier can come from). `spacing_source`: where the slice's pixel spacing came
+    from (`Volume.pixel_spacing_source`; None: not given); `summary`: the volume's tumor measurements
+    (`measure.volume_summary`, or `series.SeriesTally`'s) when the whole series was read."""
     from fpdf import FPDF
 
     created = created or datetime.now(timezone.utc)
@@ -263,6 +278,12 @@ def reading_report(reading: Reading, pixels: np.ndarray, info: dict, cam: str = 
         for words in (lesion_words(reading), peak_words(reading)):
             if words:
                 line(words, 9)
+    if reading.lesion is not None or summary is not None:  # what the mm figures rest on
+        line(spacing_words(spacing_source, reading.lesion), 9)
+    if summary is not None:
+        line("Whole series:", 10, "B")
+        line(summary_words(summary) if summary.get("slices_with_tumor") is not None
+             else "This model does not outline tumors, so the series' tumor volume is not measured.", 9)
     pdf.ln(1)
     line("Warnings:", 10, "B")
     if reading.warnings:

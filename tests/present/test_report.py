@@ -206,3 +206,67 @@ def test_summary_words_count_slices_from_one_and_say_why_a_figure_is_missing():
     assert summary_words(no_spacing) == ("No tumor volume: the file gives no pixel spacing; tumor on 1 slice (1); "
                                          "largest diameter 80.0 pixels within a slice.")
     assert summary_words({**summary, "slices_with_tumor": []}).startswith("No slice holds an outlined tumor")
+
+
+def test_the_report_draws_the_outline_and_gives_its_measurements_spacing_source_and_the_series(tmp_path, capsys,
+                                                                                             tumor_image_path):
+    """A DICOM slice (PixelSpacing 0.5 x 0.5 mm) read by a segmenting package: the overlay in the PDF
+    carries the outline's white line along the mask's contour; the text gives the area in mm² (pixels x
+    0.25) and the diameter, where the pixel spacing came from, and the series' summary when given one.
+    `predict --report` names the DICOM PixelSpacing too."""
+    import cv2
+    import numpy as np
+    import pypdf
+    from scans import dicom_bytes, grey_uint8
+    from segmenting import write_segmenting_package
+
+    from mri_core.inference.model import load_model
+    from mri_core.present.report import spacing_words
+
+    grey = grey_uint8(tumor_image_path)
+    scan_file = tmp_path / "scan.dcm"
+    scan_file.write_bytes(dicom_bytes(grey))
+    scan = io.read_file(scan_file)[0]
+    package = write_segmenting_package(tmp_path / "seg", scan.pixels, band=(0.0, 0.0))
+    [reading] = read_slices(load_model(package), [scan])
+    assert reading.lesion is not None and reading.lesion["area_mm2"] == pytest.approx(reading.lesion["area_px"] * 0.25)
+    summary = {"volume_ml": 1.5, "slices_with_tumor": [4, 5], "max_diameter_mm": 20.0, "max_diameter_px": 40.0,
+               "spacing_source": "ImagePositionPatient", "areas_px": [], "areas_mm2": []}
+    data = reading_report(reading, scan.pixels, json.loads((package / "model.json").read_text()), "gradcam",
+                          spacing_source="DICOM PixelSpacing", summary=summary)
+    text = " ".join(pdf_text(data).split())
+    assert f"Tumor outline: {reading.lesion['area_mm2']:,.1f} mm" in text
+    assert f"largest diameter {reading.lesion['diameter_mm']:,.1f} mm" in text
+    assert "Pixel spacing from the DICOM PixelSpacing." in text
+    assert "Whole series:" in text and "Tumor volume 1.50 mL (slice thickness from ImagePositionPatient)" in text
+    assert "tumor on 2 slices (5-6)" in text  # counted from 1, as pages count
+
+    images = [np.asarray(image.image.convert("RGB")) for image in pypdf.PdfReader(_io.BytesIO(data)).pages[0].images]
+    overlay = next(image for image in images if not (image[..., 0] == image[..., 1]).all())  # the coloured one
+    assert overlay.shape[:2] == scan.pixels.shape
+    contours, _ = cv2.findContours(reading.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    edge = np.concatenate([c.reshape(-1, 2) for c in contours])  # (x, y) of the outline's pixels
+    white = (overlay[edge[:, 1], edge[:, 0]] == 255).all(axis=1)
+    assert white.mean() > 0.9  # the white line runs along the outline (the box or the peak may cross it)
+
+    assert spacing_words(None) == "Pixel spacing: not given by the file, so sizes are in pixels."
+    assert spacing_words("NIfTI zooms") == "Pixel spacing from the NIfTI zooms."
+    unsegmented = " ".join(pdf_text(reading_report(reading, scan.pixels, {}, "none", summary={
+        **summary, "slices_with_tumor": None, "volume_ml": None})).split())
+    assert "does not outline tumors, so the series' tumor volume is not measured" in unsegmented
+
+    from scans import nifti_bytes
+
+    volume = tmp_path / "brain.nii"  # two slices, 1 mm voxels: one report per slice, each of its own slice
+    volume.write_bytes(nifti_bytes(np.stack([grey, grey[:, ::-1]])))
+    assert main(["predict", str(scan_file), str(volume), "--model", str(package), "--report",
+                 str(tmp_path / "reports"), "--slice", "all", "--json"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [line.get("slice") for line in lines] == [None, 0, 1]
+    reports = tmp_path / "reports"
+    assert sorted(p.name for p in reports.iterdir()) == ["brain_slice0.pdf", "brain_slice1.pdf", "scan.pdf"]
+    assert "Pixel spacing from the DICOM PixelSpacing." in pdf_text((reports / "scan.pdf").read_bytes())
+    for line in lines[1:]:
+        text = " ".join(pdf_text((reports / f"brain_slice{line['slice']}.pdf").read_bytes()).split())
+        assert "Pixel spacing from the NIfTI zooms." in text
+        assert f"({line['lesion']['area_px']:,} pixels)" in text  # the report of that slice
