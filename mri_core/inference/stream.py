@@ -2,7 +2,8 @@
 
 Inputs (file paths, or `(name, bytes)` pairs of uploads) flow through `tf.data`: a
 counter numbers chunks of inputs, a parallel map pulls and decodes and prepares them
-(`mri_core.io.slices.read_input`, as any upload is decoded), the rows (one per
+(`io.slices` reads each input's volumes as any upload is read; `series.placed_slices` picks their
+slices), the rows (one per
 slice) are re-batched to `batch_size` and prefetched, so the compiled Grad-CAM reads one batch while the next
 is decoded. Only a few batches are in memory however many inputs come in. A bad input
 becomes an `MriError` in its place and the rest still run. Each answer carries its slice's
