@@ -91,17 +91,25 @@ def open_on_diagnose(name: str, data: bytes) -> None:
     st.switch_page(DIAGNOSE_PAGE)
 
 
+def files_to_read(uploads) -> tuple[list[tuple[str, bytes]], tuple] | None:
+    """Diagnose's uploads (else the file handed from Batch) as (name, bytes) files, and a key naming
+    them; None when there is nothing to read."""
+    if uploads:
+        return [(u.name, u.getvalue()) for u in uploads], tuple(u.file_id for u in uploads)
+    if HANDED_FILE in st.session_state:
+        files = [st.session_state[HANDED_FILE]]
+        return files, ("batch", files[0][0], len(files[0][1]))
+    return None
+
+
 def volumes_to_read(uploads) -> tuple[list, tuple] | None:
     """Diagnose's uploads (else the file handed from Batch) as volumes, and a key naming them; None
     when there is nothing to read. Read once per set of files, kept in this session only (in memory)."""
     if uploads:
         st.session_state.pop(HANDED_FILE, None)  # a new upload replaces a file opened from Batch
-        files, key = [(u.name, u.getvalue()) for u in uploads], tuple(u.file_id for u in uploads)
-    elif HANDED_FILE in st.session_state:
-        files = [st.session_state[HANDED_FILE]]
-        key = ("batch", files[0][0], len(files[0][1]))
-    else:
+    if (chosen := files_to_read(uploads)) is None:
         return None
+    files, key = chosen
     if st.session_state.get("volumes_key") != key:
         st.session_state.volumes = or_stop(read_volumes, files)
         st.session_state.volumes_key, st.session_state.scans = key, {}

@@ -12,9 +12,10 @@ import streamlit as st
 from mri_core.io import slices as io
 from mri_core.io.errors import MriError
 from mri_core.io.reading import CANNOT_READ, UNCERTAIN, VERDICT_HEADLINE, VERDICT_TEXT, describe_warning
-from mri_core.io.volume import available_planes, middle_index, plane_count
+from mri_core.io.volume import DICOM_PIXEL_SPACING, available_planes, middle_index, plane_count
 from mri_core.present import charts, render, report
-from pages.common import NOTICE, load_scan_model, or_stop, reading_page_header, show_chart, volumes_to_read
+from pages.common import (NOTICE, files_to_read, load_scan_model, or_stop, reading_page_header, show_chart,
+                          volumes_to_read)
 
 UPLOAD_TYPES = None  # any name: DICOM files from a PACS often have no extension; the bytes decide
 VERDICT_COLOURS = {"tumor": "red", "no_tumor": "green", "uncertain": "orange", "cannot_read": "gray"}
@@ -44,6 +45,33 @@ def scan_all_slices(entry, scan_key: tuple, volume, plane: str, slider_key: str)
         "probabilities": [r.tumor_probability for r in readings],
         "summary": measure.volume_summary([r.mask for r in readings], volume, plane) if segments else None}
     st.session_state[slider_key] = pipeline.most_suspicious_slice(readings) + 1  # the slider counts from 1
+
+
+def offer_segmentation(entry, files, volume, plane: str, masks_of_read_slices) -> None:
+    """What a DICOM Segmentation copies of the source, and a button that builds it in memory (only then)
+    from `masks_of_read_slices()` ({slice index: mask}) and offers it for download; never kept."""
+    from mri_core.present import dicom_seg  # highdicom: imported only for a DICOM series
+
+    st.caption(dicom_seg.COPIED_WORDS)
+    if not st.button("Make a DICOM Segmentation", help="The tumor outline of every slice read (all of them after "
+                     "Scan all slices, else the one shown), as a DICOM object a PACS viewer lays over the series."):
+        return
+    try:
+        with st.spinner("Building the DICOM Segmentation ..."):
+            data = dicom_seg.segmentation_bytes(files, volume, masks_of_read_slices(), entry.ref, plane)
+    except MriError as exc:
+        st.error(str(exc))
+        return
+    st.download_button("Download the DICOM Segmentation", data, file_name=dicom_seg.FILE_NAME,
+                       mime=dicom_seg.MIME_TYPE, on_click="ignore")
+
+
+def scanned_masks(entry, volume, plane: str) -> dict:
+    """Every slice's tumor mask, read again (the scan keeps no masks): {slice index: mask}."""
+    from mri_core.inference import read as pipeline
+
+    model = load_scan_model(str(entry.path), entry.version)
+    return dict(enumerate(r.mask for r in pipeline.read_volume(model, volume, "all", plane, cam="none")))
 
 
 entry = reading_page_header("Diagnose")
@@ -119,6 +147,10 @@ with result_column:
                          help="Only what you type here identifies anything in the report; the file name is not included.")
     st.download_button("Download report (PDF)", report.reading_report(reading, slice_.pixels, entry.info, cam, note),
                        file_name="mri-reading-report.pdf", mime="application/pdf")
+    if volume.pixel_spacing_source == DICOM_PIXEL_SPACING and reading.mask is not None:  # a DICOM series, outlined
+        scanned = isinstance(st.session_state.scans.get(scan_key), dict)
+        offer_segmentation(entry, files_to_read(uploads)[0], volume, plane,
+                           lambda: scanned_masks(entry, volume, plane) if scanned else {index: reading.mask})
 with image_column:
     outlines = readable and reading.mask is not None  # a segmenting model: the outline, the heatmap or both
     show = st.radio("Show", render.SHOW_CHOICES, index=2, horizontal=True) if outlines else "both"

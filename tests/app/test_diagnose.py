@@ -295,3 +295,40 @@ def test_show_outline_heatmap_or_both_and_the_tumor_measured_under_the_verdict(a
     [show] = [r for r in page.radio if r.label == "Show"]
     show.set_value("heatmap").run()
     assert not page.exception and "heatmap (Grad-CAM)" in page.image[0].captions[0] and page.slider
+
+
+# --- the DICOM Segmentation download ----------------------------------------------------------
+
+def test_a_dicom_series_offers_its_tumor_outline_as_a_dicom_segmentation_built_on_request(active_entry, figshare_dir):
+    """A button builds it (the shown slice's outline; after Scan all slices, every slice's) and only then
+    offers the download; a NIfTI volume is not offered one."""
+    from scans import dicom_bytes, nifti_bytes, stack_of
+
+    from mri_core.present import dicom_seg
+
+    stack = stack_of(sorted((figshare_dir / "glioma").iterdir())[:4], size=128)
+    files = [(f"IM{i}", dicom_bytes(s, position=4.0 * i, instance=i + 1, PatientID="P-7",
+                                           FrameOfReferenceUID="1.2.826.0.1.3680043.8.498.77"), "application/dicom")
+             for i, s in enumerate(stack)]
+    page = start_page(active_entry)
+    page.file_uploader[0].set_value(files)
+    page.run()
+    assert not page.exception and not page.error
+    assert dicom_seg.COPIED_WORDS in page_text(page)
+    assert not page.get("download_button")[1:], "only the report: the Segmentation is built on request"
+
+    def segmentation_button():
+        [make] = [b for b in page.button if b.label == "Make a DICOM Segmentation"]
+        make.click().run()
+        assert not page.exception and not page.error, [e.value for e in page.error]
+        [seg_button] = [d for d in page.get("download_button") if d.proto.label == "Download the DICOM Segmentation"]
+        return seg_button
+
+    seg_button = segmentation_button()
+    assert seg_button.proto.url, "bytes behind the button"
+    page.button[0].click().run()  # Scan all slices
+    assert not page.exception and "mL (slice thickness from ImagePositionPatient)" in page_text(page)
+    assert segmentation_button().proto.url  # its bytes are read back in tests/e2e/test_nifti_e2e.py
+
+    nifti = upload(start_page(active_entry), "brain.nii", nifti_bytes(stack), "application/octet-stream")
+    assert dicom_seg.COPIED_WORDS not in page_text(nifti) and not [b for b in nifti.button if "DICOM" in b.label]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+import highdicom
 import pytest
 from e2e.browser import UPLOAD_INPUT, save_full_page_screenshot
 from e2e.test_diagnose_e2e import wait_for_page_ready
@@ -61,13 +62,15 @@ def test_nifti_upload_slider_and_scan_all(page, figshare_dir, typed_dir, tmp_pat
 
 
 def test_dicom_series_scan_all_measures_the_tumor_volume_from_the_slice_positions(page, figshare_dir, typed_dir):
-    """Eight files of one series at 5 mm apart (PixelSpacing 0.5 mm), given in shuffled order."""
+    """Eight files of one series at 5 mm apart (PixelSpacing 0.5 mm), given in shuffled order; then the
+    scanned outlines downloaded as a DICOM Segmentation."""
     paths = sorted((typed_dir / "notumor").iterdir())[:3] + sorted((figshare_dir / "glioma").iterdir())[3:6] \
         + sorted((typed_dir / "notumor").iterdir())[3:5]
     stack = stack_of(paths, size=256)
     files = [{"name": f"IM{number:04d}", "mimeType": "application/dicom",
               "buffer": dicom_bytes(stack[number], position=5.0 * number, instance=number + 1,
-                                    SeriesDescription="T1 AX POST")}
+                                    SeriesDescription="T1 AX POST", PatientID="E2E-7",
+                                    FrameOfReferenceUID="1.2.826.0.1.3680043.8.498.77")}
              for number in (3, 0, 7, 5, 1, 6, 2, 4)]
 
     wait_for_page_ready(page)
@@ -75,3 +78,11 @@ def test_dicom_series_scan_all_measures_the_tumor_volume_from_the_slice_position
     page.get_by_text("axial slice 5 of 8").wait_for()
     scan_all_and_see_the_tumor_measured(page, "ImagePositionPatient")
     assert "mm²" in page.locator("body").inner_text(), "DICOM PixelSpacing: the area in mm²"
+
+    # every scanned slice's outline as a DICOM Segmentation, built on request, filed with the source's patient
+    page.get_by_role("button", name="Make a DICOM Segmentation").click()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the DICOM Segmentation").click()
+    segmentation = highdicom.seg.segread(download.value.path())
+    assert segmentation.NumberOfFrames == len(files) and segmentation.PatientID == "E2E-7"
+    assert segmentation.pixel_array.any(), "the tumor the page measured is in it"
