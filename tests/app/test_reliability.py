@@ -101,13 +101,16 @@ def test_a_lost_browser_mid_training_keeps_the_job_and_leaves_no_temp_files(smal
     assert not page.exception, page.exception
     job = jobs.current_job()
     assert job is not None and job.snapshot().running
+    token = page.query_params["run"]  # the run's owner token, kept in the tab's URL
     del page  # the tab is closed: no session draws the job any more
 
     assert job.wait(JOB_TIMEOUT_S) and job.snapshot().status == jobs.FINISHED, job.snapshot().error
     assert left_in(private_tmp) == [], "the upload's temp folder (or another temp file) was left behind"
     [entry] = [e for e in registry.list_models() if not e.shipped]
     assert entry.ref == "lost-tab@1" and load_model(entry).ref == "lost-tab@1"  # whole, loadable
-    reopened = start(TRAIN_PAGE)  # a new tab finds the result
+    reopened = AppTest.from_file(str(APP), default_timeout=RUN_TIMEOUT_S).switch_page(TRAIN_PAGE)
+    reopened.query_params["run"] = token  # the tab reopened on its URL finds the result
+    reopened.run()
     assert any("lost-tab@1" in s.value for s in [*reopened.success, *reopened.info])  # info: it fails the activation rule
 
 
@@ -119,6 +122,7 @@ def test_one_session_diagnoses_while_another_trains_and_the_shared_model_gives_t
     expected = {p: pipeline.read_upload(scan_model, p.read_bytes(), p.name)[0] for p in images}
 
     trainer = start(TRAIN_PAGE)  # session 1: trains
+    trainer.radio[0].set_value("Folders on this server").run()  # the zip is the default source
     trainer.text_area[0].set_value(str(small_kaggle)).run()
     choose_paper(trainer)
     trainer.number_input(key="train_epochs").set_value(200)
