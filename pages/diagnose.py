@@ -47,9 +47,10 @@ def scan_all_slices(entry, scan_key: tuple, volume, plane: str, slider_key: str)
     st.session_state[slider_key] = pipeline.most_suspicious_slice(readings) + 1  # the slider counts from 1
 
 
-def offer_segmentation(entry, files, volume, plane: str, masks_of_read_slices) -> None:
+def offer_segmentation(entry, files, volume, plane: str, shown_masks: dict, every_slice: bool) -> None:
     """What a DICOM Segmentation copies of the source, and a button that builds it in memory (only then)
-    from `masks_of_read_slices()` ({slice index: mask}) and offers it for download; never kept."""
+    and offers it for download, never kept: of every slice when `every_slice` (Scan all slices ran),
+    else of `shown_masks` ({slice index: mask} of the slice shown)."""
     from mri_core.present import dicom_seg  # highdicom: imported only for a DICOM series
 
     st.caption(dicom_seg.COPIED_WORDS)
@@ -58,7 +59,8 @@ def offer_segmentation(entry, files, volume, plane: str, masks_of_read_slices) -
         return
     try:
         with st.spinner("Building the DICOM Segmentation ..."):
-            data = dicom_seg.segmentation_bytes(files, volume, masks_of_read_slices(), entry.ref, plane)
+            masks = scanned_masks(entry, volume, plane) if every_slice else shown_masks
+            data = dicom_seg.segmentation_bytes(files, volume, masks, entry.ref, plane)
     except MriError as exc:
         st.error(str(exc))
         return
@@ -148,9 +150,8 @@ with result_column:
     st.download_button("Download report (PDF)", report.reading_report(reading, slice_.pixels, entry.info, cam, note),
                        file_name="mri-reading-report.pdf", mime="application/pdf")
     if volume.pixel_spacing_source == DICOM_PIXEL_SPACING and reading.mask is not None:  # a DICOM series, outlined
-        scanned = isinstance(st.session_state.scans.get(scan_key), dict)
-        offer_segmentation(entry, files_to_read(uploads)[0], volume, plane,
-                           lambda: scanned_masks(entry, volume, plane) if scanned else {index: reading.mask})
+        offer_segmentation(entry, files_to_read(uploads)[0], volume, plane, {index: reading.mask},
+                           every_slice=isinstance(st.session_state.scans.get(scan_key), dict))
 with image_column:
     outlines = readable and reading.mask is not None  # a segmenting model: the outline, the heatmap or both
     show = st.radio("Show", render.SHOW_CHOICES, index=2, horizontal=True) if outlines else "both"
