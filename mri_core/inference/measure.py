@@ -95,22 +95,27 @@ def volume_summary(masks: Sequence[np.ndarray | None], volume: Volume, plane: st
         raise ValueError(f"{volume.source}: expected one mask per {plane} slice ({count}), got {len(masks)}.")
     spacing = positive_spacing(plane_spacing(volume, plane))
     thickness, source = slice_thicknesses(volume, plane)
-    areas_px, with_tumor, diameters_px, diameters_mm = [], [], [0.0], [0.0]
-    for i, mask in enumerate(masks):
-        area = 0 if mask is None else int(np.count_nonzero(mask))
-        areas_px.append(area)
-        if area:
-            with_tumor.append(i)
-            px, mm = max_diameter(mask, spacing)
-            diameters_px.append(px)
-            diameters_mm.append(mm or 0.0)
+    areas_px = [0 if mask is None else int(np.count_nonzero(mask)) for mask in masks]
+    diameters = {i: max_diameter(mask, spacing) for i, mask in enumerate(masks) if areas_px[i]}
+    return combine(areas_px, diameters, None if thickness is None else list(thickness), source, spacing)
+
+
+def combine(areas_px: Sequence[int], diameters: dict[int, tuple[float, float | None]],
+            thicknesses: Sequence[float | None] | None, thickness_source: str,
+            spacing: tuple[float, float] | None) -> dict:
+    """Per-slice facts -> `volume_summary`'s dict: each slice's tumor area in pixels, the
+    (px, mm) diameter of each slice that holds tumor (by 0-based index), each slice's thickness
+    (None where unknown), where the thickness came from, and the pixel spacing (row, col) mm.
+    The one place the volume and the largest diameter are figured."""
+    with_tumor = sorted(i for i, area in enumerate(areas_px) if area)
     pixel_mm2 = spacing[0] * spacing[1] if spacing else None
     areas_mm2 = [a * pixel_mm2 for a in areas_px] if pixel_mm2 else None
     volume_ml = None
-    if areas_mm2 is not None and thickness is not None:
-        volume_ml = float(np.dot(areas_mm2, thickness)) / 1000.0
+    if areas_mm2 is not None and thicknesses is not None and None not in thicknesses:
+        volume_ml = float(np.dot(areas_mm2, thicknesses)) / 1000.0
     return {"volume_ml": volume_ml, "slices_with_tumor": with_tumor,
-            "max_diameter_mm": max(diameters_mm) if spacing and with_tumor else None,
-            "max_diameter_px": max(diameters_px) if with_tumor else None,
-            "spacing_source": source if spacing else UNKNOWN_SPACING,
-            "areas_px": areas_px, "areas_mm2": areas_mm2}
+            "max_diameter_mm": max((diameters[i][1] or 0.0 for i in with_tumor), default=0.0)
+            if spacing and with_tumor else None,
+            "max_diameter_px": max(diameters[i][0] for i in with_tumor) if with_tumor else None,
+            "spacing_source": thickness_source if spacing else UNKNOWN_SPACING,
+            "areas_px": list(areas_px), "areas_mm2": areas_mm2}

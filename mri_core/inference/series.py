@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mri_core.inference.measure import UNKNOWN_SPACING, positive_spacing, slice_thicknesses
+from mri_core.inference.measure import UNKNOWN_SPACING, combine, positive_spacing, slice_thicknesses
 from mri_core.io.reading import Reading
 from mri_core.io.volume import Slice, SliceChoice, Volume, volume_slices
 
@@ -64,38 +64,26 @@ class SeriesTally:
     """
 
     areas_px: list = field(default_factory=list)
-    diameters: list = field(default_factory=list)  # (px, mm or None) per slice with tumor
+    diameters: dict = field(default_factory=dict)  # 0-based slice -> (px, mm or None), slices with tumor
     thicknesses: list = field(default_factory=list)
-    with_tumor: list = field(default_factory=list)
-    pixel_mm2: float | None = None
+    spacing: tuple[float, float] | None = None
     thickness_source: str = UNKNOWN_SPACING
     segments: bool = True
 
     def add(self, reading: Reading, place: SeriesPlace) -> None:
         """One slice, in order: its reading and its place."""
-        mm = positive_spacing(place.pixel_spacing)
-        self.pixel_mm2 = mm[0] * mm[1] if mm else None
+        self.spacing = positive_spacing(place.pixel_spacing)
         self.thickness_source = place.thickness_source
         self.thicknesses.append(place.thickness_mm)
         self.segments &= reading.mask is not None
         lesion = reading.lesion
         self.areas_px.append(int(lesion["area_px"]) if lesion else 0)
         if lesion:
-            self.with_tumor.append(reading.slice_index if reading.slice_index is not None else len(self.areas_px) - 1)
-            self.diameters.append((lesion["diameter_px"], lesion["diameter_mm"]))
+            self.diameters[len(self.areas_px) - 1] = (lesion["diameter_px"], lesion["diameter_mm"])
 
     def summary(self) -> dict:
         """{"volume_ml", "slices_with_tumor" (0-based), "max_diameter_mm", "max_diameter_px",
-        "spacing_source", "areas_px", "areas_mm2"}, figured as `measure.volume_summary` does."""
-        spacing_source = self.thickness_source if self.pixel_mm2 else UNKNOWN_SPACING
+        "spacing_source", "areas_px", "areas_mm2"}, figured by `measure.combine` as `volume_summary` is."""
         if not self.segments:
-            return {**UNMEASURED, "spacing_source": spacing_source}
-        areas_mm2 = [a * self.pixel_mm2 for a in self.areas_px] if self.pixel_mm2 else None
-        volume_ml = None
-        if areas_mm2 is not None and None not in self.thicknesses:
-            volume_ml = sum(a * t for a, t in zip(areas_mm2, self.thicknesses)) / 1000.0
-        return {"volume_ml": volume_ml, "slices_with_tumor": list(self.with_tumor),
-                "max_diameter_mm": max((mm or 0.0 for _, mm in self.diameters), default=0.0)
-                if self.pixel_mm2 and self.with_tumor else None,
-                "max_diameter_px": max(px for px, _ in self.diameters) if self.with_tumor else None,
-                "spacing_source": spacing_source, "areas_px": list(self.areas_px), "areas_mm2": areas_mm2}
+            return {**UNMEASURED, "spacing_source": self.thickness_source if self.spacing else UNKNOWN_SPACING}
+        return combine(self.areas_px, self.diameters, self.thicknesses, self.thickness_source, self.spacing)
