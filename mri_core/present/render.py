@@ -26,7 +26,7 @@ PEAK_OUTLINE_RGB = (0, 0, 0)
 OUTLINE_RGB = (255, 255, 255)
 OUTLINE_EDGE_RGB = (0, 0, 0)
 # Line width and marker size as fractions of the shorter image side (e.g. 2 px at 512 px); the
-# outline is the thing to see, so it is drawn twice as wide (4 px at 512 px, 2 px at 256 px).
+# outline is the thing to see, so it is drawn twice as wide (4 px at 512 px, 2 px at 256 px and below).
 LINE_WIDTH_FRACTION = 1 / 250
 OUTLINE_WIDTH_FRACTION = 1 / 128
 MARKER_SIZE_FRACTION = 1 / 20
@@ -81,7 +81,7 @@ def draw_outline(rgb: np.ndarray, mask: np.ndarray) -> None:
         raise ValueError(f"Mask shape {mask.shape} does not match the scan {rgb.shape[:2]}; the reading's "
                          "mask is at the original size.")
     contours, _ = cv2.findContours((mask > 0).astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    width = _line_width(rgb.shape[:2], OUTLINE_WIDTH_FRACTION)
+    width = max(2, _line_width(rgb.shape[:2], OUTLINE_WIDTH_FRACTION))  # a 1 px line vanishes on a small scan
     cv2.drawContours(rgb, contours, -1, OUTLINE_EDGE_RGB, width + 2, cv2.LINE_8)  # a 1 px black rim each side
     cv2.drawContours(rgb, contours, -1, OUTLINE_RGB, width, cv2.LINE_8)
 
