@@ -26,7 +26,7 @@ import logging
 import warnings
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pydicom
@@ -72,6 +72,7 @@ class _Image:
     source: str
     dataset: pydicom.Dataset
     frames: int
+    number: int = 0  # its place among the files given (from 0)
 
 
 def has_dicom_prefix(data: bytes) -> bool:
@@ -95,7 +96,15 @@ def read_dicom(files: Sequence[tuple[str, bytes]], skip_non_images: bool = False
     With `skip_non_images`, files without pixel data (DICOMDIR, reports) are left out as long
     as some image remains; otherwise each gives `NoImageData`.
     """
-    return [_finish(series, _decode(series)) for series in _ordered_series(files, skip_non_images)]
+    return [volume for volume, _ in read_dicom_series(files, skip_non_images)]
+
+
+def read_dicom_series(files: Sequence[tuple[str, bytes]],
+                      skip_non_images: bool = False) -> list[tuple[Volume, tuple[int, ...]]]:
+    """`read_dicom`'s volumes, in its order, each with the places in `files` (from 0, ascending) of the
+    files it was read from: which uploads make up which series."""
+    return [(_finish(series, _decode(series)), tuple(sorted(image.number for image in series.images)))
+            for series in _ordered_series(files, skip_non_images)]
 
 
 def modality_values(files: Sequence[tuple[str, bytes]], skip_non_images: bool = False) -> list[np.ndarray]:
@@ -165,9 +174,9 @@ def _ordered_series(files: Sequence[tuple[str, bytes]], skip_non_images: bool) -
     """Parse every file (so that a bad one fails before any decoding), group and order the series:
     multi-frame files first, then the series of single-frame files in the order they first appear."""
     images, refused = [], []
-    for name, data in files:
+    for number, (name, data) in enumerate(files):
         try:
-            images.append(_parse(name, data))
+            images.append(replace(_parse(name, data), number=number))
         except NoImageData as exc:
             if not skip_non_images:
                 raise

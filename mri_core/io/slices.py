@@ -7,14 +7,18 @@ disk) turn scanner files into `Volume`s: DICOM files and series (`dicom`), NIfTI
 the middle one by default, slice N, or all, along the axial plane (coronal and sagittal for
 isotropic volumes). `read_file` and `read_input` do both steps; `decode_image` is for bytes
 that must hold one 2-D slice. The format is sniffed from the bytes, never from the file
-name. `dicom_source` finds the parsed DICOM files behind one of `read_volumes`' volumes (for a
-DICOM Segmentation). Anything unreadable ends in an `MriError` subclass whose message names the file.
+name. `read_uploads` is `read_volumes` for a page that lists several uploads to pick from: each scan
+(a plain image, a NIfTI volume, a DICOM series of loose files or of one zip) with the uploads it came
+from, in upload order. `dicom_source` finds the parsed DICOM files behind one of `read_volumes`'
+volumes (for a DICOM Segmentation). Anything unreadable ends in an `MriError` subclass whose message
+names the file.
 Never imports streamlit.
 """
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
@@ -27,12 +31,25 @@ from mri_core.io.zips import ZipErrors, is_clutter, is_zip, open_zip
 
 # What the rest of mri_core takes from here (`from mri_core.io import slices as io`).
 __all__ = ["MAX_IMAGE_PIXELS", "MIN_SIDE", "READABLE_FORMATS_TEXT", "SCAN_FORMATS_TEXT", "Slice", "SliceChoice",
-           "decode_image", "dicom_source", "read_file", "read_input", "read_path_volumes", "read_volumes", "sniff_format",
-           "volume_slices"]
+           "UploadedScan", "decode_image", "dicom_source", "read_file", "read_input", "read_path_volumes", "read_uploads",
+           "read_volumes", "sniff_format", "volume_slices"]
 
 # A zip of a scan: its problems in the words and error types of a scan upload.
 SCAN_ZIP = ZipErrors(UnsupportedFormat, UnreadableImage, ImageTooLarge, contents="the series folder",
                      smaller="zip one series at a time")
+# What kind of file a scan was read from (`UploadedScan.kind`)
+IMAGE, NIFTI, DICOM = "image", "NIfTI", "DICOM"
+
+
+@dataclass(frozen=True)
+class UploadedScan:
+    """One scan among uploads, as a reader picks it: a plain image, a NIfTI volume, or a DICOM series (of
+    loose files, or of one zip), with the uploads it was read from."""
+
+    volume: Volume
+    kind: str  # IMAGE, NIFTI or DICOM
+    uploads: tuple[int, ...]  # the places (from 0, ascending) of the uploads it was read from
+    zip_name: str | None = None  # the zip it was in (its file name), None for loose files
 
 
 def read_file(path: str | os.PathLike, choice: SliceChoice = None, plane: str = "axial") -> list[Slice]:
@@ -75,28 +92,59 @@ def read_volumes(files: Sequence[tuple[str, bytes]]) -> list[Volume]:
     NIfTI and each plain image is its own; zips are opened in memory. One file that cannot
     be read raises; among several, files of no scan format (notes, DICOMDIR) are skipped."""
     expanded = _expand_zips(files)
+    scans = _read_scans(expanded, [0] * len(expanded), several=len(expanded) > 1)
+    _check_some(scans, files)
+    return [scan.volume for scan in scans]
+
+
+def read_uploads(files: Sequence[tuple[str, bytes]]) -> list[UploadedScan]:
+    """(name, bytes) uploads, in upload order -> every scan in them, ordered by its first upload (the
+    newest upload's scans last): each plain image and each NIfTI volume is one; loose DICOM files join
+    into series, each one scan; a zip's scans are its own (they do not join loose files). Raises as
+    `read_volumes` does (one file that cannot be read raises; among several, files of no scan format
+    are skipped)."""
+    expanded = [(number, member) for number, (name, data) in enumerate(files) for member in _expand_zip(name, data)]
     several = len(expanded) > 1
-    volumes = []
-    for name, data in expanded:
+    loose = [(number, member) for number, member in expanded if not is_zip(files[number][1])]
+    scans = _read_scans([member for _, member in loose], [number for number, _ in loose], several)
+    for number, (name, data) in enumerate(files):
+        if is_zip(data):
+            members = [member for place, member in expanded if place == number]
+            scans += [replace(scan, zip_name=_display_name(name))
+                      for scan in _read_scans(members, [number] * len(members), several)]
+    _check_some(scans, files)
+    return sorted(scans, key=lambda scan: scan.uploads[0])  # stable: a zip's series keep their order
+
+
+def _read_scans(files: list[tuple[str, bytes]], numbers: list[int], several: bool) -> list[UploadedScan]:
+    """Files (no zips) -> their scans: NIfTI volumes and plain images in file order, then the DICOM series;
+    `numbers[i]` is the upload files[i] came from. Among `several` files, those of no scan format are skipped."""
+    scans = []
+    for (name, data), number in zip(files, numbers):
         kind = sniff_format(data)
         if kind == "NIFTI":
-            volumes.append(nifti.read_nifti(data, _display_name(name)))
+            scans.append(UploadedScan(nifti.read_nifti(data, _display_name(name)), NIFTI, (number,)))
         elif kind != "DICOM" and (kind is not None or not several):
-            volumes.append(_volume_from_slice(decode_raster(data, name)))
-    if dicom_files := _dicom_files(expanded):
-        volumes += dicom.read_dicom(dicom_files, skip_non_images=several)
-    if not volumes:
+            scans.append(UploadedScan(_volume_from_slice(decode_raster(data, name)), IMAGE, (number,)))
+    dicom_numbers = [number for (_, data), number in zip(files, numbers) if sniff_format(data) == "DICOM"]
+    if dicom_files := _dicom_files(files, several):
+        scans += [UploadedScan(volume, DICOM, tuple(sorted({dicom_numbers[place] for place in places})))
+                  for volume, places in dicom.read_dicom_series(dicom_files, skip_non_images=several)]
+    return scans
+
+
+def _check_some(scans: list[UploadedScan], files: Sequence[tuple[str, bytes]]) -> None:
+    if not scans:
         names = ", ".join(_display_name(n) for n, _ in files)
         raise UnsupportedFormat(f"{names}: holds no scan we read; upload {SCAN_FORMATS_TEXT} or a slice as "
                                 f"{READABLE_FORMATS_TEXT}.")
-    return volumes
 
 
 def dicom_source(files: Sequence[tuple[str, bytes]], volume: Volume) -> dicom.SeriesSource:
     """The parsed DICOM files behind `volume`, one of `read_volumes(files)`, in its slice order (for a DICOM
     Segmentation that refers to them); `ExportRefused` when `volume` is not one of their DICOM series."""
     expanded = _expand_zips(files)
-    dicom_files = _dicom_files(expanded)
+    dicom_files = _dicom_files(expanded, len(expanded) > 1)
     if not dicom_files:
         raise ExportRefused(f"{volume.source}: not a DICOM upload (a NIfTI volume or a plain image); a DICOM "
                             f"object that refers to the scan can only be made for DICOM files.")
@@ -107,9 +155,8 @@ def _expand_zips(files: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
     return [member for name, data in files for member in _expand_zip(name, data)]
 
 
-def _dicom_files(expanded: list[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
+def _dicom_files(expanded: list[tuple[str, bytes]], several: bool) -> list[tuple[str, bytes]]:
     """The DICOM files among the uploads: a lone file is named by its file name; series members keep their folder."""
-    several = len(expanded) > 1
     return [(name if several else _display_name(name), data) for name, data in expanded if sniff_format(data) == "DICOM"]
 
 

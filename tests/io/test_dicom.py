@@ -392,3 +392,18 @@ def test_no_htj2k_file_or_encoder_is_installed_so_the_readme_claims_none():
             get_encoder(syntax)
     formats_lines = README.read_text().split("## Formats", 1)[1].split("\n## ", 1)[0]
     assert "HTJ2K" not in formats_lines and "High-Throughput" not in formats_lines
+
+
+def test_read_dicom_series_names_the_files_of_each_series(kaggle_dir):
+    """Two series whose files come interleaved: each volume with the places of its own files."""
+    from scans import dicom_bytes, stack_of
+
+    from mri_core.io.dicom import read_dicom, read_dicom_series
+
+    stack = stack_of(sorted((kaggle_dir / "no").iterdir())[:5], size=64)
+    files = [(f"IM{i}", dicom_bytes(stack[i], series_uid="1.2.7" if i % 2 else "1.2.8", position=float(-i)))
+             for i in range(5)]
+    series = read_dicom_series(files)
+    assert [places for _, places in series] == [(0, 2, 4), (1, 3)]
+    assert [volume.count for volume, _ in series] == [3, 2]
+    np.testing.assert_array_equal(series[0][0].voxels, read_dicom(files)[0].voxels)

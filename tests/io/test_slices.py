@@ -152,3 +152,38 @@ def test_several_files_of_no_scan_format_are_refused_with_the_formats():
 
     with pytest.raises(UnsupportedFormat, match="notes.txt, more.txt: holds no scan we read.*DICOM.*NIfTI"):
         read_volumes([("notes.txt", b"hello " * 10), ("more.txt", b"there " * 10)])
+
+
+def test_read_uploads_gives_each_scan_with_the_uploads_it_came_from_in_upload_order(kaggle_dir):
+    """Diagnose's list of uploads: a plain image, a DICOM series whose files came in two uploads, a
+    NIfTI volume, a zip with a series of its own and a note: one scan each (the note skipped), ordered
+    by their first upload, each naming the uploads it was read from."""
+    import zipfile
+
+    from scans import dicom_bytes, nifti_bytes, stack_of
+
+    from mri_core.io.slices import DICOM, IMAGE, NIFTI, read_uploads, read_volumes
+
+    paths = sorted((kaggle_dir / "yes").iterdir())[:6]
+    stack = stack_of(paths, size=64)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for i in range(2):
+            archive.writestr(f"export/IM{i}", dicom_bytes(stack[4 + i], series_uid="1.2.9", position=i))
+    files = [("IM1", dicom_bytes(stack[1], series_uid="1.2.3", position=1.0)),  # 0: the series' second slice
+             (paths[0].name, paths[0].read_bytes()),  # 1: a plain image
+             ("notes.txt", b"what the technician wrote"),  # 2: no scan: skipped among several
+             ("IM0", dicom_bytes(stack[0], series_uid="1.2.3", position=0.0)),  # 3: the series' first slice
+             ("head.nii", nifti_bytes(stack[:3])),  # 4
+             ("study.zip", buffer.getvalue())]  # 5: its series does not join the loose files
+    scans = read_uploads(files)
+    assert [(s.kind, s.uploads, s.zip_name, s.volume.count) for s in scans] == [
+        (DICOM, (0, 3), None, 2), (IMAGE, (1,), None, 1), (NIFTI, (4,), None, 3), (DICOM, (5,), "study.zip", 2)]
+    np.testing.assert_allclose(scans[0].volume.voxels[0] * 255.0, stack[0], atol=0.01)  # slice order, not upload order
+    assert scans[1].volume.source == paths[0].name
+    assert sorted(v.count for v in read_volumes(files)) == sorted(s.volume.count for s in scans)
+
+    [only] = read_uploads(files[1:2])
+    assert (only.kind, only.uploads) == (IMAGE, (0,))
+    with pytest.raises(UnsupportedFormat, match="notes.txt"):
+        read_uploads(files[2:3])
