@@ -1,8 +1,8 @@
 """Pictures of a reading: the scan in grey, the Grad-CAM heatmap over it, the peak and box, and
 the outline of the tumor mask.
 
-All image math a page shows lives here, so pages only call `reading_overlay` (the outline,
-the heatmap or both, as the reader chose) and display its result. Inputs are the plain arrays of a `Slice` and a `Reading` (original-image pixels);
+All image math a page shows lives here, so pages only call `reading_overlay` (the outline, the
+heatmap, its box and its peak, each as the reader chose) and display its result. Inputs are the plain arrays of a `Slice` and a `Reading` (original-image pixels);
 outputs are uint8 RGB arrays or PNG bytes. Never imports streamlit or tensorflow.
 """
 
@@ -30,9 +30,14 @@ OUTLINE_EDGE_RGB = (0, 0, 0)
 LINE_WIDTH_FRACTION = 1 / 250
 OUTLINE_WIDTH_FRACTION = 1 / 128
 MARKER_SIZE_FRACTION = 1 / 20
-# What the reader may choose to see over the scan (the Diagnose page's "Show"), and what each draws.
-SHOW_CHOICES = ("outline", "heatmap", "both")
-SHOWS_HEATMAP, SHOWS_OUTLINE = ("heatmap", "both"), ("outline", "both")
+# What the reader may draw over the scan, each on its own (the Diagnose page's checkboxes): the tumor
+# mask's outline, the heatmap, the heatmap's box and its peak. The last three are tumor evidence.
+OUTLINE, HEATMAP, BOX, PEAK = "outline", "heatmap", "box", "peak"
+LAYERS = (OUTLINE, HEATMAP, BOX, PEAK)
+EVIDENCE_LAYERS = (HEATMAP, BOX, PEAK)
+# Heatmap values below this share of its peak are not drawn at all, so that weak, diffuse evidence does
+# not tint the whole brain; from there the colour fades in linearly up to the chosen opacity at the peak.
+HEATMAP_FLOOR = 0.2
 
 
 def _check_pixels(pixels: np.ndarray) -> np.ndarray:
@@ -52,6 +57,13 @@ def heatmap_rgb(heatmap: np.ndarray) -> np.ndarray:
     """(H, W) float in [0, 1] -> (H, W, 3) uint8 RGB colour map (blue cold, red hot)."""
     levels = np.round(_check_pixels(heatmap) * 255.0).astype(np.uint8)
     return cv2.cvtColor(cv2.applyColorMap(levels, COLORMAP), cv2.COLOR_BGR2RGB)
+
+
+def heatmap_alpha(heatmap: np.ndarray, opacity: float) -> np.ndarray:
+    """(H, W) heatmap in [0, 1] -> (H, W) float32 share of colour over the scan: 0 below HEATMAP_FLOOR,
+    then rising linearly to `opacity` where the map is 1."""
+    ramp = (_check_pixels(heatmap) - HEATMAP_FLOOR) / (1.0 - HEATMAP_FLOOR)
+    return (opacity * np.clip(ramp, 0.0, 1.0)).astype(np.float32)
 
 
 def _line_width(shape: tuple[int, int], fraction: float = LINE_WIDTH_FRACTION) -> int:
@@ -92,10 +104,10 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray | None, opacity: float = 0.4
             mask: np.ndarray | None = None) -> np.ndarray:
     """Scan (H, W) [0, 1] + heatmap (H, W) [0, 1] or None -> (H, W, 3) uint8 RGB.
 
-    The heatmap is colour-mapped and blended over the grey scan with `opacity` times the
-    heatmap's own value (0 = scan only; at the peak, 1 = colour only), so cold areas keep
-    the plain scan; the tumor mask's outline (when `mask`, (H, W) bool, holds any), then
-    the box and the peak are drawn on top.
+    The heatmap is colour-mapped and blended over the grey scan by `heatmap_alpha` (0 = scan
+    only; at the peak, `opacity` 1 = colour only), so weak evidence and cold areas keep the
+    plain scan; the tumor mask's outline (when `mask`, (H, W) bool, holds any), then the box
+    and the peak are drawn on top.
     """
     if not 0.0 <= opacity <= 1.0:
         raise ValueError(f"opacity must be between 0 and 1, got {opacity}.")
@@ -106,8 +118,8 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray | None, opacity: float = 0.4
                 f"Heatmap shape {np.shape(heatmap)} does not match the scan {rgb.shape[:2]}; "
                 "map it back to original pixels first (preprocess.heatmap_to_original)."
             )
-        # weight by evidence: where the map is ~0 the scan stays plain grey, not tinted blue
-        alpha = opacity * _check_pixels(heatmap)[:, :, None]  # (H, W, 1)
+        # weight by evidence: where the map is low the scan stays plain grey, not tinted blue
+        alpha = heatmap_alpha(heatmap, opacity)[:, :, None]  # (H, W, 1)
         rgb = np.round(heatmap_rgb(heatmap) * alpha + rgb * (1.0 - alpha)).astype(np.uint8)
     if mask is not None:
         draw_outline(rgb, mask)
@@ -118,15 +130,19 @@ def overlay(pixels: np.ndarray, heatmap: np.ndarray | None, opacity: float = 0.4
     return rgb
 
 
-def reading_overlay(pixels: np.ndarray, reading: Reading, show: str = "both", opacity: float = 0.4) -> np.ndarray:
-    """A reading's overlay as the reader chose to see it: `show` "outline" (the tumor mask's outline
-    alone), "heatmap" (heatmap, its box and peak) or "both". An image that cannot be read gets no
-    heatmap (no tumor evidence is shown for it); a model that does not segment gives no outline."""
-    if show not in SHOW_CHOICES:
-        raise ValueError(f"Unknown choice {show!r}; show one of {', '.join(SHOW_CHOICES)}.")
-    evidence = show in SHOWS_HEATMAP and reading.verdict != CANNOT_READ
-    return overlay(pixels, reading.heatmap if evidence else None, opacity, reading.cam_peak if evidence else None,
-                   reading.cam_box if evidence else None, reading.mask if show in SHOWS_OUTLINE else None)
+def reading_overlay(pixels: np.ndarray, reading: Reading, layers=LAYERS, opacity: float = 0.4) -> np.ndarray:
+    """A reading's overlay as the reader chose to see it: each of `layers` (a collection of LAYERS) that
+    the reading has is drawn: the tumor mask's outline, the heatmap at `opacity`, its box, its peak. An
+    image that cannot be read gets no evidence layer (no tumor evidence is shown for it); a model that
+    does not segment gives no outline."""
+    layers = set(layers)
+    if unknown := layers - set(LAYERS):
+        raise ValueError(f"Unknown layer(s) {', '.join(sorted(unknown))}; choose among {', '.join(LAYERS)}.")
+    if reading.verdict == CANNOT_READ:
+        layers -= set(EVIDENCE_LAYERS)
+    return overlay(pixels, reading.heatmap if HEATMAP in layers else None, opacity,
+                   reading.cam_peak if PEAK in layers else None, reading.cam_box if BOX in layers else None,
+                   reading.mask if OUTLINE in layers else None)
 
 
 def to_png(rgb: np.ndarray) -> bytes:

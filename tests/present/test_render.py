@@ -163,20 +163,40 @@ def tumor_reading(scan, heatmap):
                    lesion={"area_px": int(mask.sum()), "area_mm2": None, "box": (50, 40, 119, 89)})
 
 
-def test_show_outline_heatmap_or_both_draws_what_was_chosen(scan, tumor_reading):
+def test_each_layer_is_drawn_only_when_chosen(scan, tumor_reading):
+    """The Diagnose page's checkboxes: the outline, the heatmap, its box and its peak, each on its own."""
     r = tumor_reading
-    shown = {show: render.reading_overlay(scan, r, show, 0.5) for show in render.SHOW_CHOICES}
-    np.testing.assert_array_equal(shown["outline"], render.overlay(scan, None, mask=r.mask))
-    np.testing.assert_array_equal(shown["heatmap"], render.overlay(scan, r.heatmap, 0.5, r.cam_peak, r.cam_box))
-    np.testing.assert_array_equal(shown["both"], render.overlay(scan, r.heatmap, 0.5, r.cam_peak, r.cam_box, r.mask))
-    assert tuple(shown["outline"][40, 80]) == render.OUTLINE_RGB and tuple(shown["heatmap"][40, 80]) != render.OUTLINE_RGB
-    assert (shown["outline"][:, :, 0] == shown["outline"][:, :, 2]).all(), "outline alone: no heatmap colour, no box"
-    with pytest.raises(ValueError, match="show one of outline, heatmap, both"):
-        render.reading_overlay(scan, r, "mask")
+    def drawn(*layers):
+        return render.reading_overlay(scan, r, layers, 0.5)
+
+    np.testing.assert_array_equal(drawn("outline"), render.overlay(scan, None, mask=r.mask))
+    np.testing.assert_array_equal(drawn("heatmap"), render.overlay(scan, r.heatmap, 0.5))
+    np.testing.assert_array_equal(drawn("box"), render.overlay(scan, None, box=r.cam_box))
+    np.testing.assert_array_equal(drawn("peak"), render.overlay(scan, None, peak=r.cam_peak))
+    np.testing.assert_array_equal(drawn(*render.LAYERS), render.overlay(scan, r.heatmap, 0.5, r.cam_peak, r.cam_box, r.mask))
+    np.testing.assert_array_equal(render.reading_overlay(scan, r), render.overlay(scan, r.heatmap, 0.4, r.cam_peak,
+                                                                                    r.cam_box, r.mask))
+    np.testing.assert_array_equal(drawn(), render.grey_rgb(scan))
+    assert tuple(drawn("outline")[40, 80]) == render.OUTLINE_RGB and tuple(drawn("heatmap")[40, 80]) != render.OUTLINE_RGB
+    assert (drawn("outline")[:, :, 0] == drawn("outline")[:, :, 2]).all(), "outline alone: no heatmap colour, no box"
+    # opacity 0 hides the heatmap alone: the box and the peak cover nothing unless chosen
+    np.testing.assert_array_equal(render.reading_overlay(scan, r, ("outline", "heatmap"), 0.0), drawn("outline"))
+    with pytest.raises(ValueError, match="choose among outline, heatmap, box, peak"):
+        render.reading_overlay(scan, r, ("mask",))
+
+
+def test_the_heatmap_is_transparent_below_its_floor_and_fades_in_to_the_opacity():
+    """HEATMAP_FLOOR 0.2: values 0 and 0.2 draw nothing; 0.6 is half way up the ramp; 1 gets the opacity."""
+    assert render.HEATMAP_FLOOR == 0.2
+    alpha = render.heatmap_alpha(np.array([[0.0, 0.2, 0.6, 1.0]], np.float32), 0.5)
+    np.testing.assert_allclose(alpha, [[0.0, 0.0, 0.25, 0.5]], atol=1e-6)
+    scan = np.full((32, 32), 0.5, np.float32)
+    weak = np.full((32, 32), 0.15, np.float32)  # diffuse evidence over the whole slice: the scan stays grey
+    np.testing.assert_array_equal(render.overlay(scan, weak, opacity=1.0), render.grey_rgb(scan))
 
 
 def test_an_unreadable_image_gets_no_heatmap_whatever_is_chosen(scan, tumor_reading):
     unreadable = tumor_reading.__class__(**{**tumor_reading.__dict__, "verdict": "cannot_read",
                                             "mask": np.zeros(scan.shape, bool), "lesion": None})
-    for show in render.SHOW_CHOICES:
-        np.testing.assert_array_equal(render.reading_overlay(scan, unreadable, show, 0.9), render.grey_rgb(scan))
+    for layers in (render.LAYERS, render.EVIDENCE_LAYERS, ("box",), ("peak",)):
+        np.testing.assert_array_equal(render.reading_overlay(scan, unreadable, layers, 0.9), render.grey_rgb(scan))
