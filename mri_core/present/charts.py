@@ -13,6 +13,8 @@ from typing import Any, Mapping, Sequence
 
 import plotly.graph_objects as go
 
+from mri_core.present.report import MIN_BIN_SCANS, percent
+
 TUMOR_RGB, NO_TUMOR_RGB, MARK_RGB = "#c62828", "#2e7d32", "#c62828"
 MARGIN = {"l": 10, "r": 20, "t": 40, "b": 10}
 PERCENT_AXIS = {"range": [0, 1.001], "tickformat": ".0%"}
@@ -26,7 +28,7 @@ def class_probability_figure(probabilities: Mapping[str, float], no_tumor_classe
     figure = go.Figure(go.Bar(
         x=[probabilities[c] for c in classes], y=classes, orientation="h",
         marker_color=[NO_TUMOR_RGB if c in no_tumor_classes else TUMOR_RGB for c in classes],
-        text=[f"{probabilities[c]:.1%}" for c in classes], textposition="auto"))
+        text=[percent(probabilities[c]) for c in classes], textposition="auto"))
     figure.update_layout(title="Class probabilities", xaxis=PERCENT_AXIS, yaxis={"autorange": "reversed"},
                          height=90 + 36 * len(classes), margin=MARGIN)
     return figure
@@ -109,18 +111,27 @@ def curve_figures(history: Sequence[Any], planned_epochs: int | None = None,
     return figures
 
 
-def reliability_figure(bins: Sequence[Mapping[str, float]]) -> go.Figure:
-    """Reliability diagram of model.json's stored bins: observed tumor rate against stated probability."""
-    largest = max(b["n"] for b in bins)
+def reliability_figure(bins: Sequence[Mapping[str, float]], min_scans: int = MIN_BIN_SCANS) -> go.Figure | None:
+    """Reliability diagram of model.json's stored bins: observed tumor rate against stated probability, one
+    point per bin with at least `min_scans` test scans (fewer give a rate that is mostly chance), labelled and
+    sized by its count; None when no bin has that many (`report.reliability_words` says what is left out)."""
+    shown = [b for b in bins if b["n"] >= min_scans]
+    if not shown:
+        return None
+    largest = max(b["n"] for b in shown)
     figure = go.Figure()
     figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="perfect calibration",
-                                line={"dash": "dash", "color": "#888"}))
+                                line={"dash": "dash", "color": "#888"}, hoverinfo="skip"))
     figure.add_trace(go.Scatter(
-        x=[b["mean_probability"] for b in bins], y=[b["tumor_rate"] for b in bins], mode="lines+markers",
-        name="this model (test split)", marker={"size": [6 + 24 * (b["n"] / largest) ** 0.5 for b in bins]},
-        text=[f"{b['n']} scans with p in ({b['lo']:.1f}, {b['hi']:.1f}]" for b in bins], hoverinfo="text+x+y"))
-    figure.update_layout(title="Reliability: stated tumor probability vs share that had a tumor",
-                         xaxis={"title": "stated tumor probability", "range": [0, 1], "tickformat": ".0%"},
-                         yaxis={"title": "share with a tumor", "range": [0, 1.02], "tickformat": ".0%"},
-                         height=360, margin=MARGIN, legend={"x": 0.02, "y": 0.98})
+        x=[b["mean_probability"] for b in shown], y=[b["tumor_rate"] for b in shown], mode="markers+text",
+        name="this model (test scans)", marker={"size": [8 + 22 * (b["n"] / largest) ** 0.5 for b in shown]},
+        text=[f"n={b['n']:,}" for b in shown], cliponaxis=False,
+        textposition=["middle left" if b["mean_probability"] > 0.7 else "middle right" for b in shown],
+        customdata=[[b["n"], b["lo"], b["hi"]] for b in shown],
+        hovertemplate=("%{customdata[0]:,} test scans stated %{customdata[1]:.0%}–%{customdata[2]:.0%}: "
+                       "mean stated %{x:.1%}, %{y:.1%} had a tumor<extra></extra>")))
+    figure.update_layout(title={"text": "Reliability (test scans)", "x": 0, "xanchor": "left"},
+                         xaxis={"title": "stated tumor probability", "range": [-0.02, 1.02], "tickformat": ".0%"},
+                         yaxis={"title": "share with a tumor", "range": [-0.02, 1.04], "tickformat": ".0%"},
+                         height=380, margin={**MARGIN, "t": 50}, legend={"x": 0.02, "y": 0.98})
     return figure

@@ -54,13 +54,37 @@ def test_a_running_job_draws_its_curves_on_every_planned_epoch():
 
 
 def test_reliability_diagram_plots_the_stored_bins_against_the_diagonal(shipped_info):
-    bins = shipped_info["test_metrics"]["reliability"]
-    diagonal, model = charts.reliability_figure(bins).data
+    bins = [b for b in shipped_info["test_metrics"]["reliability"] if b["n"] >= 10]
+    diagonal, model = charts.reliability_figure(shipped_info["test_metrics"]["reliability"]).data
     assert diagonal.name == "perfect calibration" and list(diagonal.x) == [0, 1]
     assert list(model.x) == [b["mean_probability"] for b in bins]
     assert list(model.y) == [b["tumor_rate"] for b in bins]
     sizes = dict(zip((b["n"] for b in bins), model.marker.size))
     assert sizes[max(sizes)] == max(model.marker.size), "the fullest bin has the biggest point"
+
+
+def test_reliability_diagram_leaves_out_near_empty_bins_and_labels_each_point_with_its_count():
+    """Issue: the line zig-zagged 0 -> 100 -> 0 % across bins of 1 to 8 scans. Bins of fewer than 10 scans
+    are not drawn; each point says how many scans it holds; the title is short enough not to be cut off."""
+    bins = [{"lo": 0.0, "hi": 0.1, "n": 289, "mean_probability": 0.007, "tumor_rate": 0.003},
+            {"lo": 0.2, "hi": 0.3, "n": 1, "mean_probability": 0.28, "tumor_rate": 0.0},
+            {"lo": 0.5, "hi": 0.6, "n": 9, "mean_probability": 0.58, "tumor_rate": 1.0},
+            {"lo": 0.6, "hi": 0.7, "n": 10, "mean_probability": 0.63, "tumor_rate": 0.6},
+            {"lo": 0.9, "hi": 1.0, "n": 1496, "mean_probability": 0.998, "tumor_rate": 0.997}]
+    figure = charts.reliability_figure(bins)
+    _, model = figure.data
+    assert list(model.x) == [0.007, 0.63, 0.998] and list(model.text) == ["n=289", "n=10", "n=1,496"]
+    assert "markers" in model.mode and "lines" not in model.mode, "no line drawn between far-apart bins"
+    assert [row[0] for row in model.customdata] == [289, 10, 1496], "the count in the hover too"
+    assert len(figure.layout.title.text) <= 30
+    assert charts.reliability_figure(bins[1:3]) is None, "no bin with 10 scans: nothing to draw"
+    assert list(charts.reliability_figure(bins, min_scans=1).data[1].x) == [b["mean_probability"] for b in bins]
+
+
+def test_class_probability_labels_never_say_0_or_100_percent():
+    [bars] = charts.class_probability_figure({"glioma": 0.99962, "notumor": 0.00038, "pituitary": 0.25},
+                                             ["notumor"]).data
+    assert list(bars.text) == [">99.9%", "<0.1%", "25.0%"]
 
 
 def test_class_probabilities_are_green_for_no_tumor_and_red_for_tumor_classes(shipped_info):
