@@ -14,7 +14,7 @@ import streamlit as st
 
 from mri_core.inference.preload import preload_model
 from mri_core.io.errors import MriError
-from mri_core.io.slices import read_volumes
+from mri_core.io.slices import UploadedScan, read_uploads
 from mri_core.package import activation, registry
 from mri_core.present import report
 
@@ -91,26 +91,28 @@ def open_on_diagnose(name: str, data: bytes) -> None:
     st.switch_page(DIAGNOSE_PAGE)
 
 
-def files_to_read(uploads) -> tuple[list[tuple[str, bytes]], tuple] | None:
-    """Diagnose's uploads (else the file handed from Batch) as (name, bytes) files, and a key naming
-    them; None when there is nothing to read."""
+def uploaded_files(uploads) -> tuple[list[tuple[str, bytes]], tuple] | None:
+    """Diagnose's uploads, in upload order (else the file handed from Batch), as (name, bytes) files, and a
+    key naming them, one id per file; None when there is nothing to read."""
     if uploads:
         return [(u.name, u.getvalue()) for u in uploads], tuple(u.file_id for u in uploads)
     if HANDED_FILE in st.session_state:
-        files = [st.session_state[HANDED_FILE]]
-        return files, ("batch", files[0][0], len(files[0][1]))
+        name, data = st.session_state[HANDED_FILE]
+        return [(name, data)], (f"batch/{len(data)}/{name}",)
     return None
 
 
-def volumes_to_read(uploads) -> tuple[list, tuple] | None:
-    """Diagnose's uploads (else the file handed from Batch) as volumes, and a key naming them; None
-    when there is nothing to read. Read once per set of files, kept in this session only (in memory)."""
+def scans_to_read(uploads) -> tuple[list[UploadedScan], list[tuple[str, bytes]], tuple] | None:
+    """Diagnose's uploads (else the file handed from Batch) as the scans in them (`read_uploads`: each with
+    the uploads it came from), the files, and a key naming them; None when there is nothing to read.
+    Decoded once per set of files, under a spinner, and kept in this session only (in memory)."""
     if uploads:
         st.session_state.pop(HANDED_FILE, None)  # a new upload replaces a file opened from Batch
-    if (chosen := files_to_read(uploads)) is None:
+    if (chosen := uploaded_files(uploads)) is None:
         return None
     files, key = chosen
-    if st.session_state.get("volumes_key") != key:
-        st.session_state.volumes = or_stop(read_volumes, files)
-        st.session_state.volumes_key, st.session_state.scans = key, {}
-    return st.session_state.volumes, key
+    if st.session_state.get("uploads_key") != key:
+        with st.spinner(f"Opening {len(files)} file{'s' if len(files) != 1 else ''} ...", show_time=True):
+            st.session_state.uploaded_scans = or_stop(read_uploads, files)
+        st.session_state.uploads_key, st.session_state.scanned = key, {}
+    return st.session_state.uploaded_scans, files, key

@@ -11,6 +11,7 @@ from mri_core.inference import read as pipeline
 
 from mri_core.package import registry
 from mri_core.inference.model import load_model
+from mri_core.present.report import percent
 
 APP = Path(__file__).resolve().parents[2] / "app.py"
 # The first run imports TensorFlow and loads the model: slow on 2 cores, but bounded.
@@ -53,11 +54,19 @@ def test_tumor_scan_shows_verdict_probability_and_heatmap(active_entry, tumor_im
     page = upload(start_page(active_entry), tumor_image_path.name, tumor_image_path.read_bytes())
     expected = pipeline.read_upload(load_model(active_entry), tumor_image_path.read_bytes(), tumor_image_path.name)[0]
 
-    assert page.subheader[0].value == (":red[Tumor]" if expected.tumor else ":green[No tumor]")
-    assert f"Reported class: **{expected.label}**" in page_text(page)
+    assert expected.verdict == "tumor", "the shipped default calls Y1 a tumor"
+    assert page.subheader[0].value == ":red[Tumor]"
+    assert f"Most likely type: {expected.label}." in page_text(page)
     metrics = {m.label: m.value for m in page.metric}
-    assert metrics["Tumor probability"] == f"{expected.tumor_probability:.1%}"
-    assert metrics["Decision threshold"] == f"{expected.threshold:.1%}"
+    assert metrics["Tumor probability"] == percent(expected.tumor_probability)
+    band = active_entry.info.get("uncertainty_band")
+    if band:  # the band's ends, not the threshold inside it, decide the verdict
+        assert (metrics["Tumor call from"], metrics["No tumor below"]) == (f"{band[1]:.1%}", f"{band[0]:.1%}")
+    else:
+        assert metrics["Decision threshold"] == f"{expected.threshold:.1%}"
+    from mri_core.present.report import operating_point_words
+
+    assert operating_point_words(active_entry.info) in page_text(page)
     assert f"x {expected.cam_peak[0]}, y {expected.cam_peak[1]}" in page_text(page)
     assert tumor_image_path.name in page.image[0].captions[0], "the heatmap overlay is shown"
     assert page.get("plotly_chart"), "the class probabilities are charted"
@@ -134,7 +143,7 @@ def test_nifti_volume_gets_a_slider_at_the_middle_and_each_slice_its_reading(act
     assert not page.exception
     volume = __import__("mri_core.io.slices", fromlist=["io"]).read_volumes([("brain.nii.gz", data)])[0]
     [expected] = pipeline.read_volume(load_model(active_entry), volume, 4)
-    assert {m.label: m.value for m in page.metric}["Tumor probability"] == f"{expected.tumor_probability:.1%}"
+    assert {m.label: m.value for m in page.metric}["Tumor probability"] == percent(expected.tumor_probability)
     assert "axial slice 5 of 5" in page.image[0].captions[0]
 
 
@@ -176,11 +185,13 @@ def test_several_dicom_files_form_series_to_pick_and_no_patient_tag_is_shown(act
     page.file_uploader[0].set_value(files)
     page.run()
     assert not page.exception and not page.error
-    [picker] = [s for s in page.selectbox if s.label == "Series"]
-    assert picker.label == "Series" and len(picker.options) == 2
-    assert any("MR HEAD · T1 AX (17 slices)" in option for option in picker.options)
-    assert page.radio[0].options == ["axial", "coronal", "sagittal"]  # 17 slices of 0.5 mm cubes
-    page.radio[0].set_value("coronal").run()
+    [picker] = [r for r in page.radio if r.label.startswith("Uploaded scans (2)")]
+    assert picker.options == ["DICOM series · MR HEAD · T1 AX · 17 slices", "FLAIR1 · DICOM image"]
+    assert picker.value == 1, "the last file uploaded is read"
+    picker.set_value(0).run()
+    [plane] = [r for r in page.radio if r.label == "Plane"]
+    assert plane.options == ["axial", "coronal", "sagittal"]  # 17 slices of 0.5 mm cubes
+    plane.set_value("coronal").run()
     assert not page.exception and "coronal slice 33 of 64" in page.image[0].captions[0]
     shown = page_everything(page)
     assert "MR HEAD" in shown and "T1 AX" in shown
@@ -247,9 +258,9 @@ def test_an_image_it_cannot_read_gets_that_headline_and_no_tumor_call_or_type(ac
         assert page.subheader[0].value == ":gray[Cannot read this image]", name
         text = page_text(page)
         assert VERDICT_TEXT["cannot_read"] in text
-        assert "Reported class" not in text and not page.metric and not page.get("plotly_chart")
-        assert "Heatmap peak" not in text and not page.slider, "no heatmap and no opacity slider"
-        assert name in page.image[0].captions[0] and "no heatmap: the image cannot be read" in page.image[0].captions[0]
+        assert "type" not in text and "calibrated" not in text and not page.metric and not page.get("plotly_chart")
+        assert "Heatmap peak" not in text and not page.slider and not page.checkbox, "no heatmap, nothing to draw"
+        assert page.image[0].captions[0] == f"{name} · not read, so nothing is drawn over it"
         assert page.get("download_button") and not page.error
 
 
@@ -268,12 +279,16 @@ def test_a_segmenting_model_leads_with_its_verdict_and_outlines_the_tumor(active
     text = page_text(page)
     assert f"Tumor outline: {expected.lesion['area_px']:,} pixels" in text and f"box x {x0}–{x1}, y {y0}–{y1}" in text
     assert "radiologist should read this slice" in text
-    assert {m.label: m.value for m in page.metric}["Tumor probability"] == f"{expected.tumor_probability:.1%}"
+    assert {m.label: m.value for m in page.metric}["Tumor probability"] == percent(expected.tumor_probability)
+    assert "Most likely type" not in text and not [m for m in page.markdown if expected.label in m.value
+                                                   and not m.value.startswith("Model **")], "no type under uncertain"
 
 
-def test_show_outline_heatmap_or_both_and_the_tumor_measured_under_the_verdict(active_entry, tumor_image_path):
-    """The shipped default segments: the reader picks the outline, the heatmap or both; the outline alone
-    has no opacity slider and its caption names no heatmap; area and largest diameter lead the results."""
+def test_outline_heatmap_box_and_peak_each_on_its_own_and_the_tumor_measured_under_the_verdict(
+        active_entry, tumor_image_path):
+    """The shipped default segments: the reader ticks the outline, the heatmap, its box and its peak apart
+    (the box and the peak start unticked: they would cover the outlined tumor); the opacity slider only
+    while the heatmap is ticked, and the caption names only what is drawn; the outline's size leads."""
     page = upload(start_page(active_entry), tumor_image_path.name, tumor_image_path.read_bytes())
     [expected] = pipeline.read_upload(load_model(active_entry), tumor_image_path.read_bytes(), tumor_image_path.name)
     assert expected.lesion is not None, "the shipped default outlines the tumor on Y1"
@@ -281,19 +296,25 @@ def test_show_outline_heatmap_or_both_and_the_tumor_measured_under_the_verdict(a
 
     markdown = [m.value for m in page.markdown]
     lesion = markdown.index(f"**{report.lesion_words(expected)}**")
-    assert lesion < markdown.index(f"Reported class: **{expected.label}**"), "right under the verdict"
+    assert lesion == markdown.index(f"Most likely type: {expected.label}.") + 1, "right under the verdict"
     assert "largest diameter" in markdown[lesion] and "no pixel spacing" in markdown[lesion]
-    [show] = [r for r in page.radio if r.label == "Show"]
-    assert show.options == ["outline", "heatmap", "both"] and show.value == "both"
-    assert "heatmap (Grad-CAM)" in page.image[0].captions[0] and [s.label for s in page.slider] == ["Heatmap opacity"]
+    assert [(c.label, c.value) for c in page.checkbox] == [("Outline", True), ("Heatmap", True), ("Box", False),
+                                                           ("Peak", False)]
+    assert page.image[0].captions[0] == (f"{tumor_image_path.name} · heatmap (Grad-CAM): evidence for the most likely "
+                                         "tumor class · white line: the tumor's outline as the model segments it")
+    assert [s.label for s in page.slider] == ["Heatmap opacity"]
 
-    show.set_value("outline").run()
+    page.checkbox(key="layer-heatmap").uncheck().run()
     assert not page.exception and not page.slider, "no opacity slider without a heatmap"
     caption = page.image[0].captions[0]
     assert "heatmap" not in caption.lower() and caption.endswith("white line: the tumor's outline as the model segments it")
 
-    [show] = [r for r in page.radio if r.label == "Show"]
-    show.set_value("heatmap").run()
+    page.checkbox(key="layer-box").check().run()
+    page.checkbox(key="layer-peak").check().run()
+    page.checkbox(key="layer-outline").uncheck().run()
+    assert not page.exception and not page.slider
+    assert page.image[0].captions[0] == f"{tumor_image_path.name} · magenta box: where the evidence is strongest · cross: its peak"
+    page.checkbox(key="layer-heatmap").check().run()
     assert not page.exception and "heatmap (Grad-CAM)" in page.image[0].captions[0] and page.slider
 
 
@@ -332,3 +353,81 @@ def test_a_dicom_series_offers_its_tumor_outline_as_a_dicom_segmentation_built_o
 
     nifti = upload(start_page(active_entry), "brain.nii", nifti_bytes(stack), "application/octet-stream")
     assert dicom_seg.COPIED_WORDS not in page_text(nifti) and not [b for b in nifti.button if "DICOM" in b.label]
+
+
+# --- one upload, one reading; the reading log ------------------------------------------------
+
+def test_the_newest_upload_is_read_and_the_others_are_listed(active_entry, tumor_image_path, no_tumor_image_path):
+    """Issue: a tumor slice, then a healthy one added: the page kept the tumor slice's result behind a
+    "Series" picker. The newest file is read; both are listed; choosing the first reads it again."""
+    tumor, healthy = (tumor_image_path.name, tumor_image_path.read_bytes(), "image/jpeg"), \
+        (no_tumor_image_path.name, no_tumor_image_path.read_bytes(), "image/jpeg")
+    page = upload(start_page(active_entry), *tumor)
+    assert page.subheader[0].value == ":red[Tumor]"
+    page.file_uploader[0].set_value([tumor, healthy]).run()  # the second file added to the first
+    assert not page.exception and not page.error
+    model = load_model(active_entry)
+    [expected] = pipeline.read_upload(model, healthy[1], healthy[0])
+    assert expected.verdict != "tumor"
+    assert tumor_image_path.name not in page.image[0].captions[0] and no_tumor_image_path.name in page.image[0].captions[0]
+    assert {m.label: m.value for m in page.metric}["Tumor probability"] == percent(expected.tumor_probability)
+    [listed] = [r for r in page.radio if r.label.startswith("Uploaded scans (2)")]
+    assert listed.options == [tumor_image_path.name, no_tumor_image_path.name] and listed.value == 1
+    assert not [s for s in page.selectbox if s.label == "Series"], "loose slices are files, not a series"
+
+    listed.set_value(0).run()
+    assert not page.exception and page.subheader[0].value == ":red[Tumor]"
+    assert tumor_image_path.name in page.image[0].captions[0]
+
+
+def log_rows(event: str | None = None) -> list[dict]:
+    from mri_core.present import reading_log
+
+    rows = reading_log.read_log(registry.mri_home())
+    return [row for row in rows if event is None or row["event"] == event]
+
+
+def test_each_reading_shown_is_logged_once_and_the_finding_recorded(active_entry, kaggle_dir):
+    """One row per upload, slice and model shown, whatever reruns the page makes (another heatmap method, a
+    ticked box); a new slice is a new row, numbered from 1; the finding chosen under the reading goes in
+    the log under that reading's id, with a confirmation; the SHA-256 is of the file's bytes."""
+    from scans import nifti_bytes, stack_of
+
+    from mri_core.present import reading_log
+
+    data = nifti_bytes(stack_of(sorted((kaggle_dir / "yes").iterdir())[:3], size=128))
+    page = upload(start_page(active_entry), "brain.nii", data, "application/octet-stream")
+    [row] = log_rows("reading")
+    assert (row["model"], row["slice_number"], row["image_sha256"]) == (active_entry.ref, "2",
+                                                                        reading_log.image_sha256([data]))
+    [method] = [s for s in page.selectbox if s.label == "Heatmap method"]
+    method.set_value("none").run()
+    page.checkbox(key="layer-outline").uncheck().run()
+    assert not page.exception and len(log_rows("reading")) == 1, "a rerun is not a new reading"
+
+    [finding] = [r for r in page.radio if r.label == "Your finding (recorded in the reading log)"]
+    assert finding.options == ["Tumor", "No tumor", "Unsure"] and finding.value is None
+    finding.set_value("unsure").run()
+    assert not page.exception
+    assert [(r["reading_id"], r["finding"]) for r in log_rows("finding")] == [(row["reading_id"], "unsure")]
+    assert "Recorded in the reading log: Unsure." in page_text(page)
+
+    [slider] = [s for s in page.slider if s.label == "Slice"]
+    slider.set_value(3).run()
+    readings = log_rows("reading")
+    assert len(readings) == 2 and readings[1]["slice_number"] == "3" and readings[1]["reading_id"] != row["reading_id"]
+    [finding] = [r for r in page.radio if r.label == "Your finding (recorded in the reading log)"]
+    assert finding.value is None, "a new reading asks anew"
+    finding.set_value("tumor").run()
+    assert [r["finding"] for r in reading_log.readings_with_findings(log_rows())] == ["unsure", "tumor"]
+
+
+def test_a_log_that_cannot_be_written_gives_one_warning_and_the_reading_stands(active_entry, tumor_image_path):
+    from mri_core.present import reading_log
+
+    reading_log.log_path(registry.mri_home()).mkdir(parents=True)  # a folder where the file should be: OSError
+    page = upload(start_page(active_entry), tumor_image_path.name, tumor_image_path.read_bytes())
+    assert not page.exception and not page.error and page.subheader[0].value == ":red[Tumor]" and page.metric
+    [warning] = [w for w in page.warning if "reading log" in w.value]
+    assert "could not be written to the reading log" in warning.value
+    assert not [r for r in page.radio if r.label.startswith("Your finding")], "no finding without a logged reading"

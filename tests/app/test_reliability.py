@@ -22,6 +22,7 @@ from mri_core.inference import read as pipeline
 
 from mri_core.package import registry
 from mri_core.inference.model import load_model
+from mri_core.present.report import percent
 from test_faults import left_in, private_tmp, zip_of  # noqa: F401 (private_tmp is a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +139,7 @@ def test_one_session_diagnoses_while_another_trains_and_the_shared_model_gives_t
     diagnoser = start()  # session 2: diagnoses while session 1's model trains
     upload(diagnoser, tumor_image_path.name, tumor_image_path.read_bytes())
     assert not diagnoser.error
-    assert diagnoser.metric[0].value == f"{expected[tumor_image_path].tumor_probability:.1%}"
+    assert diagnoser.metric[0].value == percent(expected[tumor_image_path].tumor_probability)
 
     results, failures = {}, []
 
