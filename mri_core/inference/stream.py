@@ -1,6 +1,7 @@
 """Streaming batch reading: any number of inputs -> one answer per slice, in input order.
 
-Inputs (file paths, or `(name, bytes)` pairs of uploads) flow through `tf.data`: a
+Inputs (file paths, `(name, bytes)` pairs of uploads, or an `Upload` of several files read together,
+such as the DICOM files of one series) flow through `tf.data`: a
 counter numbers chunks of inputs, a parallel map pulls and decodes and prepares them
 (`io.slices` reads each input's volumes as any upload is read; `series.placed_slices` picks their
 slices), the rows (one per
@@ -40,10 +41,19 @@ DEFAULT_BATCH_SIZE = 32
 # while the model runs; more only contend for the same cores.
 DECODE_THREADS = max(1, min(4, os.cpu_count() or 1))
 DECODE_CHUNK = 8
-THUMBNAIL_SIDE = 96
-THUMBNAIL_OPACITY = 0.5
 
-Input = "str | os.PathLike | tuple[str, bytes]"  # a file path, or an upload's (name, bytes)
+Input = "str | os.PathLike | tuple[str, bytes] | Upload"  # a file path, an upload's (name, bytes), or an Upload
+
+
+@dataclass(frozen=True)
+class Upload:
+    """Uploaded files read as one input, as `io.slices.read_volumes` reads several uploads at once (the
+    DICOM files of a series join into one volume), or the error that stopped them being opened (a damaged
+    zip), which the stream answers in their place."""
+
+    name: str  # what the answers name: e.g. the first file and how many there are
+    files: tuple[tuple[str, bytes], ...] = ()  # (name, bytes), in upload order
+    error: MriError | None = None
 
 
 @dataclass(frozen=True)
@@ -55,6 +65,7 @@ class BatchItem:
     outcome: object  # reading.Reading | MriError
     thumbnail: np.ndarray | None = None  # (h, w) float32 grey slice, longest side <= thumbnail_side
     place: SeriesPlace | None = None  # the slice's series, place in it and thickness; None for an error
+    slice_count: int = 1  # how many slices its volume has along the plane read (1 for a plain image)
 
     @property
     def failed(self) -> bool:
@@ -64,15 +75,34 @@ class BatchItem:
 # --- decoding ---------------------------------------------------------------------------
 
 def decode_input(item, choice: io.SliceChoice = None, plane: str = "axial") -> list[tuple[io.Slice, SeriesPlace]]:
-    """A path (file, DICOM folder, zip) or an upload's (name, bytes) -> its slices, each with its
+    """A path (file, DICOM folder, zip), an upload's (name, bytes) or an Upload -> its slices, each with its
     place in its series (`series.placed_slices`); MriError when it cannot be read. A DICOM series or
     NIfTI volume gives its `choice` of slices (None: the middle). Plain images go through io's one
     raster decoder, as for a single upload (as `io.read_input` reads them)."""
-    volumes = io.read_volumes([item]) if isinstance(item, tuple) else io.read_path_volumes(item)
+    if isinstance(item, Upload):
+        volumes = [scan.volume for scan in upload_scans(item)]
+    else:
+        volumes = io.read_volumes([item]) if isinstance(item, tuple) else io.read_path_volumes(item)
+    return placed_volumes(volumes, choice, plane)
+
+
+def upload_scans(upload: Upload) -> list[io.UploadedScan]:
+    """An Upload's scans (`io.read_uploads`: in upload order, each with the places of the files it was read
+    from); the error it carries is raised."""
+    if upload.error is not None:
+        raise upload.error
+    return io.read_uploads(list(upload.files))
+
+
+def placed_volumes(volumes: Sequence, choice: io.SliceChoice = None,
+                   plane: str = "axial") -> list[tuple[io.Slice, SeriesPlace]]:
+    """An input's volumes -> the chosen slices of each, with their places (`SeriesPlace.number`: which volume)."""
     return [pair for number, volume in enumerate(volumes) for pair in placed_slices(volume, number, choice, plane)]
 
 
 def input_name(item) -> str:
+    if isinstance(item, Upload):
+        return item.name
     return item[0] if isinstance(item, tuple) else str(item)
 
 
@@ -216,7 +246,7 @@ def _answer_batch(scan_model, positions, numbers, images, decoded, lock, cam, re
             reading = next(readings)
             slice_ = result.slices[number]
             yield BatchItem(result.file, position, reading, slice_.pixels if thumbnail_side else None,
-                            result.places[number])
+                            result.places[number], slice_.count)
             done = number == len(result.slices) - 1
         if done:
             with lock:

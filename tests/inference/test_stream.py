@@ -95,3 +95,33 @@ def test_the_stream_asks_the_brain_check_as_a_single_reading_does(tiny_model, re
     singles = [read_upload(tiny_model, p.read_bytes(), p.name)[0] for p in inputs]
     assert [i.outcome.verdict for i in items] == [s.verdict for s in singles]
     assert [i.outcome.verdict == "cannot_read" for i in items] == [True, False, True, False, True]
+
+
+def test_an_upload_of_several_dicom_files_is_one_series_in_body_order_and_an_upload_may_carry_its_error(
+        tiny_model, figshare_dir):
+    """The Batch page's DICOM files uploaded together: one input, its slices ordered by position (not by
+    upload order), each answer knowing how many slices its series has; a zip that could not be opened
+    answers its error in its place."""
+    import functools
+
+    from scans import dicom_bytes, stack_of
+
+    from mri_core.inference.stream import Upload, decode_input
+
+    stack = stack_of(sorted((figshare_dir / "glioma").iterdir())[:4], size=96)
+    order = [2, 0, 3, 1]
+    series = Upload("IM2: 4 DICOM files", tuple((f"IM{k}", dicom_bytes(stack[k], position=2.0 * k, instance=k + 1))
+                                                for k in order))
+    refused = Upload("bad.zip", error=UnreadableImage("bad.zip: the zip cannot be opened; zip the folder again."))
+    items = list(stream_readings(tiny_model, [series, refused], batch_size=3, thumbnail_side=96,
+                                 decode=functools.partial(decode_input, choice="all")))
+    assert [item.file for item in items] == ["IM2: 4 DICOM files"] * 4 + ["bad.zip"]
+    assert [item.outcome.slice_index for item in items[:4]] == [0, 1, 2, 3]
+    assert {item.slice_count for item in items[:4]} == {4} and {item.place.series for item in items[:4]} == {
+        "IM2 (4 files)"}
+    for k, item in enumerate(items[:4]):  # slice k is the file at position k, whatever the upload order
+        closeness = [np.corrcoef(item.thumbnail.ravel(), stack[j].ravel())[0, 1] for j in range(4)]
+        assert int(np.argmax(closeness)) == k
+    assert items[4].failed and "cannot be opened" in str(items[4].outcome)
+    middle = list(stream_readings(tiny_model, [series]))
+    assert len(middle) == 1 and middle[0].outcome.slice_index == 2 and middle[0].slice_count == 4
