@@ -1,7 +1,11 @@
-"""What the Batch page shows and offers for download: an overlay thumbnail per answer, the
-results table and its CSV, and a zip of the heatmaps, built in memory as answers stream in
-from `inference.stream`. Importing it loads no TensorFlow (the stream is imported when a batch
-is read), so the Batch page starts before the model does. Never imports streamlit.
+"""What the Batch page reads, shows and offers for download: its uploads as the inputs of a stream
+(`batch_inputs`: whatever Diagnose takes; DICOM files uploaded together are read as the series they
+form), an overlay thumbnail per answer, the results table (a row names its file or series and its
+slice, counted from 1, the verdict and warnings in words) and its CSV, a zip of the heatmaps, all
+built in memory as answers stream in from `inference.stream`, and one reading-log row per answer
+(`reading_log`: a hash of the files, never their names or tags). Importing it loads no TensorFlow
+(the stream is imported when a batch is read), so the Batch page starts before the model does.
+Never imports streamlit.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import base64
 import csv
 import io as _io
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,17 +24,21 @@ import numpy as np
 from PIL import Image
 
 from mri_core.inference.segmentation import mask_uint8
-from mri_core.io.errors import UnreadableImage
-from mri_core.io.reading import CANNOT_READ, VERDICT_HEADLINE
+from mri_core.io.errors import MriError, UnreadableImage
+from mri_core.io.reading import CANNOT_READ, NO_TUMOR, TUMOR, UNCERTAIN, VERDICT_HEADLINE, describe_warning
 from mri_core.present import render
+from mri_core.present.reading_log import append_reading, image_sha256
+from mri_core.present.report import percent
 
 if TYPE_CHECKING:  # the stream imports TensorFlow: only when a batch is read
-    from mri_core.inference.stream import BatchItem
+    from mri_core.inference.stream import BatchItem, Upload
 
-THUMBNAIL_SIDE = 96
+THUMBNAIL_SIDE = 160  # px, the longest side of a table thumbnail
 THUMBNAIL_OPACITY = 0.5
-CSV_COLUMNS = ("file", "slice", "verdict", "label", "tumor", "tumor_probability", "threshold", "area_px", "area_mm2",
-               "diameter_px", "diameter_mm", "warnings", "model", "error")
+# `slice_number` counts from 1, as the page and the reading log do (the CLI's `slice` counts from 0);
+# `warnings` holds the codes (as the CLI prints them), `warning_words` what they mean.
+CSV_COLUMNS = ("file", "slice_number", "slice_count", "verdict", "label", "tumor", "tumor_probability", "threshold",
+               "area_px", "area_mm2", "diameter_px", "diameter_mm", "warnings", "warning_words", "model", "error")
 # The tumor outline's measurements (the reading's lesion); empty where there is no lesion
 LESION_COLUMNS = ("area_px", "area_mm2", "diameter_px", "diameter_mm")
 MASKS_FOLDER = "masks"
@@ -49,18 +58,47 @@ def overlay_thumbnail(small_pixels: np.ndarray, reading) -> np.ndarray:
 
 # --- what the Batch page offers ---------------------------------------------------------
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """1 -> "1 file", 2 -> "2 files" (`words` where the plural is not `word` + "s")."""
+    return f"{count:,} {word if count == 1 else (words or word + 's')}"
+
+
+def row_name(item: "BatchItem") -> str:
+    """Which file or series a row reads: the input's name (a zip's member as `<zip>/<path>`), or, for DICOM
+    files read together, the series they form as `dicom` names it (its folder or first file, and its file count)."""
+    if item.failed or item.place is None or item.place.series == Path(item.file).name:
+        return item.file
+    return item.place.series
+
+
+def slice_words(slice_index: int | None, slice_count: int) -> str | None:
+    """A volume's slice as the page counts it ("4 of 8", from 1); None for a plain image."""
+    return None if slice_index is None else f"{slice_index + 1} of {slice_count}"
+
+
+def warning_words(warnings: Iterable[str]) -> str:
+    """A reading's warnings in plain words (`reading.describe_warning`), for the table."""
+    return " ".join(describe_warning(w) for w in warnings)
+
+
 def summary_row(item: "BatchItem") -> dict:
-    """One row of the results table and CSV (CSV_COLUMNS); an error row has only file and error."""
+    """One row of the results table and CSV (CSV_COLUMNS, and what the page shows: `slice`, `verdict_words`,
+    `probability_words` (never 0 or 100 %: `report.percent`), `warning_words`); `input` names the input it
+    came from. An error row has only file and error."""
     if item.failed:
-        return {"file": item.file, "slice": None, "verdict": None, "verdict_words": None, "label": None, "tumor": None,
-                "tumor_probability": None, "threshold": None, **dict.fromkeys(LESION_COLUMNS), "warnings": "",
-                "model": None, "error": str(item.outcome)}
+        return {"input": item.file, "file": item.file, "slice": None, "slice_number": None, "slice_count": None,
+                "verdict": None, "verdict_words": None, "label": None, "tumor": None, "tumor_probability": None,
+                "probability_words": None, "threshold": None, **dict.fromkeys(LESION_COLUMNS), "warnings": "",
+                "warning_words": "", "model": None, "error": str(item.outcome)}
     reading = item.outcome
-    return {"file": item.file, "slice": reading.slice_index, "verdict": reading.verdict,
-            "verdict_words": VERDICT_HEADLINE[reading.verdict], "label": reading.label,
+    number = None if reading.slice_index is None else reading.slice_index + 1
+    return {"input": item.file, "file": row_name(item), "slice": slice_words(reading.slice_index, item.slice_count),
+            "slice_number": number, "slice_count": None if number is None else item.slice_count,
+            "verdict": reading.verdict, "verdict_words": VERDICT_HEADLINE[reading.verdict], "label": reading.label,
             "tumor": reading.tumor, "tumor_probability": round(reading.tumor_probability, 6),
+            "probability_words": percent(reading.tumor_probability),
             "threshold": reading.threshold, **lesion_cells(reading.lesion), "warnings": ", ".join(reading.warnings),
-            "model": reading.model, "error": ""}
+            "warning_words": warning_words(reading.warnings), "model": reading.model, "error": ""}
 
 
 def lesion_cells(lesion: dict | None) -> dict:
@@ -93,6 +131,21 @@ def verdict_counts(rows: Iterable[dict]) -> dict[str, int]:
     return counts
 
 
+# How the line above the table counts each verdict
+VERDICT_COUNT_WORDS = {TUMOR: "tumor", NO_TUMOR: "no tumor", UNCERTAIN: "uncertain (refer to a reader)",
+                       CANNOT_READ: "refused as not a brain MRI slice"}
+
+
+def summary_words(rows: Sequence[dict], failed: int) -> str:
+    """The line above the table (Markdown): slices read, how many of each verdict, inputs that failed."""
+    counts = verdict_counts(rows)
+    line = f"**{plural(len(rows) - failed, 'slice')} read**: " + ", ".join(
+        f"**{counts.get(verdict, 0):,}** {words}" for verdict, words in VERDICT_COUNT_WORDS.items())
+    if failed:
+        line += f"; **{plural(failed, 'file or series', 'files or series')}** could not be read"
+    return line + "."
+
+
 def rows_to_csv(rows: Iterable[dict]) -> bytes:
     """Table rows -> UTF-8 CSV bytes with a header (CSV_COLUMNS; empty cells for None)."""
     text = _io.StringIO()
@@ -108,10 +161,18 @@ def png_data_url(rgb: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(render.to_png(rgb)).decode("ascii")
 
 
+def _stem(name: str) -> str:
+    """A row's file or series -> the stem of its files in the zip: `IM0003 (5 files)` -> `IM0003`
+    (a series named by `dicom`), `exam.zip/brain.nii.gz` -> `brain`, `scan.png` -> `scan`."""
+    base = re.sub(r" \(\d+ files\)$", "", Path(name).name)
+    return base[:-len(".nii.gz")] if base.lower().endswith(".nii.gz") else Path(base).stem
+
+
 class HeatmapArchive:
     """A zip built in memory as answers arrive: one 8-bit PNG heatmap per slice, and its tumor mask.
 
-    `<stem>.png` (numbered when two inputs share a stem, `_s<slice>` for volume slices) is
+    `<stem>.png` (the row's file or series; `_s<slice>` for a volume's slice, counted from 1 as the page
+    counts; numbered when two share a name) is
     the heatmap at the original image's size, grey level = heatmap value x 255; `masks/<stem>.png`,
     the same name, is the mask of a segmenting model (`segmentation.mask_uint8`: 255 = tumor, all 0
     unless the verdict is tumor or uncertain). Failed inputs add nothing, `--cam none` answers no heatmap.
@@ -126,9 +187,9 @@ class HeatmapArchive:
         """Add one answer's heatmap and mask; returns their file name (`<stem>.png`; None when it has neither)."""
         if item.failed or (item.outcome.heatmap is None and item.outcome.mask is None):
             return None
-        stem = Path(item.file).stem
+        stem = _stem(row_name(item))
         if item.outcome.slice_index is not None:
-            stem = f"{stem}_s{item.outcome.slice_index}"
+            stem = f"{stem}_s{item.outcome.slice_index + 1}"
         name, n = stem, 0
         while name in self._used:
             n += 1
@@ -152,36 +213,111 @@ class HeatmapArchive:
         return self._buffer.getvalue()
 
 
-def _is_zip(name: str, data: bytes) -> bool:
-    return name.lower().endswith(".zip") or data[:4] == b"PK\x03\x04"
+# --- uploads -> inputs ------------------------------------------------------------------
+
+def _upload(name: str, files: Sequence[tuple[str, bytes]] = (), error: MriError | None = None) -> "Upload":
+    from mri_core.inference.stream import Upload  # imports TensorFlow: only when a batch is read
+
+    return Upload(name, tuple(files), error)
 
 
-def expand_uploads(uploads: Sequence[tuple[str, bytes]]) -> Iterator[tuple[str, bytes]]:
-    """Uploads (name, bytes) -> inputs (name, bytes), a zip replaced by its files as
-    `<zip name>/<path inside>`, read in memory one at a time (`archive.read_zip_files`)."""
+def _together(name: str, files: list[tuple[str, bytes]]) -> "Upload":
+    """DICOM files read as one input (their series join, as on Diagnose); one file is read as itself."""
+    if len(files) == 1:
+        return _upload(files[0][0], files)
+    return _upload(f"{name}: {plural(len(files), 'DICOM file')}", files)
+
+
+def batch_inputs(uploads: Sequence[tuple[str, bytes]]) -> Iterator["Upload"]:
+    """Uploads (name, bytes) -> the inputs of a batch, in upload order, lazily (`stream.Upload`).
+
+    The bytes decide, as on Diagnose: a plain image or a NIfTI volume is one input; the DICOM files
+    uploaded together are one input, read together so that the files of a series form one series
+    (where the first of them was uploaded); a zip is opened in memory one member at a time
+    (`zips.read_zip_files`): each image or volume in it is an input named `<zip>/<path>`, and its
+    DICOM files are one more input after them. Members of no scan or image format (notes, a
+    DICOMDIR's neighbours) are skipped inside zips, as Diagnose skips them. A zip that cannot be
+    opened is an input that answers its error.
+    """
+    from mri_core.io.slices import sniff_format
+
+    kinds = [sniff_format(data) for _, data in uploads]
+    loose_dicom = [file for file, kind in zip(uploads, kinds) if kind == "DICOM"]
+    for upload, kind in zip(uploads, kinds):
+        if kind == "ZIP":
+            yield from _zip_inputs(*upload)
+        elif kind != "DICOM":
+            yield _upload(upload[0], [upload])
+        elif upload is loose_dicom[0]:
+            yield _together(upload[0], loose_dicom)
+
+
+def _zip_inputs(name: str, data: bytes) -> Iterator["Upload"]:
+    from mri_core.io.slices import sniff_format
     from mri_core.io.zips import read_zip_files
 
-    for name, data in uploads:
-        if _is_zip(name, data):
-            for inner, content in read_zip_files(data):
-                yield f"{name}/{inner}", content
-        else:
-            yield name, data
+    dicom_files, any_member = [], False
+    try:
+        for inner, content in read_zip_files(data):
+            member, kind = f"{name}/{inner}", sniff_format(content)
+            any_member = True
+            if kind == "DICOM":
+                dicom_files.append((member, content))
+            elif kind is not None:
+                yield _upload(member, [(member, content)])
+    except MriError as exc:
+        yield _upload(name, error=exc)
+        return
+    if dicom_files:
+        yield _together(name, dicom_files)
+    elif not any_member:  # empty, or only nested zips: the scan reader says so in its words
+        yield _upload(name, [(name, data)])
 
 
 def count_uploads(uploads: Sequence[tuple[str, bytes]]) -> int:
-    """How many inputs `expand_uploads` gives (zips: from their directory only)."""
-    from mri_core.io.zips import count_zip_files
+    """How many files the uploads hold (zips: from their directory only), for the progress bar."""
+    from mri_core.io.zips import count_zip_files, is_zip
 
-    return sum(count_zip_files(data) if _is_zip(name, data) else 1 for name, data in uploads)
+    total = 0
+    for _, data in uploads:
+        try:
+            total += count_zip_files(data) if is_zip(data) else 1
+        except MriError:
+            total += 1  # a zip that cannot be opened answers one error
+    return total
 
 
-def find_upload(uploads: Sequence[tuple[str, bytes]], file: str) -> bytes:
-    """The bytes of the input named `file` among the expanded uploads (to open one on Diagnose)."""
-    for name, data in expand_uploads(uploads):
-        if name == file:
-            return data
-    raise UnreadableImage(f"{file}: not among the uploaded files any more; upload it again.")
+def file_for_diagnose(uploads: Sequence[tuple[str, bytes]], input_name: str) -> tuple[str, bytes]:
+    """The input named `input_name` (a row's `input`) as the one file the Diagnose page is handed: the
+    file itself, or the DICOM files read together zipped in memory (Diagnose reads a zip as a series)."""
+    for upload in batch_inputs(uploads):
+        if upload.name != input_name or upload.error is not None:
+            continue
+        if len(upload.files) == 1:
+            file, data = upload.files[0]
+            return Path(file).name, data
+        return f"{Path(upload.files[0][0]).stem}-series.zip", _zip_of(upload.files)
+    raise UnreadableImage(f"{input_name}: not among the uploaded files any more; upload it again.")
+
+
+def _zip_of(files: Sequence[tuple[str, bytes]]) -> bytes:
+    buffer = _io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_STORED) as archive:
+        for number, (name, data) in enumerate(files):  # numbered: two uploads may share a name
+            archive.writestr(f"series/{number:05d}_{Path(name).name}", data)
+    return buffer.getvalue()
+
+
+def input_sha256(item) -> str:
+    """The reading log's image hash of an input: SHA-256 over the bytes of its files, in upload order
+    (one file: its own bytes, also when it came in a zip; an Upload: all of its files)."""
+    from mri_core.inference.stream import Upload
+
+    if isinstance(item, Upload):
+        return image_sha256(data for _, data in item.files)
+    if isinstance(item, tuple):
+        return image_sha256([item[1]])
+    return image_sha256([Path(item).read_bytes()])
 
 
 @dataclass(frozen=True)
@@ -192,24 +328,75 @@ class BatchReport:
     csv: bytes
     heatmaps_zip: bytes
     failed: int  # inputs that could not be read
+    log_problem: str | None = None  # why the reading log could not be written (the batch still ran)
 
 
-def read_batch(scan_model, inputs: Iterable, total: int | None = None,
-               on_progress: Callable[[int, int | None], None] | None = None,
-               batch_size: int | None = None, thumbnail_side: int = THUMBNAIL_SIDE) -> BatchReport:
-    """Inputs -> BatchReport, streaming; `on_progress(done, total)` after every answer.
-    `batch_size`: slices per model call (None: the stream's default)."""
-    from mri_core.inference.stream import DEFAULT_BATCH_SIZE, stream_readings
+def read_batch(scan_model, inputs: Iterable, on_progress: Callable[[int, int], None] | None = None,
+               batch_size: int | None = None, thumbnail_side: int = THUMBNAIL_SIDE, every_slice: bool = False,
+               log_home: str | Path | None = None) -> BatchReport:
+    """Inputs -> BatchReport, streaming; `on_progress(answers, files_read)` after every answer.
 
-    batch_size = batch_size or DEFAULT_BATCH_SIZE
-    rows, archive, failed = [], HeatmapArchive(), 0
-    for done, item in enumerate(stream_readings(scan_model, inputs, batch_size=batch_size,
-                                                thumbnail_side=thumbnail_side), start=1):
+    `every_slice`: every slice of each DICOM series and NIfTI volume, else its middle slice (where
+    Diagnose starts). `log_home`: append each answer to the reading log there (`reading_log`: the
+    model; the SHA-256 of the files its scan was read from, in upload order (one file's own bytes, also
+    from a zip; a DICOM series' files, so each series of DICOM files uploaded together has its own);
+    the slice number counted from 1; verdict, probability and warning codes; a failed input logs nothing). A log that cannot be written stops logging and is
+    reported in `log_problem`; the readings go on. `batch_size`: slices per model call (None: the
+    stream's default).
+    """
+    from mri_core.inference.stream import (DEFAULT_BATCH_SIZE, Upload, decode_input, placed_volumes, stream_readings,
+                                           upload_scans)
+
+    choice = "all" if every_slice else None
+    # position -> [how many files, the input, its SHA-256s], noted as the stream pulls each input (in its
+    # decoding thread, in order) and dropped once answered: a few entries however long the batch
+    pending: dict[int, list] = {}
+    scan_digests: dict[int, list[str]] = {}  # id(Upload) -> the SHA-256 of each of its scans' files
+
+    def noted(items):
+        for position, item in enumerate(items):
+            pending[position] = [max(1, len(item.files)) if isinstance(item, Upload) else 1, item, None]
+            yield item
+
+    def decode(item):
+        if log_home is None or not isinstance(item, Upload):
+            return decode_input(item, choice)
+        scans = upload_scans(item)  # DICOM files read together may form several series: a hash for each
+        scan_digests[id(item)] = [image_sha256(item.files[i][1] for i in scan.uploads) for scan in scans]
+        return placed_volumes([scan.volume for scan in scans], choice)
+
+    def digest(item: "BatchItem") -> str:
+        entry = pending[item.position]
+        if entry[2] is None:
+            entry[2] = scan_digests.pop(id(entry[1]), None) or [input_sha256(entry[1])]
+        return entry[2][item.place.number if len(entry[2]) > 1 else 0]
+
+    rows, archive, failed, log_problem = [], HeatmapArchive(), 0, None
+    files_read, unanswered = 0, 0  # files of the inputs answered; the first input not known to be
+    for done, item in enumerate(stream_readings(scan_model, noted(inputs), batch_size=batch_size or DEFAULT_BATCH_SIZE,
+                                                decode=decode, thumbnail_side=thumbnail_side), start=1):
+        while unanswered < item.position:  # answers come in input order: the inputs before this one are done
+            files_read += pending.pop(unanswered)[0]
+            unanswered += 1
         row = summary_row(item)
         row["thumbnail"] = None if item.thumbnail is None else png_data_url(overlay_thumbnail(item.thumbnail, item.outcome))
         rows.append(row)
         archive.add(item)
         failed += item.failed
+        if log_home is not None and not item.failed and log_problem is None:
+            log_problem = _log(log_home, item.outcome, digest(item))
         if on_progress:
-            on_progress(done, total)
-    return BatchReport(rows, rows_to_csv(rows), archive.to_bytes(), failed)
+            on_progress(done, files_read)
+    return BatchReport(rows, rows_to_csv(rows), archive.to_bytes(), failed, log_problem)
+
+
+def _log(home: str | Path, reading, sha256: str) -> str | None:
+    """Append one reading to the log; None, or why it could not be written."""
+    number = None if reading.slice_index is None else reading.slice_index + 1
+    try:
+        append_reading(home, reading, reading.model, sha256, number)
+    except (OSError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return (f"The reading log in {home} could not be written ({reason}), so the readings of this batch from "
+                f"here on are not recorded there; ask whoever runs the app to make that folder writable.")
+    return None

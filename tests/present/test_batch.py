@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import csv
+import hashlib
 import io as _io
 import zipfile
 
@@ -12,8 +14,10 @@ from PIL import Image
 
 from mri_core.inference.stream import stream_readings
 from mri_core.io.errors import UnreadableImage
-from mri_core.present.batch import (HeatmapArchive, count_uploads, expand_uploads, find_upload, overlay_thumbnail,
-                                    png_data_url, read_batch, rows_to_csv, summary_row)
+from mri_core.present import reading_log
+from mri_core.present.batch import (THUMBNAIL_SIDE, HeatmapArchive, batch_inputs, count_uploads, file_for_diagnose, overlay_thumbnail,
+                                    plural, png_data_url, read_batch, rows_to_csv, summary_row,
+                                    summary_words)
 
 
 @pytest.fixture(scope="module")
@@ -48,17 +52,22 @@ def test_a_zip_among_the_uploads_is_read_member_by_member_in_order(tiny_model, r
     with zipfile.ZipFile(buffer, "w") as archive:
         for path in real_scans[2:]:
             archive.writestr(f"series/{path.name}", path.read_bytes())
+        archive.writestr("series/notes.txt", b"read me")  # no image format: skipped inside a zip, as Diagnose does
     uploads = [(real_scans[0].name, real_scans[0].read_bytes()), ("more.zip", buffer.getvalue())]
-    assert count_uploads(uploads) == 3
-    names = [name for name, _ in expand_uploads(uploads)]
+    assert count_uploads(uploads) == 4
+    names = [upload.name for upload in batch_inputs(uploads)]
     assert names == [real_scans[0].name] + [f"more.zip/series/{p.name}" for p in real_scans[2:]]
-    assert find_upload(uploads, names[2]) == real_scans[3].read_bytes()
+    assert file_for_diagnose(uploads, names[2]) == (real_scans[3].name, real_scans[3].read_bytes())
     with pytest.raises(UnreadableImage, match="upload it again"):
-        find_upload(uploads, "gone.jpg")
+        file_for_diagnose(uploads, "gone.jpg")
     progress = []
-    report = read_batch(tiny_model, expand_uploads(uploads), 3, on_progress=lambda done, total: progress.append(done))
+    report = read_batch(tiny_model, batch_inputs(uploads), on_progress=lambda *done: progress.append(done))
     assert [row["file"] for row in report.rows] == names and report.failed == 0
-    assert progress == [1, 2, 3] and all(row["thumbnail"].startswith("data:image/png") for row in report.rows)
+    assert [row["slice"] for row in report.rows] == [None] * 3  # plain images have no slice number
+    assert progress == [(1, 0), (2, 1), (3, 2)]  # answers, and files of the inputs answered before
+    assert all(row["thumbnail"].startswith("data:image/png") for row in report.rows)
+    thumbnail = Image.open(_io.BytesIO(base64.b64decode(report.rows[0]["thumbnail"].split(",", 1)[1])))
+    assert max(thumbnail.size) == THUMBNAIL_SIDE == 160  # a 180x218 slice, shown 160 px on its longest side
 
 
 def test_the_table_and_csv_carry_the_verdict_and_a_head_ct_names_no_tumor_type(real_scans, data_root):
@@ -71,7 +80,7 @@ def test_the_table_and_csv_carry_the_verdict_and_a_head_ct_names_no_tumor_type(r
     items = list(stream_readings(scan_model, real_scans[:2] + head_ct + ["nowhere.jpg"]))
     rows = [summary_row(item) for item in items]
     parsed = list(csv.DictReader(_io.StringIO(rows_to_csv(rows).decode())))
-    assert list(parsed[0])[:4] == ["file", "slice", "verdict", "label"]
+    assert list(parsed[0])[:5] == ["file", "slice_number", "slice_count", "verdict", "label"]
     assert [r["verdict"] for r in parsed[2:4]] == ["cannot_read", "cannot_read"] and parsed[4]["verdict"] == ""
     assert parsed[2]["label"]  # the CSV keeps what the model would have said, as the CLI does
     shown = [display_row(row, ("file", "verdict_words", "label")) for row in rows]
@@ -95,7 +104,7 @@ def test_a_segmenting_model_adds_the_outlines_measurements_and_masks_named_like_
     inputs = [("scan.dcm", dicom_bytes(pixels)), real_scans[3]]
     report = read_batch(model, inputs)
     rows, parsed = report.rows, list(csv.DictReader(_io.StringIO(report.csv.decode())))
-    assert list(parsed[0])[5:11] == ["tumor_probability", "threshold", "area_px", "area_mm2", "diameter_px",
+    assert list(parsed[0])[6:12] == ["tumor_probability", "threshold", "area_px", "area_mm2", "diameter_px",
                                      "diameter_mm"]
     with zipfile.ZipFile(_io.BytesIO(report.heatmaps_zip)) as opened:
         assert sorted(opened.namelist()) == sorted(["scan.png", f"{real_scans[3].stem}.png", "masks/scan.png",
@@ -121,3 +130,116 @@ def test_rows_without_a_lesion_leave_its_columns_empty(tiny_model, real_scans):
     archive.add(items[0])
     with zipfile.ZipFile(_io.BytesIO(archive.to_bytes())) as opened:
         assert opened.namelist() == [f"{real_scans[0].stem}.png"]  # no masks/ without a segmenting model
+
+
+@pytest.fixture(scope="module")
+def stack(figshare_dir):
+    """Five real slices of one size: a series' worth."""
+    from scans import stack_of
+
+    return stack_of(sorted((figshare_dir / "meningioma").iterdir())[:5], size=128)
+
+
+def series_files(stack, order, **tags):
+    """The stack as single-slice DICOM files (1 mm apart, instance numbers from 1), named like a PACS export."""
+    from scans import dicom_bytes
+
+    return [(f"IM{k:04d}", dicom_bytes(stack[k], position=float(k), instance=k + 1, **tags)) for k in order]
+
+
+def test_dicom_files_uploaded_together_are_one_series_read_at_its_middle_or_at_every_slice(tiny_model, stack,
+                                                                                              real_scans, tmp_path):
+    from scans import nifti_bytes
+
+    image = (real_scans[0].name, real_scans[0].read_bytes())
+    volume = ("volume.nii.gz", nifti_bytes(stack, gz=True))
+    files = series_files(stack, [3, 1, 4, 0, 2])  # uploaded out of order: the positions decide
+    uploads = [image, *files[:2], volume, *files[2:]]
+    inputs = list(batch_inputs(uploads))
+    assert [upload.name for upload in inputs] == [image[0], "IM0003: 5 DICOM files", "volume.nii.gz"]
+    assert inputs[1].files == tuple(files)  # every DICOM file, in upload order
+
+    middle = read_batch(tiny_model, batch_inputs(uploads))
+    assert [(row["file"], row["slice"]) for row in middle.rows] == [
+        (image[0], None), ("IM0003 (5 files)", "3 of 5"), ("volume.nii.gz", "3 of 5")]
+    assert [row["slice_number"] for row in middle.rows] == [None, 3, 3]
+
+    every = read_batch(tiny_model, batch_inputs(uploads), every_slice=True)
+    assert [row["file"] for row in every.rows] == [image[0]] + ["IM0003 (5 files)"] * 5 + ["volume.nii.gz"] * 5
+    assert [row["slice"] for row in every.rows[1:6]] == [f"{n} of 5" for n in range(1, 6)]
+    assert every.rows[3]["tumor_probability"] == middle.rows[1]["tumor_probability"]  # the same middle slice
+    parsed = list(csv.DictReader(_io.StringIO(every.csv.decode())))
+    assert [(r["slice_number"], r["slice_count"]) for r in parsed[:3]] == [("", ""), ("1", "5"), ("2", "5")]
+    with zipfile.ZipFile(_io.BytesIO(every.heatmaps_zip)) as opened:
+        assert {"IM0003_s1.png", "IM0003_s5.png", "volume_s3.png"} <= set(opened.namelist())  # slices from 1
+
+    # Open on Diagnose: the series is handed as one zip of its files, which Diagnose reads as one series
+    from mri_core.io.slices import read_volumes
+
+    name, data = file_for_diagnose(uploads, inputs[1].name)
+    assert name == "IM0003-series.zip" and [v.count for v in read_volumes([(name, data)])] == [5]
+
+
+def test_a_zip_of_a_dicom_series_and_images_gives_the_images_then_the_series(tiny_model, stack, real_scans):
+    buffer = _io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in series_files(stack, range(5)):
+            archive.writestr(f"exam/t1/{name}", data)
+        archive.writestr("exam/key.jpg", real_scans[1].read_bytes())
+    uploads = [("exam.zip", buffer.getvalue())]
+    assert [upload.name for upload in batch_inputs(uploads)] == ["exam.zip/exam/key.jpg", "exam.zip: 5 DICOM files"]
+    report = read_batch(tiny_model, batch_inputs(uploads))
+    assert [(row["file"], row["slice"]) for row in report.rows] == [("exam.zip/exam/key.jpg", None),
+                                                                  ("exam.zip/exam/t1 (5 files)", "3 of 5")]
+
+
+def test_each_reading_is_logged_with_its_files_sha256_and_no_name_and_a_failed_input_logs_nothing(tiny_model, stack,
+                                                                                                   real_scans, tmp_path):
+    from scans import nifti_bytes
+
+    image = (real_scans[0].name, real_scans[0].read_bytes())
+    broken = ("broken.jpg", real_scans[1].read_bytes()[:300])
+    volume = ("volume.nii", nifti_bytes(stack))
+    files = series_files(stack, [2, 0, 1, 3, 4])
+    home = tmp_path / "home"
+    report = read_batch(tiny_model, batch_inputs([image, broken, *files, volume]), every_slice=True, log_home=home)
+    assert report.failed == 1 and report.log_problem is None
+    logged = reading_log.read_log(home)
+    answered = [row for row in report.rows if not row["error"]]
+    assert len(logged) == len(answered) == 11 and {r["event"] for r in logged} == {"reading"}
+    series_sha = reading_log.image_sha256(data for _, data in files)  # all its files, in upload order
+    assert [r["image_sha256"] for r in logged] == ([hashlib.sha256(image[1]).hexdigest()] + [series_sha] * 5
+                                                   + [hashlib.sha256(volume[1]).hexdigest()] * 5)
+    assert [r["slice_number"] for r in logged] == [""] + [str(n) for n in range(1, 6)] * 2
+    assert [r["verdict"] for r in logged] == [row["verdict"] for row in answered]
+    assert {r["model"] for r in logged} == {"tiny@1"}
+    text = reading_log.log_path(home).read_text()
+    assert not any(word in text for word in ("IM000", "volume", ".nii", ".jpg", "broken", real_scans[0].stem))
+
+
+def test_a_reading_log_that_cannot_be_written_leaves_the_batch_whole_and_says_so_once(tiny_model, real_scans, tmp_path):
+    home = tmp_path / "not-a-folder"
+    home.write_text("a file where the log's folder should be")
+    uploads = [(p.name, p.read_bytes()) for p in real_scans]
+    report = read_batch(tiny_model, batch_inputs(uploads), log_home=home)
+    assert len(report.rows) == len(real_scans) and report.failed == 0
+    assert "could not be written" in report.log_problem and "not recorded" in report.log_problem
+
+
+def test_warnings_read_as_words_and_counts_as_correct_plurals(tiny_model, stack):
+    from scans import dicom_bytes
+
+    files = series_files(stack[:3], range(3))
+    unordered = [(f"U{k}", dicom_bytes(stack[k], series_uid="1.2.826.0.1.3680043.8.498.2")) for k in range(3)]
+    report = read_batch(tiny_model, batch_inputs(files + unordered))
+    assert [row["file"] for row in report.rows] == ["IM0000 (3 files)", "U0 (3 files)"]  # two series, one upload
+    row = report.rows[1]
+    assert "slice_order_unknown" in row["warnings"].split(", ")  # the CSV keeps the codes
+    assert "neither slice positions nor instance numbers" in row["warning_words"]
+    assert "_" not in row["warning_words"]
+    assert plural(1, "file") == "1 file" and plural(2, "file") == "2 files" and plural(0, "slice") == "0 slices"
+    assert plural(1, "file or series", "files or series") == "1 file or series"
+    words = summary_words(report.rows, report.failed)
+    assert words.startswith("**2 slices read**") and "could not be read" not in words
+    one = summary_words(report.rows[:1] + [{"verdict": None, "error": "x"}], 1)
+    assert one.startswith("**1 slice read**") and "**1 file or series** could not be read" in one
