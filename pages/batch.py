@@ -72,7 +72,7 @@ st.markdown(f"{batch.summary_words(report.rows, report.failed)} "
             + ("Every slice of each volume and series." if every_slice else
                "The middle slice of each volume and series (tick the box above for every slice)."))
 table = st.dataframe([batch.display_row(row, COLUMNS) for row in report.rows], column_config=COLUMNS,
-                     hide_index=True, row_height=ROW_HEIGHT, height=min(40 + ROW_HEIGHT * len(report.rows), 900),
+                     hide_index=True, placeholder="", row_height=ROW_HEIGHT, height=min(40 + ROW_HEIGHT * len(report.rows), 900),
                      on_select="rerun", selection_mode="single-row", key="batch_table")
 selected = table.selection.rows[0] if table.selection.rows else 0
 labels = [row["file"] + (f", slice {row['slice']}" if row["slice"] else "") for row in report.rows]
