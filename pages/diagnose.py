@@ -41,7 +41,7 @@ index = parts.choose_slice(entry, scan_key, volume, plane, middle_index(volume, 
 slice_, reading = parts.read_or_stop(entry, scan_key, volume, index, plane, cam)
 reading_id = parts.log_reading(entry, files, uploads_key, scan, plane, index, reading)  # once per upload and slice
 
-parts.show_verdict(reading)
+parts.show_verdict(entry, reading)
 image_column, result_column = st.columns(2, gap="large")
 with image_column:
     layers, opacity = parts.choose_layers(reading, cam)

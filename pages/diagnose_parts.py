@@ -93,29 +93,30 @@ def scan_all_slices(entry, scan_key: tuple, volume, plane: str, slider_key: str)
     st.session_state[slider_key] = pipeline.most_suspicious_slice(readings) + 1  # the slider counts from 1
 
 
-def show_verdict(reading) -> None:
+def show_verdict(entry, reading) -> None:
     """The headline in words, the one line under it (a tumor type only under a tumor verdict, the reason
-    otherwise), and the outline's size."""
+    otherwise), the outline's size; for an image that can be read, its tumor probability beside the
+    probabilities the call turns on, and what a call means at this model's operating point."""
     headline, line = report.verdict_words(reading)
     st.subheader(f":{VERDICT_COLOURS[reading.verdict]}[{headline}]")
     st.markdown(line)
     if lesion := report.lesion_words(reading):  # area and largest diameter, right under the verdict
         st.markdown(f"**{lesion}**")
+    if reading.verdict == CANNOT_READ:  # no tumor call, probability or heatmap for it
+        return
+    decision = report.decision_metrics(entry.info)
+    for column, (label, value) in zip(st.columns(4),
+                                      [("Tumor probability", report.percent(reading.tumor_probability)), *decision]):
+        column.metric(label, value, border=True)
+    st.caption(report.operating_point_words(entry.info))
 
 
 def show_details(entry, reading) -> None:
-    """The probability and the operating point it is judged at, the warnings, what the probability means
-    and the class probabilities; for an image that cannot be read, only its warnings."""
-    readable = reading.verdict != CANNOT_READ  # no tumor call, probability or heatmap for it
-    if readable:
-        decision = report.decision_metrics(entry.info)
-        for column, (label, value) in zip(st.columns(1 + len(decision)),
-                                          [("Tumor probability", report.percent(reading.tumor_probability)), *decision]):
-            column.metric(label, value, border=True)
-        st.caption(report.operating_point_words(entry.info))
+    """The warnings, what the probability means, the class probabilities and the reliability diagram; for
+    an image that cannot be read, only its warnings."""
     for warning in reading.warnings:
         st.warning(f"**{warning.replace('_', ' ')}**: {describe_warning(warning)}")
-    if not readable:
+    if reading.verdict == CANNOT_READ:
         return
     st.markdown(report.confidence_words(reading.tumor_probability, entry.info.get("test_metrics", {}).get("ece_tumor"),
                                         reading.warnings))

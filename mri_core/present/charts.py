@@ -28,7 +28,8 @@ def class_probability_figure(probabilities: Mapping[str, float], no_tumor_classe
     figure = go.Figure(go.Bar(
         x=[probabilities[c] for c in classes], y=classes, orientation="h",
         marker_color=[NO_TUMOR_RGB if c in no_tumor_classes else TUMOR_RGB for c in classes],
-        text=[percent(probabilities[c]) for c in classes], textposition="auto"))
+        text=[percent(probabilities[c]) for c in classes], cliponaxis=False,
+        textposition=["inside" if probabilities[c] > 0.2 else "outside" for c in classes]))  # a label for every bar
     figure.update_layout(title="Class probabilities", xaxis=PERCENT_AXIS, yaxis={"autorange": "reversed"},
                          height=90 + 36 * len(classes), margin=MARGIN)
     return figure
@@ -133,5 +134,6 @@ def reliability_figure(bins: Sequence[Mapping[str, float]], min_scans: int = MIN
     figure.update_layout(title={"text": "Reliability (test scans)", "x": 0, "xanchor": "left"},
                          xaxis={"title": "stated tumor probability", "range": [-0.02, 1.02], "tickformat": ".0%"},
                          yaxis={"title": "share with a tumor", "range": [-0.02, 1.04], "tickformat": ".0%"},
-                         height=380, margin={**MARGIN, "t": 50}, legend={"x": 0.02, "y": 0.98})
+                         height=380, margin={**MARGIN, "t": 50},
+                         legend={"x": 0.98, "xanchor": "right", "y": 0.04, "yanchor": "bottom"})  # the empty corner
     return figure

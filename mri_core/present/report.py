@@ -128,8 +128,14 @@ def confidence_words(tumor_probability: float, ece: float | None = None, warning
         return (f"A tumor probability of {shown}. The model's probabilities are calibrated for scans like its test "
                 f"scans (test ECE {ece:.1%}), but this image looks unlike them, so here {shown} is a score, not a checked rate.")
     per_100 = round(100 * tumor_probability)
-    return (f"The tumor probability, {shown}, is calibrated: of 100 scans given about this probability, roughly "
-            f"{per_100} would show a tumor and {100 - per_100} would not. {measured[0].upper()}{measured[1:]}.")
+    if per_100 >= 100:
+        share = "nearly all would show a tumor"
+    elif per_100 <= 0:
+        share = "nearly none would show a tumor"
+    else:
+        share = f"roughly {per_100} would show a tumor and {100 - per_100} would not"
+    return (f"The tumor probability, {shown}, is calibrated: of 100 scans given about this probability, {share}. "
+            f"{measured[0].upper()}{measured[1:]}.")
 
 
 def reliability_rows(info: dict) -> list[dict] | None:

@@ -45,6 +45,8 @@ def test_only_a_typed_note_identifies_anything(tiny_model, tumor_image_path):
 def test_confidence_words_state_the_frequency_meaning():
     text = confidence_words(0.9, 0.01)
     assert "roughly 90 would show a tumor and 10 would not" in text and "1.0%" in text
+    assert "of 100 scans given about this probability, nearly all would show a tumor." in confidence_words(0.9962, 0.01)
+    assert "nearly none would show a tumor." in confidence_words(0.0004, 0.01)
 
 
 def test_the_probability_is_not_called_calibrated_for_an_image_unlike_the_test_scans():
