@@ -1,12 +1,18 @@
-"""The Diagnose page in a real browser: upload a scan, see the verdict and the heatmap.
+"""The Diagnose page in a real browser: upload a scan, see the verdict and the heatmap; a photograph and a
+head CT cannot be read; a second upload is the one read; findings recorded under three readings are counted
+on the Models page and are in its reading log download.
 
-Also saves the README screenshot diagnose.png (into `screenshot_dir`: docs/screenshots only
-through `make screenshots`).
+Also saves the README screenshots diagnose.png and diagnose-cannot-read.png (into `screenshot_dir`:
+docs/screenshots only through `make screenshots`). The head CT's screenshot goes to a temporary folder
+only, whatever SCREENSHOT_DIR says: the CT images carry no licence to publish.
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import re
+from pathlib import Path
 
 import pytest
 from e2e.browser import UPLOAD_INPUT, save_full_page_screenshot
@@ -16,6 +22,8 @@ from mri_core.package import registry
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
 
 VERDICT = re.compile(r"^(Tumor|No tumor)$")
+IMAGE = '[data-testid="stImage"]'
+FINDING = "Your finding (recorded in the reading log)"
 
 
 def wait_for_page_ready(page) -> None:
@@ -35,7 +43,9 @@ def test_upload_shows_verdict_model_and_heatmap(page, tumor_image_path, screensh
 
     verdict = page.get_by_role("heading", name=VERDICT)
     assert verdict.count() == 1
-    assert "Reported class:" in page.locator("body").inner_text()
+    body = page.locator("body").inner_text()
+    assert ("Most likely type:" in body) == (verdict.inner_text() == "Tumor"), "a type only under a tumor verdict"
+    assert 'A "tumor" call means a tumor probability of at least' in body, "the operating point in words"
     assert registry.default_shipped().ref in page.locator("body").inner_text()
     assert "not a diagnosis" in page.locator("body").inner_text()
 
@@ -52,3 +62,99 @@ def test_corrupt_upload_shows_the_error_and_names_the_file(page, tumor_image_pat
     error.wait_for()
     assert "broken_scan.jpg" in error.inner_text()
     assert page.get_by_text("Tumor probability", exact=True).count() == 0
+
+
+def wait_until_idle(page) -> None:
+    """The script run that a click or upload started has ended: no running icon, no stale element."""
+    page.wait_for_timeout(300)
+    page.wait_for_function("""() => !document.querySelector('[data-testid="stStatusWidgetRunningIcon"]')
+                                    && !document.querySelector('[data-stale="true"]')""")
+
+
+def read_upload(page, path: Path) -> str:
+    """Add `path` to the uploads; wait until the page shows its reading -> the text of the page."""
+    page.locator(UPLOAD_INPUT).set_input_files(str(path))
+    page.locator(IMAGE).filter(has_text=path.name).wait_for()
+    wait_until_idle(page)
+    return page.locator("body").inner_text()
+
+
+def test_a_photograph_and_a_head_ct_cannot_be_read(page, head_ct_dir, tmp_path, screenshot_dir):
+    """(a) A colour photograph made at test time (scikit-image's astronaut): the headline says it cannot be
+    read and why, with no tumor type, no probability and no heatmap words. (b) A head CT added after it is
+    the one read, and cannot be read either; its screenshot stays in a temporary folder."""
+    from PIL import Image
+    from skimage import data as skimage_data
+
+    photo = tmp_path / "holiday_photo.png"
+    Image.fromarray(skimage_data.astronaut()).save(photo)
+    wait_for_page_ready(page)
+    for path in (photo, sorted(head_ct_dir.iterdir())[0]):
+        body = read_upload(page, path)
+        page.get_by_role("heading", name="Cannot read this image").wait_for()
+        assert "does not look like a brain MRI slice" in body
+        for absent in ("Most likely type", "Tumor probability", "calibrated", "Heatmap opacity", "Heatmap peak"):
+            assert absent not in body, absent
+        caption = page.locator(IMAGE).inner_text()
+        assert caption == f"{path.name} · not read, so nothing is drawn over it" and "heatmap" not in caption.lower()
+        assert not page.get_by_role("checkbox").count(), "nothing to draw over it"
+        if path == photo:
+            save_full_page_screenshot(page, screenshot_dir / "diagnose-cannot-read.png", wait_for=None)
+    assert page.get_by_role("radio", name=photo.name).count() == 1, "the photo is listed, the CT read"
+    save_full_page_screenshot(page, tmp_path / "diagnose-head-ct.png", wait_for=None)  # never docs/: no licence
+
+
+def test_a_second_upload_is_the_one_read(page, tumor_image_path, no_tumor_image_path):
+    """(c) Issue: a tumor slice, then a healthy one: the page kept showing the tumor slice's result."""
+    wait_for_page_ready(page)
+    read_upload(page, tumor_image_path)
+    page.get_by_role("heading", name="Tumor", exact=True).wait_for()
+    read_upload(page, no_tumor_image_path)
+    page.get_by_role("heading", name=re.compile(r"^(No tumor|Uncertain: refer to a reader)$")).wait_for()
+    assert tumor_image_path.name not in page.locator(IMAGE).inner_text()
+    listed = page.get_by_role("radiogroup", name=re.compile(r"^Uploaded scans \(2\)"))
+    assert listed.get_by_role("radio", name=no_tumor_image_path.name).is_checked()
+    assert not listed.get_by_role("radio", name=tumor_image_path.name).is_checked()
+
+
+def test_findings_recorded_under_three_readings_are_counted_on_the_models_page(page, app_url, kaggle_dir,
+                                                                                typed_dir, screenshot_dir):
+    """(d) Three readings, a finding recorded under each through the page; the Models page counts them per
+    model and its reading log download holds the three readings with their findings (no row is written
+    here but by the page)."""
+    from mri_core.package import registry
+
+    scans = [sorted((typed_dir / "glioma").iterdir())[0], sorted((kaggle_dir / "no").iterdir())[1],
+             sorted((typed_dir / "pituitary").iterdir())[0]]
+    findings = ["Tumor", "No tumor", "Unsure"]
+    sent = []  # the table is drawn on a canvas: read its cells from what the server sent
+    page.on("websocket", lambda socket: socket.on(
+        "framereceived", lambda frame: sent.append(frame if isinstance(frame, bytes) else frame.encode())))
+    wait_for_page_ready(page)
+    verdicts = []
+    for path, finding in zip(scans, findings):
+        read_upload(page, path)
+        verdicts.append(page.get_by_role("heading", level=3).filter(
+            has_text=re.compile(r"^(Tumor|No tumor|Uncertain: refer to a reader|Cannot read this image)$")).inner_text())
+        page.get_by_role("radiogroup", name=FINDING).get_by_text(finding, exact=True).click()
+        page.get_by_text(f"Recorded in the reading log: {finding}.").wait_for()
+        wait_until_idle(page)
+    save_full_page_screenshot(page, screenshot_dir / "diagnose-finding.png")
+
+    page.goto(f"{app_url}/models")
+    page.get_by_role("heading", name="Agreement with your findings").wait_for()
+    wait_until_idle(page)
+    model = registry.default_shipped().ref
+    called = sum(v in ("Tumor", "No tumor") and f in ("Tumor", "No tumor") for v, f in zip(verdicts, findings))
+    assert any(f"{called} so far".encode() in frame for frame in sent), "the agreement row counts the calls"
+    assert any(model.encode() in frame for frame in sent)
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download the reading log (CSV)").click()
+    rows = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    found = {row["reading_id"]: row["finding"] for row in rows if row["event"] == "finding"}
+    with_findings = [row for row in rows if row["event"] == "reading" and row["reading_id"] in found]
+    assert len(with_findings) == 3 and all(row["model"] == model for row in with_findings)
+    assert [found[row["reading_id"]] for row in with_findings] == ["tumor", "no_tumor", "unsure"]
+    assert [row["verdict"] for row in with_findings] == [
+        {"Tumor": "tumor", "No tumor": "no_tumor"}.get(v, "uncertain" if v.startswith("Uncertain") else "cannot_read")
+        for v in verdicts]

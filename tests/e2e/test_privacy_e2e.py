@@ -10,12 +10,14 @@ Diagnose and downloads that report too; downloads the model zip on Models. Then,
 server stopped: no identifying string (nor a variant of it: the name's parts, the birth date
 written other ways) is in any page's HTML, any websocket message the server sent, the server's
 output, any file under that HOME, TMPDIR or MRI_HOME, or any download (zips opened, PDF text
-extracted, raw bytes too). And the server's output over the whole flow has no traceback, no
-warning and no progress bar.
+extracted, raw bytes too). The reading log the pages wrote under MRI_HOME holds the readings with
+their fixed columns only: no file name either. And the server's output over the whole flow has no
+traceback, no warning and no progress bar.
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import re
@@ -99,6 +101,7 @@ class Flow:
     downloads: dict[str, tuple[str, bytes]] = field(default_factory=dict)  # step -> (file name, bytes)
     server_output: str = ""
     folders: dict[str, Path] = field(default_factory=dict)  # HOME, TMPDIR, MRI_HOME
+    uploads: list[tuple[str, bytes]] = field(default_factory=list)  # the series' files, as uploaded
 
 
 def series_files(typed_dir: Path) -> list[tuple[str, bytes]]:
@@ -169,15 +172,15 @@ def batch_zip(page, flow: Flow, app_url: str, files: list[tuple[str, bytes]]) ->
     page.get_by_text("Upload several slices").wait_for()
     page.locator(UPLOAD_INPUT).set_input_files(
         files=[{"name": "series.zip", "mimeType": "application/zip", "buffer": zip_of(files)}])
-    page.get_by_text(f"{SLICES} answers").wait_for()
+    page.get_by_role("button", name="Table (CSV)").wait_for()  # the table is complete
     wait_until_idle(page)
     flow.html["batch: zip read"] = page.content()
-    csv = download(page, flow, "batch: table", "Table (CSV)").decode()
-    assert len(csv.splitlines()) == SLICES + 1 and "series.zip/series/IM0001.dcm" in csv
+    rows = list(csv.DictReader(io.StringIO(download(page, flow, "batch: table", "Table (CSV)").decode())))
+    assert rows and all(row["file"].startswith("series.zip") for row in rows)  # the series, however many slices read
     with zipfile.ZipFile(io.BytesIO(download(page, flow, "batch: heatmaps", "Heatmaps (zip)"))) as heatmaps:
         names = heatmaps.namelist()
     heatmap_names = [n for n in names if not n.startswith("masks/")]
-    assert len(heatmap_names) == SLICES  # and a segmenting model's masks under masks/, named alike
+    assert len(heatmap_names) == len(rows)  # and a segmenting model's masks under masks/, named alike
     assert set(names) - set(heatmap_names) <= {f"masks/{n}" for n in heatmap_names}
 
     page.get_by_role("button", name="Open on Diagnose").click()  # the file, in memory, to Diagnose
@@ -204,7 +207,7 @@ def flow(browser, start_app, typed_dir, tmp_path_factory) -> Flow:
         folder.mkdir()
     log_path = root / "server.log"  # outside the three folders: it holds what the server printed
     files = series_files(typed_dir)
-    result = Flow(folders=folders)
+    result = Flow(folders=folders, uploads=files)
     with start_app(log_path, {**LOG_FORMAT, **{name: str(path) for name, path in folders.items()}}) as app_url:
         context = browser.new_context(viewport={"width": 1280, "height": 1000}, accept_downloads=True)
         page = context.new_page()
@@ -241,7 +244,7 @@ def test_the_flow_offered_every_download(flow):
     assert names["models: model package"].endswith(".zip")
     report_text = dict(readable_parts("report", flow.downloads["diagnose: report of the series"][1]))["report (text)"]
     assert "probability" in report_text.casefold()  # the PDF's text is read, so a name in it would be found
-    assert any(b"series.zip/series/IM0001.dcm" in message for message in flow.sent)  # the table's cells are seen
+    assert any(b"series.zip" in message for message in flow.sent)  # the table's cells are seen
 
 
 def test_no_identifying_tag_in_any_page(flow):
@@ -273,6 +276,23 @@ def test_no_identifying_tag_in_any_file_the_server_wrote(flow):
             leaks.update(leaks_in(f"{name}/{path.relative_to(folder)}", path.read_bytes()))
     assert seen, "the server wrote no file at all under its HOME (Keras's keras.json, at least): was it used?"
     assert not leaks
+
+
+def test_the_reading_log_holds_the_readings_and_no_file_name(flow):
+    """The one file the pages write from an upload (DESIGN.md, "Errors"): the SHA-256 of the files, never
+    their names, the series' folder or the zip's name; only the log's own columns."""
+    from mri_core.present import reading_log
+
+    log = reading_log.log_path(flow.folders["MRI_HOME"])
+    text = log.read_text()
+    rows = list(csv.DictReader(io.StringIO(text)))
+    readings = [row for row in rows if row["event"] == "reading"]
+    assert len(readings) >= 3, "the series read, its most suspicious slice after the scan, the file from Batch"
+    assert tuple(rows[0]) == reading_log.COLUMNS
+    series_sha = reading_log.image_sha256(data for _, data in flow.uploads)  # every file, in upload order
+    assert readings[0]["image_sha256"] == series_sha and readings[0]["slice_number"] == str(SLICES // 2 + 1)
+    for name in ("IM0001", ".dcm", "series.zip", "series/", "series-"):
+        assert name not in text, name
 
 
 def test_server_output_has_no_traceback_warning_or_progress_bar(flow):
