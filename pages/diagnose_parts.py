@@ -69,8 +69,8 @@ def choose_slice(entry, scan_key: tuple, volume, plane: str, index: int) -> int:
             st.markdown(f"**{report.summary_words(summary)}**")
         outlined = summary is not None and summary["slices_with_tumor"]
         probability_column, area_column = st.columns(2) if outlined else (st, None)
-        show_chart(charts.slice_probability_figure(scanned["probabilities"], entry.info["threshold"], index),
-                   where=probability_column)
+        show_chart(charts.slice_probability_figure(scanned["probabilities"], entry.info["threshold"], index,
+                                                   entry.info.get("uncertainty_band")), where=probability_column)
         if outlined:
             show_chart(charts.slice_area_figure(summary, index), where=area_column)
     return index

@@ -41,13 +41,20 @@ def _slice_axis(count: int) -> dict:
 
 
 def slice_probability_figure(tumor_probabilities: Sequence[float], threshold: float,
-                             current_slice: int | None = None) -> go.Figure:
+                             current_slice: int | None = None, band: Sequence[float] | None = None) -> go.Figure:
     """Tumor probability of every slice, counted from 1 on the x axis as the page's slider counts, with
-    the threshold and the slice shown (`current_slice` is the 0-based index)."""
+    what decides the call: the model's uncertainty `band` (low, high) shaded, where it defers, when it has
+    one (its threshold then decides no verdict), else the threshold; and the slice shown (`current_slice`
+    is the 0-based index)."""
     count = len(tumor_probabilities)
     figure = go.Figure(go.Scatter(x=list(range(1, count + 1)), y=list(tumor_probabilities),
                                   mode="lines+markers", name="tumor probability"))
-    figure.add_hline(y=threshold, line_dash="dash", annotation_text="threshold")
+    if band:
+        figure.add_hrect(y0=float(band[0]), y1=float(band[1]), fillcolor="orange", opacity=0.15, line_width=0,
+                         annotation_text="uncertain", annotation_position="top left")
+        figure.add_hline(y=float(band[1]), line_dash="dash", annotation_text="tumor call")
+    else:
+        figure.add_hline(y=threshold, line_dash="dash", annotation_text="threshold")
     if current_slice is not None:
         figure.add_vline(x=current_slice + 1, line_color=MARK_RGB)
     figure.update_layout(title="Tumor probability per slice", xaxis=_slice_axis(count), height=260,

@@ -124,3 +124,12 @@ def test_area_chart_is_in_mm2_with_the_pixel_spacing_and_in_pixels_without():
     [pixels] = charts.slice_area_figure(summary_of([0, 40, 100, 0])).data
     assert list(pixels.y) == [0, 40, 100, 0] and "pixels" in pixels.name
     assert "no pixel spacing" in charts.slice_area_figure(summary_of([3])).layout.title.text
+
+
+def test_slice_chart_of_a_band_model_shades_the_band_where_it_defers_instead_of_the_threshold():
+    """Issue: the numbers disagreed: the dashed threshold at 8.5 % while the call is made at 70.5 %."""
+    figure = charts.slice_probability_figure([0.01, 0.2, 0.9], threshold=0.085, current_slice=0, band=(0.0036, 0.705))
+    [rect] = [shape for shape in figure.layout.shapes if shape.type == "rect"]
+    assert (rect.y0, rect.y1) == (0.0036, 0.705)
+    assert [shape.y0 for shape in figure.layout.shapes if shape.type == "line" and shape.y0 == shape.y1] == [0.705]
+    assert {a.text for a in figure.layout.annotations} == {"uncertain", "tumor call"}
