@@ -12,7 +12,7 @@ import re
 import highdicom
 import pytest
 from e2e.browser import UPLOAD_INPUT, save_full_page_screenshot
-from e2e.test_diagnose_e2e import wait_for_page_ready
+from e2e.test_diagnose_e2e import wait_for_page_ready, wait_until_idle
 from scans import dicom_bytes, nifti_bytes, stack_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(600)]
@@ -55,6 +55,7 @@ def test_nifti_upload_slider_and_scan_all(page, figshare_dir, typed_dir, tmp_pat
 
     scan_all_and_see_the_tumor_measured(page, "NIfTI zooms")
     page.mouse.move(0, 0)  # no tooltip over the slider in the screenshot
+    wait_until_idle(page)  # the scan's rerun has replaced the previous slice's image
     heatmap = page.locator('[data-testid="stImage"] img')
     heatmap.wait_for()
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=heatmap.element_handle())
