@@ -75,7 +75,7 @@ reliability = report.reliability_rows(chosen.info)
 if reliability:
     show_chart(charts.reliability_figure(reliability), key="reliability")
     st.caption("Calibrated means: of the test scans given about 90 % tumor probability, about 90 % had a tumor. "
-               "Points on the dashed line are perfectly calibrated; bigger points hold more scans.")
+               + report.reliability_words(reliability))
 else:
     st.caption(f"{chosen.ref} stores no reliability bins (packages trained before they were recorded).")
 if chosen.shipped:
