@@ -31,13 +31,13 @@ def created_at(info: dict) -> str:
 
 
 def summary_row(entry: ModelEntry, active_ref: str | None) -> dict:
-    """One row of the Models page's table."""
+    """One row of the Models page's table, narrow enough to fit the page: the architecture and the
+    images per class are in the comparison (`facts`)."""
     info, metrics = entry.info, entry.info.get("test_metrics", {})
     return {"Active": "active" if entry.ref == active_ref else "", "Model": entry.ref,
-            "Source": "shipped" if entry.shipped else "trained", "Architecture": info.get("architecture", MISSING),
+            "Source": "shipped" if entry.shipped else "trained",
             **{label: percent(metrics.get(key)) for label, key in METRICS[:4]},
-            "Classes": ", ".join(info.get("class_names", [])) or MISSING,
-            "Images per class": images_per_class(info), "Created": created_at(info)}
+            "Classes": ", ".join(info.get("class_names", [])) or MISSING, "Created": created_at(info)}
 
 
 def facts(entry: ModelEntry) -> dict[str, str]:
@@ -47,7 +47,8 @@ def facts(entry: ModelEntry) -> dict[str, str]:
             "Test images": str(metrics.get("n", MISSING)), "Threshold": percent(info.get("threshold")),
             "Architecture": info.get("architecture", MISSING),
             "Image size": str(info.get("input", {}).get("size", MISSING)),
-            "Epochs": str(len(info.get("history", [])) or MISSING), "Classes": ", ".join(info.get("class_names", []))}
+            "Epochs": str(len(info.get("history", [])) or MISSING), "Classes": ", ".join(info.get("class_names", [])),
+            "Images per class": images_per_class(info)}
 
 
 def compare_rows(left: ModelEntry, right: ModelEntry) -> list[dict]:

@@ -40,8 +40,8 @@ def test_a_package_without_metrics_shows_dashes():
     bare = registry.save_package("imported", {"architecture": "default"},
                                  lambda folder: (folder / registry.MODEL_FILE).write_bytes(b"weights"))
     row = model_table.summary_row(bare, None)
-    assert row["Test accuracy"] == row["Images per class"] == model_table.MISSING
-    assert model_table.facts(bare)["Epochs"] == model_table.MISSING
+    assert row["Test accuracy"] == row["Classes"] == model_table.MISSING
+    assert model_table.facts(bare)["Epochs"] == model_table.facts(bare)["Images per class"] == model_table.MISSING
 
 
 def test_agreement_rows_show_the_figure_only_from_twenty_calls():
