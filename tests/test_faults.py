@@ -29,7 +29,7 @@ from mri_core.package import registry
 from mri_core.training.recipes import settings_for
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
-KILLS = 40
+KILLS = 16
 JOB_TIMEOUT_S = 300
 # A child that saves a package again and again until it is killed: each kill lands at a random point.
 SAVE_FOREVER = """
@@ -76,7 +76,7 @@ def test_sigkill_at_random_points_of_saving_never_lists_a_half_package(tmp_path,
             assert digest(entry.path / registry.MODEL_FILE) == expected, f"half model.keras listed after kill {kill}"
             assert registry.read_info(entry.path)["name"] == entry.name
         assert registry.active().ref == "kept@1"
-        if kill % 10 == 9:
+        if kill % 8 == 7:
             assert load_model(registry.active()).ref == "kept@1"
     print(f"{KILLS} kills, {killed_mid_save} inside a save, {len(trained) - 1} versions saved whole")
     assert killed_mid_save > 0, "no kill landed inside a save: the test proves nothing"

@@ -172,6 +172,8 @@ def test_one_session_diagnoses_while_another_trains_and_the_shared_model_gives_t
 def test_a_dicom_session_writes_nothing_and_logs_no_tag(active_entry, kaggle_dir, private_tmp, caplog):
     from scans import SECRET_TAGS, dicom_bytes, grey_uint8
 
+    from mri_core.present import reading_log
+
     caplog.set_level(logging.DEBUG)
     data = dicom_bytes(grey_uint8(sorted((kaggle_dir / "yes").iterdir())[0]), **SECRET_TAGS)
     home = registry.mri_home()
@@ -181,7 +183,12 @@ def test_a_dicom_session_writes_nothing_and_logs_no_tag(active_entry, kaggle_dir
     assert page.metric, "the DICOM was read"
     assert left_in(private_tmp) == [], "the session wrote to the temp folder"
     leftovers = b"".join(p.read_bytes() for p in private_tmp.rglob("*") if p.is_file())
-    assert (set(home.rglob("*")) if home.exists() else set()) == before, "the session wrote to the registry"
+    # the one deliberate write: the reading log's row (DESIGN.md's exception), with no tag value or file name
+    assert (set(home.rglob("*")) if home.exists() else set()) - before == {reading_log.log_path(home)}, \
+        "the session wrote to the registry beyond the reading log"
+    log_text = reading_log.log_path(home).read_text()
+    assert len(reading_log.read_log(home)) == 1 and "IM0001" not in log_text
+    leftovers += log_text.encode()
     written = [p for p in ROOT.rglob("*") if p.is_file() and p.stat().st_mtime >= started
                and not {".git", ".venv", "__pycache__", ".pytest_cache"} & set(p.relative_to(ROOT).parts)]
     assert written == [], f"the session wrote {written}"
