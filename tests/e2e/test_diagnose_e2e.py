@@ -2,7 +2,7 @@
 head CT cannot be read; a second upload is the one read; findings recorded under three readings are counted
 on the Models page and are in its reading log download.
 
-Also saves the README screenshots diagnose.png and diagnose-cannot-read.png (into `screenshot_dir`:
+Also saves the README screenshots diagnose.png, report.png (the downloaded PDF's first page) and diagnose-cannot-read.png (into `screenshot_dir`:
 docs/screenshots only through `make screenshots`). The head CT's screenshot goes to a temporary folder
 only, whatever SCREENSHOT_DIR says: the CT images carry no licence to publish.
 """
@@ -50,6 +50,18 @@ def test_upload_shows_verdict_model_and_heatmap(page, tumor_image_path, screensh
     assert "not a diagnosis" in page.locator("body").inner_text()
 
     save_full_page_screenshot(page, screenshot_dir / "diagnose.png")
+
+    # the PDF the page offers leads with the same verdict; its first page is the README's report.png
+    import pypdfium2
+    from pypdf import PdfReader
+
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Download report (PDF)").click()
+    pdf = Path(download.value.path()).read_bytes()
+    text = "\n".join(p.extract_text() for p in PdfReader(io.BytesIO(pdf)).pages)
+    assert f"Result: {verdict.inner_text().upper()}" in text and "axial slice" not in text  # a plain slice
+    document = pypdfium2.PdfDocument(pdf)
+    document[0].render(scale=1.5).to_pil().save(screenshot_dir / "report.png")
 
 
 def test_corrupt_upload_shows_the_error_and_names_the_file(page, tumor_image_path):
