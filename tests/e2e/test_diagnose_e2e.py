@@ -31,7 +31,7 @@ def wait_for_page_ready(page) -> None:
     page.get_by_text("Upload one axial brain MRI slice").wait_for()
 
 
-def test_upload_shows_verdict_model_and_heatmap(page, tumor_image_path, screenshot_dir):
+def test_upload_shows_verdict_model_and_heatmap(page, app_url, tumor_image_path, screenshot_dir):
     wait_for_page_ready(page)
     page.locator(UPLOAD_INPUT).set_input_files(str(tumor_image_path))
 
@@ -62,6 +62,27 @@ def test_upload_shows_verdict_model_and_heatmap(page, tumor_image_path, screensh
     assert f"Result: {verdict.inner_text().upper()}" in text and "axial slice" not in text  # a plain slice
     document = pypdfium2.PdfDocument(pdf)
     document[0].render(scale=1.5).to_pil().save(screenshot_dir / "report.png")
+
+    # the overlay's layers each on its own: without the heatmap, no opacity slider and no heatmap words
+    caption = page.locator('[data-testid="stImage"]').first
+    assert "heatmap (Grad-CAM)" in caption.inner_text() and "white line" in caption.inner_text()
+    page.get_by_text("Heatmap", exact=True).click()  # the checkbox's label takes the click
+    page.get_by_text("Heatmap opacity").wait_for(state="detached")
+    page.wait_for_function("() => !document.body.innerText.includes('heatmap (Grad-CAM)')")
+    assert "white line" in caption.inner_text() and "heatmap" not in caption.inner_text().lower()
+    page.get_by_text("Peak", exact=True).click()
+    page.get_by_text("cross: its peak").wait_for()
+
+    # one ECE on every page: the figure in Diagnose's calibrated sentence is the Models page's
+    ece = re.search(r"differed by ([0-9.]+%) on average \(ECE\)", page.locator("body").inner_text()).group(1)
+    page.get_by_text("How reliable are these probabilities?").click()
+    page.get_by_text(re.compile(r"fewer than 10 scans .* not drawn")).wait_for()  # near-empty groups hidden, said so
+    page.goto(f"{app_url}/models")
+    page.get_by_role("heading", name="Compare two models").wait_for()
+    # model A of the comparison starts on the active model: the shipped default, which read the scan
+    page.wait_for_function(f"() => document.body.innerText.includes('A · {registry.default_shipped().ref}')")
+    row = page.locator('[data-testid="stTable"] tr', has_text="ECE (tumor probability)").inner_text()
+    assert row.split("\t")[1].strip() == ece, (ece, row)
 
 
 def test_corrupt_upload_shows_the_error_and_names_the_file(page, tumor_image_path):
