@@ -119,15 +119,17 @@ def read_uploads(files: Sequence[tuple[str, bytes]]) -> list[UploadedScan]:
 def _read_scans(files: list[tuple[str, bytes]], numbers: list[int], several: bool) -> list[UploadedScan]:
     """Files (no zips) -> their scans: NIfTI volumes and plain images in file order, then the DICOM series;
     `numbers[i]` is the upload files[i] came from. Among `several` files, those of no scan format are skipped."""
-    scans = []
+    scans, dicom_files, dicom_numbers = [], [], []
     for (name, data), number in zip(files, numbers):
-        kind = sniff_format(data)
-        if kind == "NIFTI":
+        kind = sniff_format(data)  # once per file
+        if kind == "DICOM":
+            dicom_files.append((_dicom_name(name, several), data))
+            dicom_numbers.append(number)
+        elif kind == "NIFTI":
             scans.append(UploadedScan(nifti.read_nifti(data, _display_name(name)), NIFTI, (number,)))
-        elif kind != "DICOM" and (kind is not None or not several):
+        elif kind is not None or not several:
             scans.append(UploadedScan(_volume_from_slice(decode_raster(data, name)), IMAGE, (number,)))
-    dicom_numbers = [number for (_, data), number in zip(files, numbers) if sniff_format(data) == "DICOM"]
-    if dicom_files := _dicom_files(files, several):
+    if dicom_files:
         scans += [UploadedScan(volume, DICOM, tuple(sorted({dicom_numbers[place] for place in places})))
                   for volume, places in dicom.read_dicom_series(dicom_files, skip_non_images=several)]
     return scans
@@ -156,8 +158,13 @@ def _expand_zips(files: Sequence[tuple[str, bytes]]) -> list[tuple[str, bytes]]:
 
 
 def _dicom_files(expanded: list[tuple[str, bytes]], several: bool) -> list[tuple[str, bytes]]:
-    """The DICOM files among the uploads: a lone file is named by its file name; series members keep their folder."""
-    return [(name if several else _display_name(name), data) for name, data in expanded if sniff_format(data) == "DICOM"]
+    """The DICOM files among the uploads, named as `_dicom_name` says."""
+    return [(_dicom_name(name, several), data) for name, data in expanded if sniff_format(data) == "DICOM"]
+
+
+def _dicom_name(name: str, several: bool) -> str:
+    """A lone DICOM file is named by its file name; series members keep their folder."""
+    return name if several else _display_name(name)
 
 
 def _display_name(name: str) -> str:
