@@ -28,7 +28,7 @@ from mri_core.io.errors import MriError, UnreadableImage
 from mri_core.io.reading import CANNOT_READ, NO_TUMOR, TUMOR, UNCERTAIN, VERDICT_HEADLINE, describe_warning
 from mri_core.present import render
 from mri_core.present.reading_log import append_reading, image_sha256
-from mri_core.present.report import percent
+from mri_core.present.report import percent, plural
 
 if TYPE_CHECKING:  # the stream imports TensorFlow: only when a batch is read
     from mri_core.inference.stream import BatchItem, Upload
@@ -57,11 +57,6 @@ def overlay_thumbnail(small_pixels: np.ndarray, reading) -> np.ndarray:
 
 
 # --- what the Batch page offers ---------------------------------------------------------
-
-def plural(count: int, word: str, words: str | None = None) -> str:
-    """1 -> "1 file", 2 -> "2 files" (`words` where the plural is not `word` + "s")."""
-    return f"{count:,} {word if count == 1 else (words or word + 's')}"
-
 
 def row_name(item: "BatchItem") -> str:
     """Which file or series a row reads: the input's name (a zip's member as `<zip>/<path>`), or, for DICOM

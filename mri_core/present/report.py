@@ -196,6 +196,11 @@ def spacing_words(spacing_source: str | None, lesion: dict | None = None) -> str
     return "Pixel spacing: not given by the file, so sizes are in pixels."
 
 
+def plural(count: int, word: str, words: str | None = None) -> str:
+    """1 -> "1 file", 2 -> "2 files" (`words` where the plural is not `word` + "s")."""
+    return f"{count:,} {word if count == 1 else (words or word + 's')}"
+
+
 def summary_words(summary: dict) -> str:
     """A volume's tumor measurements (`measure.volume_summary`) in one sentence: the volume in mL and
     where the slice thickness came from, the slices that hold tumor (counted from 1, as pages count),
@@ -214,7 +219,7 @@ def summary_words(summary: dict) -> str:
         across = f"largest diameter {summary['max_diameter_mm']:,.1f} mm"
     else:
         across = f"largest diameter {summary['max_diameter_px']:,.1f} pixels"
-    return f"{volume}; tumor on {len(slices)} slice{'s' if len(slices) != 1 else ''} ({where}); {across} within a slice."
+    return f"{volume}; tumor on {plural(len(slices), 'slice')} ({where}); {across} within a slice."
 
 
 def _slice_ranges(numbers: list[int]) -> str:
@@ -249,7 +254,7 @@ def scan_label(scan: UploadedScan) -> str:
     its file name and slice count, a DICOM series as "DICOM series" with its study and series descriptions
     (the only tags ever shown) and slice count; the zip it came in first."""
     volume = scan.volume
-    count = f"{volume.count} slice{'s' if volume.count != 1 else ''}"
+    count = plural(volume.count, "slice")
     if scan.kind == DICOM and (volume.count > 1 or len(scan.uploads) > 1 or scan.zip_name):
         described = " · ".join(d for d in (volume.study_description, volume.series_description) if d)
         label = " · ".join(part for part in ("DICOM series", described, count) if part)
