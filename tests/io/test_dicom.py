@@ -22,7 +22,7 @@ from mri_core.io.errors import DecoderMissing, ExportRefused, MriError, NoImageD
 from mri_core.io.volume import MIN_SIDE, Volume
 
 PYDICOM_SAMPLES = Path(pydicom.data.__file__).parent / "test_files"
-README = Path(__file__).resolve().parents[2] / "README.md"
+REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference.md"  # the README links its DICOM details there
 LOSSLESS = [uid.ExplicitVRLittleEndian, uid.RLELossless, uid.JPEG2000Lossless]
 
 
@@ -337,7 +337,7 @@ def test_sample_counts(sample_outcomes):
         "NoImageData": 70, "NotASlice": 11, "UnreadableImage": 6, "UnsupportedFormat": 2}
 
 
-# One real file per transfer syntax the README claims, and what it must equal besides pydicom:
+# One real file per transfer syntax docs/reference.md claims, and what it must equal besides pydicom:
 # the MR_small.dcm family holds one 64x64 MR slice in many syntaxes (lossless: equal to the
 # uncompressed file), the SC_rgb family one colour test card (equal to its RLE, lossless, copy).
 SYNTAX_FILES = {
@@ -390,7 +390,7 @@ def test_no_htj2k_file_or_encoder_is_installed_so_the_readme_claims_none():
     for syntax in htj2k:
         with pytest.raises(NotImplementedError):
             get_encoder(syntax)
-    formats_lines = README.read_text().split("## Formats", 1)[1].split("\n## ", 1)[0]
+    formats_lines = REFERENCE.read_text().split("## DICOM", 1)[1].split("\n## ", 1)[0]
     assert "HTJ2K" not in formats_lines and "High-Throughput" not in formats_lines
 
 
