@@ -246,9 +246,12 @@ def test_head_cts_cannot_be_read_by_any_model_and_brain_mri_can(shipped_model, s
         assert all(r.verdict != "cannot_read" for r in readings[5:])
         assert all(r.lesion is None for r in readings[:5])  # no outline for what cannot be read
         assert all(r.mask is None or not r.mask.any() for r in readings[:5])
-    # without a check, only the cheap image checks refuse: the CTs get a tumor call
+    # without a check, only the cheap image checks refuse: the CTs get a reading by the band
     unchecked = read_slices(shipped_model, cts, cam="none", check=None)
-    assert all(r.verdict == ("tumor" if r.tumor else "no_tumor") for r in unchecked)
+    low, high = shipped_model.uncertainty_band
+    expected = ["tumor" if r.tumor_probability >= high else "no_tumor" if r.tumor_probability < low else "uncertain"
+                for r in unchecked]
+    assert [r.verdict for r in unchecked] == expected
 
 
 def test_the_check_reads_a_slices_reduced_copy_exactly_as_the_slice(shipped_model, shipped_check, data_root, kaggle_dir):
