@@ -17,6 +17,8 @@ traceback, no warning and no progress bar.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import csv
 import gzip
 import io
@@ -60,6 +62,21 @@ def secrets_in_text(text: str) -> list[str]:
 
 def secrets_in_bytes(data: bytes) -> list[str]:
     return [s for s in SECRETS if s.encode() in data or s.encode("utf-16-le") in data]
+
+
+DATA_URI = re.compile(r"data:[\w/+.-]*(?:;[\w=.-]+)*;base64,([A-Za-z0-9+/=]+)")
+
+
+def secrets_in_html(html: str) -> list[str]:
+    """The page's text case-insensitively; an embedded base64 image (a `data:` URI) decoded and its
+    bytes searched exactly, as a file's are: base64 read as text spells "jAnE" now and then."""
+    hits = set(secrets_in_text(DATA_URI.sub("data:", html)))
+    for encoded in DATA_URI.findall(html):
+        try:
+            hits.update(secrets_in_bytes(base64.b64decode(encoded)))
+        except (binascii.Error, ValueError):
+            hits.update(secrets_in_text(encoded))  # not base64 after all: read it as text
+    return sorted(hits)
 
 
 def readable_parts(name: str, data: bytes, depth: int = 0):
@@ -233,6 +250,17 @@ def test_the_search_finds_every_tag_in_the_uploaded_files(typed_dir):
     assert set(leaks_in("series.zip", zip_of(series_files(typed_dir)))) >= {"series.zip!series/IM0001.dcm"}
 
 
+def test_the_page_search_reads_embedded_images_as_bytes():
+    """A base64 image whose letters spell a name by chance is no leak; a name in its bytes, or in the
+    page's text, is."""
+    chance = base64.b64encode(b"\x8d\xa9\xdeXYZ").decode()  # "janeWFla": no name in these bytes
+    assert "jane" in chance.casefold()
+    assert secrets_in_html(f'<img src="data:image/png;base64,{chance}">') == []
+    named = base64.b64encode(b"\x89PNG tEXt Author Secretname").decode()
+    assert secrets_in_html(f'<img src="data:image/png;base64,{named}">') == ["Secretname"]
+    assert secrets_in_html("<p>jane</p>") == ["Jane"]
+
+
 def test_the_flow_offered_every_download(flow):
     names = {step: name for step, (name, _) in flow.downloads.items()}
     assert names == {"diagnose: report of the series": "mri-reading-report.pdf",
@@ -248,7 +276,7 @@ def test_the_flow_offered_every_download(flow):
 
 
 def test_no_identifying_tag_in_any_page(flow):
-    leaks = {step: hits for step, html in flow.html.items() if (hits := secrets_in_text(html))}
+    leaks = {step: hits for step, html in flow.html.items() if (hits := secrets_in_html(html))}
     assert not leaks
 
 
