@@ -81,6 +81,11 @@ class ScanModel:
         return float(segmentation_of(self.info)["threshold"]) if self.segments else None
 
     @property
+    def mask_cleanup(self) -> dict | None:
+        """model.json's "segmentation"."cleanup" (`segmentation.threshold_mask`); None: none or no segmentation."""
+        return segmentation_of(self.info).get("cleanup") if self.segments else None
+
+    @property
     def uncertainty_band(self) -> tuple[float, float] | None:
         """(low, high) of model.json's "uncertainty_band"; None for a model without one."""
         return uncertainty_band_of(self.info)

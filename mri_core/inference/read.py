@@ -122,7 +122,7 @@ def read_prepared(scan_model, batch: np.ndarray, prepared: Sequence[preprocess.P
         mask = lesion = None
         if masks is not None:
             if verdict[i] in LESION_VERDICTS:
-                mask = mask_to_original(masks[i], prep, scan_model.mask_threshold)
+                mask = mask_to_original(masks[i], prep, scan_model.mask_threshold, scan_model.mask_cleanup)
                 lesion = lesion_of(mask, slice_.spacing)
             else:
                 mask = np.zeros(prep.original_shape, bool)

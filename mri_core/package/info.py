@@ -53,6 +53,27 @@ def uncertainty_band_of(info: dict) -> tuple[float, float] | None:
     return None if band is None else (float(band[0]), float(band[1]))
 
 
+MASK_CLEANUP_KEYS = ("relative", "component_peak", "fill_holes")
+NO_MASK_CLEANUP = {"relative": None, "component_peak": None, "fill_holes": False}
+
+
+def check_mask_cleanup(cleanup: dict | None) -> dict:
+    """model.json's `segmentation.cleanup` (or None) -> its three steps (`inference.segmentation.threshold_mask`),
+    or ValueError saying what is wrong."""
+    if cleanup is None:
+        return dict(NO_MASK_CLEANUP)
+    if not isinstance(cleanup, dict) or set(cleanup) - set(MASK_CLEANUP_KEYS):
+        raise ValueError(f"A mask cleanup names only {', '.join(MASK_CLEANUP_KEYS)}; got {cleanup!r}.")
+    steps = {**NO_MASK_CLEANUP, **cleanup}
+    for key in ("relative", "component_peak"):
+        value = steps[key]
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 < value <= 1.0):
+            raise ValueError(f"The mask cleanup's {key!r} must be null or a share in (0, 1], got {value!r}.")
+    if not isinstance(steps["fill_holes"], bool):
+        raise ValueError(f"The mask cleanup's 'fill_holes' must be true or false, got {steps['fill_holes']!r}.")
+    return steps
+
+
 def validate_info(info: dict, where: Path) -> None:
     """Raise ModelInvalid naming what is missing or inconsistent in model.json."""
     missing = [key for key in REQUIRED_KEYS if key not in info]
@@ -85,6 +106,12 @@ def validate_info(info: dict, where: Path) -> None:
                                          and 0.0 < threshold < 1.0):
         raise ModelInvalid(f"{where}/model.json has an invalid \"segmentation\" {segmentation!r}: it must be null or "
                            "name its \"output\" layer and a pixel \"threshold\" between 0 and 1. Retrain the model.")
+    if segmentation is not None:
+        try:
+            check_mask_cleanup(segmentation.get("cleanup"))
+        except ValueError as problem:
+            raise ModelInvalid(f"{where}/model.json has an invalid \"segmentation\" \"cleanup\": {problem} "
+                               "Retrain the model or restore its package.") from None
 
 
 def ood_stats_match(package: str | os.PathLike, info: dict) -> bool:

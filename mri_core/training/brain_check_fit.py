@@ -54,6 +54,11 @@ LEARNING_RATE = 2e-3
 # Copies of each training head CT (the first plain, the rest varied): 358 CTs of few scans
 # against about 8,000 MRI slices.
 CT_COPIES = 6
+# Each MRI stratum (a source; brisc2025 each plane) is seen at least this many times an epoch:
+# a rarer one is copied (the first plain, the rest varied). The web-gathered styles (Kaggle,
+# Br35H: about 260 of 8,000 training slices) were otherwise under-learnt, and their bright-scalp
+# T1 slices read as CT (4 of 159 Kaggle training slices, 3 of 71 Br35H held-out tumors flagged).
+MRI_STRATUM_FLOOR = 600
 # Share of training MRI (and of synthetic negatives) that is varied; the rest is seen as is.
 VARY_SHARE = 0.6
 SYNTHETIC_TRAIN, SYNTHETIC_VAL, SYNTHETIC_TEST = 3000, 800, 800
@@ -445,17 +450,29 @@ class TrainingSet:
     counts: dict[str, int] = field(default_factory=dict)
 
 
+def mri_copies(strata: Sequence[str], floor: int = MRI_STRATUM_FLOOR) -> np.ndarray:
+    """Each training MRI slice's stratum -> how many times it is seen an epoch: ceil(floor / n)
+    for a stratum of n slices (at least once)."""
+    names, inverse, sizes = np.unique(np.asarray(list(strata), dtype=str), return_inverse=True, return_counts=True)
+    del names
+    return np.maximum(1, np.ceil(floor / sizes[inverse])).astype(int) if len(sizes) else np.zeros(0, int)
+
+
 def training_set(mri_works: np.ndarray, ct_works: np.ndarray, synthetic_works: Sequence[np.ndarray],
                  synthetic_kinds: Sequence[str], seed: int = SEED, ct_copies: int = CT_COPIES,
-                 vary_share: float = VARY_SHARE, size: int = bc.INPUT_SIZE) -> TrainingSet:
+                 vary_share: float = VARY_SHARE, size: int = bc.INPUT_SIZE,
+                 mri_strata: Sequence[str] | None = None, mri_floor: int = MRI_STRATUM_FLOOR) -> TrainingSet:
     """Work images of each kind -> network inputs: MRI and synthetic varied with `vary_share`,
-    each CT `ct_copies` times (the first as is)."""
+    each CT `ct_copies` times (the first as is), each MRI slice of a stratum under `mri_floor`
+    slices `mri_copies` times (the first varied with `vary_share`, the rest varied)."""
     rng = np.random.default_rng(seed)
     works, labels, kinds = [], [], []
-    for work in mri_works:
-        works.append(vary(work, rng) if rng.random() < vary_share else work)
-        labels.append(0.0)
-        kinds.append(MRI)
+    copies = mri_copies(mri_strata, mri_floor) if mri_strata is not None else np.ones(len(mri_works), int)
+    for work, n in zip(mri_works, copies):
+        for copy in range(n):
+            works.append(vary(work, rng) if copy > 0 or rng.random() < vary_share else work)
+            labels.append(0.0)
+            kinds.append(MRI)
     for work in ct_works:
         for copy in range(ct_copies):
             works.append(work if copy == 0 else vary(work, rng))
@@ -566,11 +583,11 @@ class FitResult:
 def fit_check(data_root: str | Path, manifest_path: str | Path, seed: int = SEED, epochs: int = EPOCHS,
               synthetic_counts: tuple[int, int] = (SYNTHETIC_TRAIN, SYNTHETIC_VAL),
               limit_per_split: int | None = None, command: str = "",
-              progress: Callable[[str], None] = log.info) -> FitResult:
+              progress: Callable[[str], None] = log.info, mri_floor: int = MRI_STRATUM_FLOOR) -> FitResult:
     """Train on the manifest's train split, choose the threshold on its val split.
 
     `limit_per_split` (tests) keeps that many MRI and that many CT images of each split,
-    picked with `seed`. Returns the network, threshold and the figures check.json records.
+    picked with `seed`; `mri_floor` is `training_set`'s. Returns the network, threshold and the figures check.json records.
     """
     import keras
 
@@ -597,8 +614,9 @@ def fit_check(data_root: str | Path, manifest_path: str | Path, seed: int = SEED
     n_train_syn, n_val_syn = synthetic_counts
     syn_pixels, syn_kinds = synthetic_negatives(n_train_syn, seed + 1, TRAIN_PHOTOS)
     syn_works = [bc.work_image(p) for p in syn_pixels]
+    train_mri_strata = [i.stratum for i in chosen["train"] if i.kind == MRI]
     data = training_set(train_works[train_kinds == MRI], train_works[train_kinds == HEAD_CT], syn_works,
-                        syn_kinds, seed=seed)
+                        syn_kinds, seed=seed, mri_strata=train_mri_strata, mri_floor=mri_floor)
     del train_works, syn_works, syn_pixels
     progress(f"training on {len(data.labels)} samples ({data.counts}) for {epochs} epochs")
     model = fit_network(data, epochs=epochs, seed=seed,
@@ -630,6 +648,7 @@ def fit_check(data_root: str | Path, manifest_path: str | Path, seed: int = SEED
         "threshold_search": found,
         "validation": val,
         "training": {"seed": seed, "epochs": epochs, "samples": train_counts, "ct_copies": CT_COPIES,
+                     "mri_stratum_floor": mri_floor,
                      "vary_share": VARY_SHARE, "photos": list(TRAIN_PHOTOS), "held_out_photos": list(HELD_OUT_PHOTOS),
                      "synthetic_kinds": list(SYNTHETIC_KINDS), "limit_per_split": limit_per_split,
                      "seconds": round(time.monotonic() - started, 1), "keras": keras.__version__},
@@ -651,7 +670,9 @@ def _pct(figure: Mapping) -> str:
 def _samples(training: Mapping) -> str:
     samples = dict(training["samples"])
     mri, ct = samples.pop(MRI, 0), samples.pop(HEAD_CT, 0)
-    return (f"{mri:,} MRI slices, {ct:,} head CT samples ({ct // training['ct_copies']:,} CTs x {training['ct_copies']}), "
+    floor = training.get("mri_stratum_floor")
+    mri_text = f"{mri:,} MRI samples (each source and plane seen at least {floor:,} times)" if floor else f"{mri:,} MRI slices"
+    return (f"{mri_text}, {ct:,} head CT samples ({ct // training['ct_copies']:,} CTs x {training['ct_copies']}), "
             f"{sum(samples.values()):,} made-up negatives")
 
 

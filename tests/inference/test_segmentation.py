@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mri_core.inference.segmentation import lesion_of, mask_to_original, mask_uint8
+from mri_core.inference.segmentation import MIN_LEVEL, lesion_of, mask_to_original, mask_uint8, threshold_mask
 from mri_core.io import preprocess
 from mri_core.io import slices as io
 
@@ -61,3 +61,52 @@ def test_bad_masks_say_what_was_expected(prepared):
         mask_to_original(np.zeros((64, 64)), prepared, 1.0)
     with pytest.raises(ValueError, match="2-D mask"):
         lesion_of(np.zeros((2, 2, 2), bool))
+
+
+def _blob(shape, centre, radius, peak):
+    """A round bump of mask probability: `peak` at the centre, 0 at `radius`."""
+    rows, cols = np.indices(shape)
+    distance = np.hypot(rows - centre[0], cols - centre[1])
+    return np.clip(peak * (1 - distance / radius), 0, None).astype(np.float32)
+
+
+def test_without_a_cleanup_the_mask_is_the_threshold_alone():
+    probability = _blob((64, 64), (20, 20), 10, 1.0) + _blob((64, 64), (45, 45), 6, 0.6)
+    assert np.array_equal(threshold_mask(probability, 0.5), probability >= 0.5)
+    assert np.array_equal(threshold_mask(probability, 0.5, None), threshold_mask(probability, 0.5, {}))
+
+
+def test_a_faint_mask_gets_an_outline_with_a_relative_threshold_but_a_blank_one_does_not():
+    faint = _blob((64, 64), (30, 30), 12, 0.4)  # the network less sure than usual: nothing at 0.5
+    assert not threshold_mask(faint, 0.5).any()
+    outlined = threshold_mask(faint, 0.5, {"relative": 0.5})
+    assert np.array_equal(outlined, faint >= 0.2) and outlined[30, 30]
+    sure = _blob((64, 64), (30, 30), 12, 1.0)  # a confident mask keeps the package's threshold
+    assert np.array_equal(threshold_mask(sure, 0.5, {"relative": 0.5}), sure >= 0.5)
+    almost_blank = _blob((64, 64), (30, 30), 12, 0.12)
+    assert np.array_equal(threshold_mask(almost_blank, 0.5, {"relative": 0.5}), almost_blank >= MIN_LEVEL)
+    assert not threshold_mask(np.full((64, 64), 0.05, np.float32), 0.5, {"relative": 0.5}).any()
+
+
+def test_faint_specks_go_and_a_second_confident_lesion_stays():
+    main, speck = _blob((64, 64), (20, 20), 10, 1.0), _blob((64, 64), (50, 50), 4, 0.6)
+    kept = threshold_mask(main + speck, 0.5, {"component_peak": 0.95})
+    assert np.array_equal(kept, main >= 0.5)
+    second = _blob((64, 64), (50, 50), 6, 0.98)
+    both = threshold_mask(main + second, 0.5, {"component_peak": 0.95})
+    assert np.array_equal(both, (main + second) >= 0.5) and both[50, 50]
+
+
+def test_holes_inside_an_outline_are_filled():
+    ring = _blob((64, 64), (32, 32), 16, 1.0)
+    ring[28:37, 28:37] = 0.0  # a dark core, as in a necrotic tumor
+    assert not threshold_mask(ring, 0.5)[32, 32]
+    filled = threshold_mask(ring, 0.5, {"fill_holes": True})
+    assert filled[32, 32] and filled[28:37, 28:37].all()
+    assert np.array_equal(filled & ~(ring >= 0.5), np.pad(np.ones((9, 9), bool), ((28, 27), (28, 27))))
+
+
+def test_the_cleanup_applies_at_the_original_size(prepared):
+    probability = _blob((64, 64), (32, 40), 10, 0.4)  # faint: empty without the relative threshold
+    assert not mask_to_original(probability, prepared, 0.5).any()
+    assert mask_to_original(probability, prepared, 0.5, {"relative": 0.5}).any()

@@ -34,6 +34,9 @@ def test_every_shipped_package_meets_the_contract():
     ({"uncertainty_band": [0.5, 0.2]}, "invalid \"uncertainty_band\""),
     ({"segmentation": {"output": "mask"}}, "invalid \"segmentation\""),
     ({"segmentation": {"output": "mask", "threshold": 1.0}}, "invalid \"segmentation\""),
+    ({"segmentation": {"output": "mask", "threshold": 0.5, "cleanup": {"dilate": 3}}}, "names only relative"),
+    ({"segmentation": {"output": "mask", "threshold": 0.5, "cleanup": {"relative": 1.5}}}, "'relative' must be null"),
+    ({"segmentation": {"output": "mask", "threshold": 0.5, "cleanup": {"fill_holes": "yes"}}}, "'fill_holes' must be"),
 ])
 def test_a_bad_model_json_is_refused_with_what_to_fix(shipped_info, tmp_path, changes, fragment):
     info = {k: v for k, v in {**shipped_info, **changes}.items() if v is not None}

@@ -79,6 +79,22 @@ def test_variation_keeps_a_real_slice_a_grey_work_image(data_root):
     assert sum(not np.array_equal(image, pixels) for image in varied) >= 15
 
 
+def test_a_rare_source_is_copied_up_to_the_floor_and_its_copies_are_varied(data_root):
+    """Kaggle and Br35H are a few hundred of 8,000 training slices: each stratum is seen at least
+    the floor's number of times an epoch, the copies varied, a common stratum once."""
+    strata = ["rare"] * 3 + ["common"] * 10
+    assert fit.mri_copies(strata, floor=10).tolist() == [4] * 3 + [1] * 10
+    assert fit.mri_copies(strata, floor=1).tolist() == [1] * 13
+    works = [bc.work_image(pixels) for pixels in _real_slices(data_root, 4)]
+    data = fit.training_set(np.stack(works), np.zeros((0, bc.WORK_SIDE, bc.WORK_SIDE), np.float32), [], [],
+                            mri_strata=["rare", "common", "common", "common"], mri_floor=3, vary_share=0.0)
+    assert data.counts == {fit.MRI: 3 + 3} and (data.labels == 0).all()
+    plain = bc.prepare_check_input([bc.work_image(pixels) for pixels in _real_slices(data_root, 1)])[0]
+    first, *copies = data.inputs[:3]
+    assert np.allclose(first, plain, atol=1e-6)  # vary_share 0: the first copy as it is ...
+    assert all(not np.allclose(copy, plain, atol=1e-3) for copy in copies)  # ... the others varied
+
+
 def _real_slices(data_root: Path, n: int):
     from mri_core.io.slices import read_file
 
@@ -120,12 +136,12 @@ def test_figures_carry_wilson_intervals():
 
 def test_a_tiny_fit_writes_a_package_that_loads_and_reads(data_root, tmp_path):
     result = fit.fit_check(data_root, MANIFEST, epochs=1, limit_per_split=24, synthetic_counts=(16, 8),
-                           command="pytest tiny fit")
+                           command="pytest tiny fit", mri_floor=1)
     info = result.info
     assert fit.THRESHOLD_RANGE[0] <= result.threshold <= fit.THRESHOLD_RANGE[1]
     assert info["manifest"]["hash"] == splits.manifest_hash(MANIFEST)
     assert info["training"]["samples"][fit.HEAD_CT] == 24 * fit.CT_COPIES
-    assert info["training"]["samples"][fit.MRI] == 24
+    assert info["training"]["samples"][fit.MRI] == 24 and info["training"]["mri_stratum_floor"] == 1
     validation = info["validation"]
     assert validation["mri_flagged"]["n"] == 24 and validation["head_ct_flagged"]["n"] == 24
     assert validation["synthetic_flagged"]["n"] == 8

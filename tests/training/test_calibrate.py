@@ -89,3 +89,22 @@ def test_the_band_keeps_every_tumor_source_and_every_healthy_stratum_and_defers_
     figures = band_summary(scores, is_tumor, strata, low, high)
     assert figures["all"]["missed"] <= 0.01 and figures["a/coronal"]["healthy_called_tumor"] <= 0.03
     assert 0 < figures["all"]["deferred"] < 0.5
+
+
+def test_the_mask_cleanup_is_chosen_on_validation_outlines_and_the_simplest_wins_a_tie():
+    from mri_core.training.calibrate import MASK_CLEANUPS, choose_mask_cleanup
+
+    rows, cols = np.indices((32, 32))
+    truth = ((rows - 12) ** 2 + (cols - 12) ** 2 <= 25).astype(np.float32)  # a disc of radius 5
+    clean = truth * 0.9
+    masks = np.stack([truth] * 4)[..., None]
+    cleanup, dice, plain = choose_mask_cleanup(np.stack([clean] * 4)[..., None], masks, 0.5)
+    assert cleanup == MASK_CLEANUPS[0] == {"relative": None, "component_peak": None, "fill_holes": False}
+    assert dice == plain == 1.0
+    specked = clean.copy()
+    specked[26:29, 26:29] = 0.6  # a faint false speck away from the tumor
+    cleanup, dice, plain = choose_mask_cleanup(np.stack([specked] * 4)[..., None], masks, 0.5)
+    assert cleanup["component_peak"] is not None and dice == 1.0 > plain
+    empty = np.zeros((1, 32, 32, 1), np.float32)  # slices without an outline are left out
+    assert choose_mask_cleanup(np.concatenate([np.stack([specked] * 4)[..., None], empty]),
+                               np.concatenate([masks, empty]), 0.5)[1] == 1.0
