@@ -49,9 +49,10 @@ def threshold_mask(probability: np.ndarray, threshold: float, cleanup: dict | No
         return mask
     count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
     if steps["component_peak"] is not None and count > 2:
-        peaks = np.zeros(count, np.float32)
-        np.maximum.at(peaks, labels.ravel(), np.where(mask, probability, 0.0).ravel())
-        keep = peaks >= np.float32(steps["component_peak"]) * peaks[1:].max()
+        # a part's own peak reaches the level exactly when one of its pixels does
+        level = np.float32(steps["component_peak"]) * probability[mask].max()
+        keep = np.zeros(count, bool)
+        keep[np.unique(labels[mask & (probability >= level)])] = True
         keep[0] = False
         mask = keep[labels]
     if steps["fill_holes"]:

@@ -109,10 +109,20 @@ def _operating_point(info: dict) -> list[str]:
 def _segmentation(segmentation: dict | None) -> str:
     if not segmentation:
         return "none (a classifier only; the heatmap shows where the evidence lies)"
-    return (f"a second output `{segmentation['output']}`: per-pixel tumor probability, tumor at >= "
+    text = (f"a second output `{segmentation['output']}`: per-pixel tumor probability, tumor at >= "
             f"{segmentation['threshold']:.2f} (validation Dice at the model's resolution "
             f"{_fmt(segmentation.get('validation_dice_model_resolution'))} on {segmentation.get('validation_outlines')} "
-            "outlines); the heatmap still comes from the class output")
+            "outlines)")
+    cleanup = segmentation.get("cleanup") or {}
+    steps = ([f"the threshold falls to {cleanup['relative']:.0%} of the slice's highest mask probability where that "
+              "is lower (so a faint mask still outlines)"] if cleanup.get("relative") else []) \
+        + ([f"parts whose own peak is under {cleanup['component_peak']:.0%} of the slice's highest are dropped"]
+           if cleanup.get("component_peak") else []) \
+        + (["holes inside a part are filled"] if cleanup.get("fill_holes") else [])
+    if steps:
+        text += (f"; then, chosen on the same outlines ({_fmt(segmentation.get('validation_dice_model_resolution_cleaned'))}"
+                 f" with it): {'; '.join(steps)}")
+    return text + "; the heatmap still comes from the class output"
 
 
 def strata_section(figures: dict) -> list[str]:

@@ -79,3 +79,9 @@ def test_card_states_the_band_its_rule_the_mask_and_the_figures_per_stratum(tiny
     assert "| missed tumors (verdict no_tumor), br35h-extra | 0.020 [0.010, 0.050] (n=200) |" in card
     assert "| Dice of the mask, brisc2025 (mean [95%]; pooled) | 0.820 [0.800, 0.840]; 0.850 (n=400) |" in card
     assert "| ECE (15 bins): tumor probability; top label | 0.021; 0.034 |" in card
+    assert "then, chosen on the same outlines" not in card  # no cleanup named, none described
+    cleaned = {**info, "segmentation": {**info["segmentation"], "validation_dice_model_resolution_cleaned": 0.83,
+                                        "cleanup": {"relative": 0.5, "component_peak": 0.95, "fill_holes": False}}}
+    assert ("then, chosen on the same outlines (0.830 with it): the threshold falls to 50% of the slice's highest mask "
+            "probability where that is lower (so a faint mask still outlines); parts whose own peak is under 95% of "
+            "the slice's highest are dropped; the heatmap") in model_card(cleaned, strata=strata)
