@@ -1,9 +1,14 @@
-"""The command line contract of DESIGN.md, run as a user runs it (a real subprocess)."""
+"""The command line contract of DESIGN.md, run as a user runs it (a real subprocess).
+
+Each start of the CLI starts TensorFlow (seconds), so a run whose output several tests read is made
+once (module fixtures), and runs that do not depend on each other start side by side.
+"""
 
 import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -20,45 +25,86 @@ def run_cli(*args, timeout=300, **extra_env):
                           text=True, timeout=timeout, cwd=PROJECT_ROOT, env=env)
 
 
-def test_predict_json_answers_every_file_in_order_and_flags_the_corrupt_one(tiny_model_dir, kaggle_dir, tmp_path):
-    good = [kaggle_dir / "yes" / "Y1.jpg", sorted((kaggle_dir / "no").iterdir())[0]]
+def run_cli_side_by_side(runs: dict[str, tuple], **extra_env) -> dict[str, subprocess.CompletedProcess]:
+    """Independent CLI runs ({key: args}), each its own process as with `run_cli`, started together
+    so that one starts TensorFlow while another reads: {key: its finished process}."""
+    with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+        started = {key: pool.submit(run_cli, *args, **extra_env) for key, args in runs.items()}
+        return {key: future.result() for key, future in started.items()}
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tiny_model_dir, kaggle_dir, tmp_path_factory) -> dict:
+    """The tiny model's independent `predict` runs for the tests below, side by side (one TensorFlow
+    start per run, not per test; a fresh MRI_HOME). {run: (its inputs, its finished process, its folder)}:
+
+    "json": --json --save-heatmaps over a tumor, a corrupt PNG, a healthy slice, then two tumors saved
+    under one stem in two folders (a/scan.jpg, b/scan.jpg);
+    "cam_none": --json --cam none --slice all --volume-summary over a plain tumor slice, then a
+    two-slice NIfTI volume (the tiny model does not segment);
+    "readable": the readable lines, with --save-masks, over a tumor and a blank image.
+    """
+    from PIL import Image
+    from scans import nifti_bytes, stack_of
+
+    tmp_path = tmp_path_factory.mktemp("tiny_runs")
+    tumor, other_tumor = kaggle_dir / "yes" / "Y1.jpg", kaggle_dir / "yes" / "Y10.jpg"
     corrupt = tmp_path / "broken.png"
     corrupt.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
-    files = [good[0], corrupt, good[1]]
-    heatmaps = tmp_path / "maps"
-    done = run_cli("predict", *files, "--model", tiny_model_dir, "--json", "--save-heatmaps", heatmaps)
+    one, two = tmp_path / "a", tmp_path / "b"
+    one.mkdir(), two.mkdir()
+    (one / "scan.jpg").write_bytes(tumor.read_bytes())
+    (two / "scan.jpg").write_bytes(other_tumor.read_bytes())
+    volume = tmp_path / "brain.nii.gz"
+    volume.write_bytes(nifti_bytes(stack_of(sorted((kaggle_dir / "yes").iterdir())[:2], size=64), gz=True))
+    blank = tmp_path / "blank.png"
+    Image.fromarray(np.full((300, 200), 40, np.uint8)).save(blank)
+    inputs = {"json": [tumor, corrupt, sorted((kaggle_dir / "no").iterdir())[0], one / "scan.jpg", two / "scan.jpg"],
+              "cam_none": [tumor, volume], "readable": [tumor, blank]}
+    folders = {"json": tmp_path / "maps", "cam_none": None, "readable": tmp_path / "masks"}
+    done = run_cli_side_by_side({
+        "json": ("predict", *inputs["json"], "--model", tiny_model_dir, "--json", "--save-heatmaps", folders["json"]),
+        "cam_none": ("predict", *inputs["cam_none"], "--model", tiny_model_dir, "--cam", "none", "--json",
+                     "--slice", "all", "--volume-summary"),
+        "readable": ("predict", *inputs["readable"], "--model", tiny_model_dir, "--save-masks", folders["readable"]),
+    }, MRI_HOME=str(tmp_path / "home"))
+    return {run: (inputs[run], done[run], folders[run]) for run in inputs}
+
+
+def test_predict_json_answers_every_file_in_order_and_flags_the_corrupt_one(tiny_runs):
+    files, done, heatmaps = tiny_runs["json"]
     assert done.returncode == 1, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]  # stdout holds only JSON lines
     assert [line["file"] for line in lines] == [str(f) for f in files]
     assert set(lines[1]) == {"file", "error"} and "broken.png" in lines[1]["error"]
-    for line in (lines[0], lines[2]):
+    for line in lines[:1] + lines[2:]:
         assert set(line) == CONTRACT_KEYS
         assert line["tumor"] == (line["tumor_probability"] >= line["threshold"])
         assert line["model"] == "tiny@1"
     saved = np.load(heatmaps / "Y1.npy")
-    height, width = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(good[0]).convert("L")).shape
+    height, width = np.asarray(__import__("PIL.Image", fromlist=["Image"]).open(files[0]).convert("L")).shape
     assert saved.shape == (height, width) and saved.dtype == np.float32
     x, y = lines[0]["cam_peak"]
     assert saved[y, x] == pytest.approx(saved.max())
 
 
-def test_predict_all_good_exits_zero_and_cam_none_gives_nulls(tiny_model_dir, tumor_image_path):
-    done = run_cli("predict", tumor_image_path, "--model", tiny_model_dir, "--cam", "none", "--json")
+def test_predict_all_good_exits_zero_and_cam_none_gives_nulls(tiny_runs):
+    (plain, volume), done, _ = tiny_runs["cam_none"]
     assert done.returncode == 0, done.stderr
-    [line] = [json.loads(x) for x in done.stdout.splitlines()]
-    assert line["cam_peak"] is None and line["cam_box"] is None
+    readings = [line for line in map(json.loads, done.stdout.splitlines()) if "summary" not in line]
+    assert [line["file"] for line in readings] == [str(plain), str(volume), str(volume)]
+    for line in readings:
+        assert line["cam_peak"] is None and line["cam_box"] is None
 
 
-def test_same_stems_get_numbered_heatmaps(tiny_model_dir, kaggle_dir, tmp_path):
-    one, two = tmp_path / "a", tmp_path / "b"
-    one.mkdir(), two.mkdir()
-    source = (kaggle_dir / "yes" / "Y1.jpg").read_bytes()
-    (one / "scan.jpg").write_bytes(source)
-    (two / "scan.jpg").write_bytes(source)
-    done = run_cli("predict", one / "scan.jpg", two / "scan.jpg", "--model", tiny_model_dir, "--json",
-                   "--save-heatmaps", tmp_path / "maps")
-    assert done.returncode == 0, done.stderr
-    assert sorted(p.name for p in (tmp_path / "maps").iterdir()) == ["scan.npy", "scan_1.npy"]
+def test_same_stems_get_numbered_heatmaps(tiny_runs):
+    files, done, heatmaps = tiny_runs["json"]  # ends with a/scan.jpg, b/scan.jpg; the corrupt file gets none
+    assert sorted(p.name for p in heatmaps.iterdir()) == sorted(["Y1.npy", f"{files[2].stem}.npy", "scan.npy",
+                                                                 "scan_1.npy"])
+    from PIL import Image
+
+    for name, path in zip(["scan.npy", "scan_1.npy"], files[3:]):  # numbered in input order (sizes differ)
+        assert np.load(heatmaps / name).shape == np.asarray(Image.open(path).convert("L")).shape
 
 
 def test_save_masks_writes_each_inputs_outline_where_its_lesion_says(figshare_dir, tmp_path):
@@ -98,20 +144,15 @@ def test_save_masks_writes_each_inputs_outline_where_its_lesion_says(figshare_di
     assert lines[0]["lesion"] is not None and lines[2]["lesion"] is None
 
 
-def test_the_readable_line_leads_with_the_verdict_and_an_old_package_saves_no_masks(tiny_model_dir, tumor_image_path,
-                                                                                      tmp_path):
-    from PIL import Image
-
-    blank = tmp_path / "blank.png"
-    Image.fromarray(np.full((300, 200), 40, np.uint8)).save(blank)
-    done = run_cli("predict", tumor_image_path, blank, "--model", tiny_model_dir, "--save-masks", tmp_path / "masks")
+def test_the_readable_line_leads_with_the_verdict_and_an_old_package_saves_no_masks(tiny_runs):
+    _, done, masks = tiny_runs["readable"]
     assert done.returncode == 0, done.stderr
     first, second = done.stdout.splitlines()
     assert first.split(": ", 1)[1].startswith(("TUMOR (", "no tumor ("))
     assert second.startswith("blank.png: CANNOT READ (not a brain MRI slice like the training ones) warnings: "
                              "out_of_distribution")
     assert "p(tumor)" not in second  # no tumor call for an input it cannot read
-    assert "does not segment" in done.stderr and not (tmp_path / "masks").exists()
+    assert "does not segment" in done.stderr and not masks.exists()
 
 
 def test_bad_arguments_exit_two_with_a_message(tumor_image_path):
@@ -120,10 +161,29 @@ def test_bad_arguments_exit_two_with_a_message(tumor_image_path):
     assert run_cli("predict", "--cam", "bogus", tumor_image_path).returncode == 2
 
 
-def test_train_prints_the_package_path_last_and_evaluate_prints_metrics(small_kaggle, tmp_path):
-    home = str(tmp_path / "home")
-    done = run_cli("train", small_kaggle, "--arch", "paper", "--epochs", "1", "--image-size", "48", "--name", "cli-model",
-                   "--activate", MRI_HOME=home)  # the quickest architecture: the contract, not the network, is tested
+def _train_then_evaluate(data, home: Path, name: str, activation_flag: str, *evaluate_args):
+    """`train` (the quickest architecture: the contract, not the network, is tested), then `evaluate`."""
+    done = run_cli("train", data, "--arch", "paper", "--epochs", "1", "--image-size", "48", "--name", name,
+                   activation_flag, MRI_HOME=str(home))
+    return home, done, run_cli("evaluate", data, *evaluate_args, "--json", MRI_HOME=str(home))
+
+
+@pytest.fixture(scope="module")
+def trained_by_cli(small_kaggle, tmp_path_factory) -> dict:
+    """The two activation tests' CLI runs, each `train` then `evaluate` in its own MRI_HOME: "refused"
+    (--activate, then evaluate --model cli-model) and "forced" (--activate-anyway, then evaluate with
+    no --model). The two chains are independent processes, so they run side by side (one starts
+    TensorFlow while the other trains). -> {chain: (home, train process, evaluate process)}."""
+    homes = {chain: tmp_path_factory.mktemp(chain) / "home" for chain in ("refused", "forced")}
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        refused = pool.submit(_train_then_evaluate, small_kaggle, homes["refused"], "cli-model", "--activate",
+                              "--model", "cli-model")
+        forced = pool.submit(_train_then_evaluate, small_kaggle, homes["forced"], "forced", "--activate-anyway")
+        return {"refused": refused.result(), "forced": forced.result()}
+
+
+def test_train_prints_the_package_path_last_and_evaluate_prints_metrics(trained_by_cli):
+    home, done, evaluated = trained_by_cli["refused"]
     # saved, but 60 images make a model the activation rule keeps inactive: the reasons on stderr, exit 1
     assert done.returncode == 1, done.stderr
     package = Path(done.stdout.strip().splitlines()[-1])
@@ -132,25 +192,23 @@ def test_train_prints_the_package_path_last_and_evaluate_prints_metrics(small_ka
     assert "warning: No out-of-distribution statistics: " in done.stderr
     assert "warning: cli-model@1 was not activated: it has no out-of-distribution statistics" in done.stderr
     assert "--activate-anyway" in done.stderr and "(not activated: see the warning above)" in done.stderr
-    evaluated = run_cli("evaluate", small_kaggle, "--model", "cli-model", "--json", MRI_HOME=home)
     assert evaluated.returncode == 0, evaluated.stderr
     metrics = json.loads(evaluated.stdout)
     assert metrics["n"] == 60 and {"accuracy", "roc_auc", "sensitivity", "specificity", "confusion_matrix", "ece"} <= set(metrics)
+    assert metrics["model"] == "cli-model@1"
     from mri_core.package.registry import ACTIVE_FILE
 
-    assert not (Path(home) / ACTIVE_FILE).exists(), "the refused model was not activated"
+    assert not (home / ACTIVE_FILE).exists(), "the refused model was not activated"
 
 
-def test_train_activate_anyway_activates_a_model_that_fails_the_rule(small_kaggle, tmp_path):
-    home = str(tmp_path / "home")
-    done = run_cli("train", small_kaggle, "--arch", "paper", "--epochs", "1", "--image-size", "48", "--name", "forced",
-                   "--activate-anyway", MRI_HOME=home)
+def test_train_activate_anyway_activates_a_model_that_fails_the_rule(trained_by_cli):
+    _, done, evaluated = trained_by_cli["forced"]
     assert done.returncode == 0, done.stderr
     assert "warning: No out-of-distribution statistics: " in done.stderr and "was not activated" not in done.stderr
     assert "(active)" in done.stderr
-    evaluated = run_cli("evaluate", small_kaggle, "--json", MRI_HOME=home)  # the activated model
-    assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads(evaluated.stdout)["n"] == 60
+    assert evaluated.returncode == 0, evaluated.stderr  # evaluate with no --model: the activated model
+    metrics = json.loads(evaluated.stdout)
+    assert metrics["n"] == 60 and metrics["model"] == "forced@1"
 
 
 def test_training_on_a_bad_data_set_says_why(tmp_path):
@@ -174,8 +232,10 @@ def test_predict_reads_volumes_dicom_folders_and_slices_and_never_prints_patient
     broken = tmp_path / "broken.dcm"
     broken.write_bytes(dicom_bytes(stack[0], **SECRET_TAGS)[:-5000])
 
-    done = run_cli("predict", volume, series, single, broken, "--json", "--slice", "all",
-                   "--save-heatmaps", tmp_path / "maps")
+    done, chosen = run_cli_side_by_side({  # two independent runs of the active model
+        "every": ("predict", volume, series, single, broken, "--json", "--slice", "all",
+                  "--save-heatmaps", tmp_path / "maps"),
+        "chosen": ("predict", volume, "--json", "--slice", "2")}).values()
     assert done.returncode == 1, done.stderr
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert [(line["file"], line.get("slice")) for line in lines] == [
@@ -191,7 +251,7 @@ def test_predict_reads_volumes_dicom_folders_and_slices_and_never_prints_patient
         for part in value.split("^"):
             assert part not in printed, f"identifying value {part!r} was printed"
 
-    chosen = run_cli("predict", volume, "--json", "--slice", "2")
+    assert chosen.returncode == 0, chosen.stderr
     [line] = [json.loads(x) for x in chosen.stdout.splitlines()]
     assert line["slice"] == 2 and line["tumor_probability"] == lines[2]["tumor_probability"]
     assert run_cli("predict", volume, "--slice", "middle").returncode == 2
@@ -264,19 +324,15 @@ def test_volume_summary_measures_each_series_by_hand(kaggle_dir, tmp_path):
     assert dicom_summary["summary"]["volume_ml"] > 0
 
 
-def test_volume_summary_needs_every_slice_and_says_when_the_model_does_not_segment(tiny_model_dir, kaggle_dir,
-                                                                                    tmp_path):
-    from scans import nifti_bytes, stack_of
-
-    volume = tmp_path / "brain.nii.gz"
-    volume.write_bytes(nifti_bytes(stack_of(sorted((kaggle_dir / "yes").iterdir())[:2], size=64), gz=True))
+def test_volume_summary_needs_every_slice_and_says_when_the_model_does_not_segment(tiny_model_dir, tiny_runs):
+    (plain, volume), done, _ = tiny_runs["cam_none"]  # --slice all --volume-summary, the tiny model
     refused = run_cli("predict", volume, "--model", tiny_model_dir, "--json", "--volume-summary")
     assert refused.returncode == 2 and "--volume-summary needs --slice all" in refused.stderr
     assert refused.stdout == ""
-    done = run_cli("predict", volume, "--model", tiny_model_dir, "--json", "--slice", "all", "--volume-summary")
     assert done.returncode == 0, done.stderr
     assert "does not segment tumors" in done.stderr
-    *slices, last = [json.loads(line) for line in done.stdout.splitlines()]
+    alone, *slices, last = [json.loads(line) for line in done.stdout.splitlines()]
+    assert alone["file"] == str(plain) and "slice" not in alone  # a plain image: no summary line after it
     assert [line["slice"] for line in slices] == [0, 1]
     assert last == {"file": str(volume), "series": "brain.nii.gz",
                     "summary": {"volume_ml": None, "slices_with_tumor": None, "max_diameter_mm": None,

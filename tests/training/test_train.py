@@ -13,6 +13,7 @@ from mri_core.inference.model import load_model
 from mri_core.inference.ood import INFO_KEY, OOD_FILE
 from mri_core.io.errors import TrainingCancelled
 from mri_core.package import registry
+from mri_core.training.batches import epoch_size
 from mri_core.training.events import DataReady, EpochEnd, PartFailed, StepEnd
 from mri_core.training.recipes import RECIPES, TrainSettings, settings_for
 from mri_core.training.train import fit, train, train_and_save
@@ -75,16 +76,33 @@ def test_same_seed_gives_the_same_history(small_kaggle):
     assert first.info["history"][0]["loss"] == pytest.approx(second.info["history"][0]["loss"], rel=1e-4)
 
 
-def test_an_augmented_run_repeats_exactly(small_kaggle):
-    # the default recipe augments in a parallel tf.data map: a stateful random layer there drew
-    # in whatever order the batches ran, and two runs of the same command parted after epoch 1
-    from mri_core.training.prepared import load_training_data
+@pytest.fixture(scope="module")
+def boxed_run(figshare_dir, kaggle_dir, tmp_path_factory):
+    """One `default`-recipe run (augmented, box loss on, 2 epochs at 64 px) on real boxed tumors and
+    healthy Kaggle slices: (its settings, its TrainResult). Shared by the boxed-run and repeat tests."""
+    root = tmp_path_factory.mktemp("boxed-run")
+    # 27 boxed + 12 healthy: 24 training groups, three whole batches of 8 an epoch, so each run traces
+    # its step once and not again for a smaller last batch
+    boxed = link_subset(figshare_dir, root / "figshare-boxes", per_class=9)
+    (boxed / "boxes.csv").symlink_to(figshare_dir / "boxes.csv")
+    healthy = link_subset(kaggle_dir, root / "kaggle", per_class=12, classes=["no"])
+    settings = settings_for("default", epochs=2, image_size=64, batch_size=8, box_weight=0.5)
+    with pytest.MonkeyPatch.context() as patch:  # train saves nothing; never near the user's registry all the same
+        patch.setenv("MRI_HOME", str(tmp_path_factory.mktemp("home")))
+        return settings, train([boxed, healthy], settings)
 
-    settings = settings_for("default", epochs=2, image_size=48, batch_size=8)
-    data = load_training_data([small_kaggle], settings)
-    histories = [fit(data, settings)[1] for _ in range(2)]
-    strip = [[{k: v for k, v in record.items() if k != "elapsed_s"} for record in h] for h in histories]
-    assert strip[0] == strip[1]
+
+def test_an_augmented_run_repeats_exactly(boxed_run):
+    # the default recipe augments in a parallel tf.data map: a stateful random layer there drew
+    # in whatever order the batches ran, and two runs of the same command parted after epoch 1.
+    # The second run: `fit` again on the same prepared data with the same settings (several
+    # augmented batches per epoch, boxes moving with their images), against the shared run's history.
+    settings, first = boxed_run
+    assert epoch_size(first.data, settings.group_sampling) > 2 * settings.batch_size  # several batches an epoch
+    _, again = fit(first.data, settings)
+    strip = [[{k: v for k, v in record.items() if k != "elapsed_s"} for record in h]
+             for h in (first.info["history"], again)]
+    assert len(strip[0]) == settings.epochs and strip[0] == strip[1]
 
 
 def test_typed_folders_with_a_yes_folder_train_a_typed_model(typed_dir, kaggle_dir, tmp_path):
@@ -97,11 +115,8 @@ def test_typed_folders_with_a_yes_folder_train_a_typed_model(typed_dir, kaggle_d
     assert result.info["test_metrics"]["n"] == result.info["data"]["split_sizes"]["test"]
 
 
-def test_boxed_images_train_the_heatmap_and_the_run_records_it(tmp_path, figshare_dir, kaggle_dir):
-    boxed = link_subset(figshare_dir, tmp_path / "figshare-boxes", per_class=8)
-    (boxed / "boxes.csv").symlink_to(figshare_dir / "boxes.csv")
-    healthy = link_subset(kaggle_dir, tmp_path / "kaggle", per_class=12, classes=["no"])
-    result = train([boxed, healthy], settings_for("default", epochs=2, image_size=64, batch_size=8, box_weight=0.5))
+def test_boxed_images_train_the_heatmap_and_the_run_records_it(boxed_run):
+    _, result = boxed_run
     assert result.info["data"]["boxed_train_images"] > 10
     assert all(h["box_loss"] > 0 for h in result.info["history"])
     assert "--box-weight 0.5" in result.info["command"]
