@@ -55,7 +55,7 @@ LEARNING_RATE = 2e-3
 # against about 8,000 MRI slices.
 CT_COPIES = 6
 # Each MRI stratum (a source; brisc2025 each plane) is seen at least this many times an epoch:
-# a rarer one is copied (the first plain, the rest varied). The web-gathered styles (Kaggle,
+# a rarer one is copied (the first as any MRI slice, the rest varied). The web-gathered styles (Kaggle,
 # Br35H: about 260 of 8,000 training slices) were otherwise under-learnt, and their bright-scalp
 # T1 slices read as CT (4 of 159 Kaggle training slices, 3 of 71 Br35H held-out tumors flagged).
 MRI_STRATUM_FLOOR = 600
@@ -453,8 +453,7 @@ class TrainingSet:
 def mri_copies(strata: Sequence[str], floor: int = MRI_STRATUM_FLOOR) -> np.ndarray:
     """Each training MRI slice's stratum -> how many times it is seen an epoch: ceil(floor / n)
     for a stratum of n slices (at least once)."""
-    names, inverse, sizes = np.unique(np.asarray(list(strata), dtype=str), return_inverse=True, return_counts=True)
-    del names
+    _, inverse, sizes = np.unique(np.asarray(list(strata), dtype=str), return_inverse=True, return_counts=True)
     return np.maximum(1, np.ceil(floor / sizes[inverse])).astype(int) if len(sizes) else np.zeros(0, int)
 
 

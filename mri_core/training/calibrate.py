@@ -23,8 +23,8 @@ THRESHOLD_RANGE = (0.02, 0.5)
 MIN_SOURCE_TUMORS = 10  # a source with fewer validation tumors cannot set the threshold
 MIN_STRATUM_HEALTHY = 30  # a (source, plane) stratum with fewer validation healthy slices cannot move the band
 MASK_THRESHOLDS = np.round(np.arange(0.3, 0.71, 0.05), 2)  # candidates for the mask's pixel threshold
-# Candidates for the mask's cleanup (`inference.segmentation.threshold_mask`), simplest first; one
-# is taken over a simpler one only if its mean validation Dice is higher by at least MIN_CLEANUP_GAIN.
+# Candidates for the mask's cleanup (`inference.segmentation.threshold_mask`), simplest first; a
+# later one replaces the best so far only if its mean validation Dice is higher by MIN_CLEANUP_GAIN.
 MASK_CLEANUPS = [{"relative": relative, "component_peak": peak, "fill_holes": fill}
                  for relative in (None, 0.5) for peak in (None, 0.95) for fill in (False, True)]
 MIN_CLEANUP_GAIN = 0.001
