@@ -41,8 +41,8 @@ WARNING_TEXT = {
     # A caution, whatever the verdict: it also fires on some real MRI (an unusual scanner, contrast
     # or export), whose tumor call stands; a reading that is not a brain MRI at all is `cannot_read`.
     OUT_OF_DISTRIBUTION: "This image looks unlike the brain MRI slices the model was trained on (an unusual "
-                         "scanner, contrast, crop or export, or not a brain MRI slice at all?). Treat the "
-                         "reading below with caution and check the image itself.",
+                         "scanner, contrast, crop or export, or not a brain MRI slice at all?). Treat any "
+                         "reading of it with caution and check the image itself.",
     LOW_CONFIDENCE: "The tumor probability is close to the decision threshold: the model cannot tell "
                     "well here; rely on the radiologist's reading.",
     IMAGE_SMALL: "The image is smaller than any the model was trained on; fine detail may be lost.",
