@@ -81,6 +81,7 @@ def test_dicom_series_scan_all_measures_the_tumor_volume_from_the_slice_position
     assert "mm²" in page.locator("body").inner_text(), "DICOM PixelSpacing: the area in mm²"
 
     # every scanned slice's outline as a DICOM Segmentation, built on request, filed with the source's patient
+    wait_until_idle(page)  # a click on a button the scan's rerun is still replacing would be lost
     page.get_by_role("button", name="Make a DICOM Segmentation").click()
     with page.expect_download() as download:
         page.get_by_role("button", name="Download the DICOM Segmentation").click()
