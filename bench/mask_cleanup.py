@@ -26,14 +26,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from mri_core.inference.model import load_model  # noqa: E402
-from mri_core.inference.segmentation import threshold_mask  # noqa: E402
 from mri_core.io.inputs import prepare_files  # noqa: E402
 from mri_core.package import registry  # noqa: E402
 from mri_core.training import data as datasets  # noqa: E402
 from mri_core.training import splits  # noqa: E402
-from mri_core.training.calibrate import MASK_CLEANUPS, choose_mask_cleanup, predict_masks  # noqa: E402
+from mri_core.training.calibrate import MASK_CLEANUPS, choose_mask_cleanup, mask_cleanup_scores, predict_masks  # noqa: E402
 from mri_core.training.prepared import REGION_OUTLINE, tumor_regions  # noqa: E402
-from mri_core.training.strata import dice  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
 
@@ -67,9 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     images, masks = validation_outlines(info, args.data_root)
     predicted = predict_masks(scan_model.keras_model, images, scan_model.mirror_average)
     threshold = scan_model.mask_threshold
-    for cleanup in MASK_CLEANUPS:
-        scores = [dice(threshold_mask(p[..., 0], threshold, cleanup), m[..., 0] > 0.5) for p, m in zip(predicted, masks)]
-        print(f"{json.dumps(cleanup)}: mean validation Dice {np.mean(scores):.4f}")
+    for cleanup, score in zip(MASK_CLEANUPS, mask_cleanup_scores(predicted, masks, threshold)):
+        print(f"{json.dumps(cleanup)}: mean validation Dice {score:.4f}")
     cleanup, cleaned, plain = choose_mask_cleanup(predicted, masks, threshold)
     print(f"chosen {json.dumps(cleanup)}: {plain:.4f} -> {cleaned:.4f} on {len(masks)} validation outlines")
     if args.out.exists():

@@ -67,8 +67,6 @@ def mask_to_original(mask_probability: np.ndarray, prepared: preprocess.Prepared
                      cleanup: dict | None = None) -> np.ndarray:
     """(S, S) mask probabilities over the model input -> (H, W) bool mask over the original slice:
     mapped back through the crop box, then `threshold_mask` (with the package's cleanup)."""
-    if not 0.0 < threshold < 1.0:
-        raise ValueError(f"The mask threshold must lie strictly between 0 and 1, got {threshold}.")
     return threshold_mask(preprocess.heatmap_to_original(mask_probability, prepared), threshold, cleanup)
 
 

@@ -107,20 +107,22 @@ def choose_mask_threshold(predicted: np.ndarray, masks: np.ndarray) -> tuple[flo
     return best, scores[best]
 
 
-def choose_mask_cleanup(predicted: np.ndarray, masks: np.ndarray, threshold: float) -> tuple[dict, float, float]:
-    """(the `MASK_CLEANUPS` entry with the best mean validation Dice over tumor outlines at
-    `threshold`, that Dice, the Dice without cleanup), at the model's resolution."""
+def mask_cleanup_scores(predicted: np.ndarray, masks: np.ndarray, threshold: float) -> list[float]:
+    """Mean Dice over the tumor outlines of `masks` of each `MASK_CLEANUPS` entry at `threshold`
+    ((N, S, S, 1) probabilities and masks at the model's resolution; 0.0 without outlines)."""
     from mri_core.inference.segmentation import threshold_mask
     from mri_core.training.strata import dice
 
     outlined = masks.reshape(len(masks), -1).any(axis=1)
     maps, truths = predicted[outlined][..., 0], masks[outlined][..., 0] > 0.5
+    return [float(np.mean([dice(threshold_mask(m, threshold, cleanup), t) for m, t in zip(maps, truths)]))
+            if len(maps) else 0.0 for cleanup in MASK_CLEANUPS]
 
-    def mean_dice(cleanup: dict) -> float:
-        return float(np.mean([dice(threshold_mask(m, threshold, cleanup), t) for m, t in zip(maps, truths)])) \
-            if len(maps) else 0.0
 
-    scores = [mean_dice(cleanup) for cleanup in MASK_CLEANUPS]
+def choose_mask_cleanup(predicted: np.ndarray, masks: np.ndarray, threshold: float) -> tuple[dict, float, float]:
+    """(the `MASK_CLEANUPS` entry with the best mean validation Dice over tumor outlines at
+    `threshold`, that Dice, the Dice without cleanup), at the model's resolution."""
+    scores = mask_cleanup_scores(predicted, masks, threshold)
     best = 0
     for i, score in enumerate(scores):
         if score >= scores[best] + MIN_CLEANUP_GAIN:
