@@ -1,18 +1,26 @@
-"""Accuracy audit of model packages on one part of a split manifest, over all its data sets.
+"""The accuracy bench: every issue-21 figure, per source, class and plane, with 95 % intervals,
+for one or more models in one table.
 
-    python bench/accuracy.py --model PACKAGE [--model PACKAGE2 ...]
-        [--manifest bench/splits/shipped.json] [--data ../shared/data] [--part test]
+    python bench/accuracy.py --model default-4class-seg [--model paper-kaggle ...]
+        [--manifest bench/splits/mri-v2.json] [--data ../shared/data] [--part test]
+        [--unseen-by bench/splits/shipped.json] [--per-stratum N] [--section strata] [--out bench/results.json] [--no-save]
 
-Per model: accuracy, ROC AUC, sensitivity and specificity with 95% intervals; sensitivity
-per tumor source (and per source and class); sensitivity and specificity within each source
-that has both kinds (Kaggle yes vs no); ECE (15 bins) before and after the model's
-temperature; a source probe on the model's pooled features; Grad-CAM localisation on the
-boxed figshare images (pointing game, IoU of cam_box with the tumor box), each next to the
-centre-of-the-brain-crop baseline. An image whose class the model does not name is judged
-on tumor vs no tumor only (`evaluate.compute_metrics`).
+Reads the part's images (MRI of every set, and the head-CT `not_mri` section) through the
+reading path the CLI uses (`inference.stream.read_paths`, Grad-CAM on), then reports with
+`training.strata`: missed tumors per tumor source, healthy slices called tumor per (source,
+plane), deferrals, cannot_read on MRI and on head CT, 4-class accuracy among readings not
+deferred, ROC AUC of the tumor probability (tumor vs healthy MRI: all, per source and per
+source/plane; bootstrap interval), Dice of the mask and of the heatmap at half its peak (mean
+with a bootstrap interval, and pooled), the pointing game per source with outlines or boxes,
+and the ECE of the tumor probability and of the top label.
 
-Writes the "accuracy" section of bench/results.json (the models of this run only: pass
-every model that belongs in the table at once) and prints a Markdown table to stdout.
+`--unseen-by MANIFEST` measures a model trained on another split on the images it never saw:
+an image is kept only when no member of its near-duplicate group (this manifest's groups) was in
+that manifest's train or validation part. `--per-stratum N` reads at most N images per (source,
+class, plane) for a quick look (seeded); the figures in the README use every image.
+Writes the "strata" section (or --section) of bench/results.json, one entry per model, and prints a table.
+Until issue 21 this script was `bench/strata.py`, and `bench/accuracy.py` an audit of the earlier
+models on `bench/splits/shipped.json` (its figures stay in results.json -> accuracy; git history).
 """
 
 from __future__ import annotations
@@ -21,274 +29,134 @@ import argparse
 import os
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-
-import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.results_store import update_results  # noqa: E402
-from mri_core.training import audit  # noqa: E402
-from mri_core.training import data as datasets
-from mri_core.training import splits
-from mri_core.io import slices as io
-from mri_core.io import preprocess
-from mri_core.inference.verdict import decide  # noqa: E402
-from mri_core.training.evaluate import NO_TUMOR_NAMES, compute_metrics  # noqa: E402
-from mri_core.inference.explain import cam_peak_and_box  # noqa: E402
+from bench.results_store import RESULTS, update_results  # noqa: E402
 from mri_core.inference.model import load_model  # noqa: E402
+from mri_core.inference.stream import read_paths  # noqa: E402
+from mri_core.training import splits, strata  # noqa: E402
 
 PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_MANIFEST = PROJECT / "bench" / "splits" / "shipped.json"
-DEFAULT_DATA = PROJECT.parent / "shared" / "data"
-BOXED_ROOT = "figshare-boxes"
-KAGGLE_ROOT = "kaggle-brain-mri"
-GRADCAM_BATCH = 32
-PREPARE_WORKERS = 2
-SEED = 0
+DEFAULT_MANIFEST = PROJECT / "bench" / "splits" / "mri-v2.json"
+DEFAULT_DATA = Path(os.environ.get("MRI_DATA", PROJECT.parent / "shared" / "data"))
 
 
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-# --- data --------------------------------------------------------------------------------
-
-def select_records(data: Path, manifest_path: Path, part: str) -> tuple[list[datasets.ImageRecord], str]:
-    """Every image of the manifest's roots under `data` in `part` -> (records, manifest hash)."""
-    manifest = splits.read_manifest(manifest_path)
-    dataset = datasets.discover([data / root for root in manifest["roots"]])
-    split = splits.apply_manifest(dataset, manifest)
-    records = [r for r in dataset.records if split.get(r.sha256) == part]
-    if not records:
-        raise SystemExit(f"No images in the {part!r} part of {manifest_path}.")
-    return records, splits.manifest_hash(manifest)
+def read_items(scan_model, items: list[strata.Item]) -> list:
+    readings = []
+    for (path, outcome), item in zip(read_paths(scan_model, [i.path for i in items]), items):
+        if not hasattr(outcome, "verdict"):
+            raise SystemExit(f"{item.path} could not be read: {outcome}")
+        readings.append(outcome)
+    return readings
 
 
-def prepare_records(records, image_size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Records -> (float32 (N, S, S, 1) model inputs as a reading makes them, crop boxes (N, 4), shapes (N, 2) = (H, W))."""
-    def prepare_one(record):
-        prepared = preprocess.prepare(io.read_file(record.path)[0].pixels, image_size)
-        return prepared.image, prepared.crop_box, prepared.original_shape
-
-    with ThreadPoolExecutor(max_workers=PREPARE_WORKERS) as pool:
-        images, crop_boxes, shapes = zip(*pool.map(prepare_one, records))
-    return np.stack(images), np.array(crop_boxes), np.array(shapes)
-
-
-# --- one model ---------------------------------------------------------------------------
-
-def detection_figures(scan_model, records, images: np.ndarray, rng: np.random.Generator) -> dict:
-    """Accuracy, AUC, sensitivity/specificity (with intervals), per-source rates and ECE."""
-    from sklearn.metrics import roc_auc_score
-
-    true_classes = [r.class_name for r in records]
-    roots = np.array([r.root_name for r in records])
-    raw = scan_model.predict(images)
-    calibrated = scan_model.calibrate(raw)
-    args = (scan_model.class_names, scan_model.no_tumor_classes, scan_model.threshold)
-    before, metrics = compute_metrics(true_classes, raw, *args), compute_metrics(true_classes, calibrated, *args)
-    _, tumor, tumor_probability = decide(calibrated, *args)
-    true_tumor = np.array([c not in NO_TUMOR_NAMES and c not in scan_model.no_tumor_classes for c in true_classes])
-
-    n = len(records)
-    named = np.array([c in scan_model.class_names for c in true_classes])
-    named_accuracy = None
-    if named.any():
-        named_metrics = compute_metrics([c for c, k in zip(true_classes, named) if k], calibrated[named], *args)
-        named_accuracy = audit.rate_with_interval(round(named_metrics["accuracy"] * named.sum()), int(named.sum()))
-    auc_interval = audit.bootstrap_interval(
-        lambda idx: roc_auc_score(true_tumor[idx], tumor_probability[idx]), n, rng, strata=true_tumor)
-    per_source = audit.per_source_rates(true_tumor, tumor, roots)
-    return {
-        "n": n,
-        "classes": scan_model.class_names,
-        "threshold": scan_model.threshold,
-        "temperature": scan_model.temperature,
-        "accuracy": audit.rate_with_interval(round(metrics["accuracy"] * n), n),
-        "accuracy_named_classes": named_accuracy,
-        "roc_auc": {"value": metrics["roc_auc"], "low": round(auc_interval[0], 6), "high": round(auc_interval[1], 6)},
-        "sensitivity": audit.rate_with_interval(int((tumor & true_tumor).sum()), int(true_tumor.sum())),
-        "specificity": audit.rate_with_interval(int((~tumor & ~true_tumor).sum()), int((~true_tumor).sum())),
-        "per_source": per_source,
-        "per_source_class": audit.per_source_rates(
-            true_tumor, tumor, [f"{r.root_name}/{r.class_name}" for r in records]),
-        "within_kaggle": per_source.get(KAGGLE_ROOT),
-        "ece": {"before": before["ece"], "after": metrics["ece"],
-                "tumor_before": before["ece_tumor"], "tumor_after": metrics["ece_tumor"], "bins": 15},
-        "confusion_matrix": metrics["confusion_matrix"],
-    }
-
-
-def probe_figures(scan_model, records, images: np.ndarray) -> dict:
-    """Source probe on pooled features: all images, and tumor images only (so it cannot lean on the class)."""
-    features = audit.pooled_features(scan_model.keras_model, images)
-    roots = np.array([r.root_name for r in records])
-    tumors = np.array([r.class_name not in NO_TUMOR_NAMES for r in records])
-    return {"all_images": audit.source_probe(features, roots, seed=SEED),
-            "tumor_images": audit.source_probe(features[tumors], roots[tumors], seed=SEED),
-            "features": int(features.shape[1])}
-
-
-def localisation_figures(scan_model, records, images, crop_boxes, shapes, boxes, rng,
-                         cams_of=None, limit: int | None = None) -> dict:
-    """Grad-CAM peak and cam_box against the figshare tumor boxes, next to the centre baseline.
-
-    `cams_of`: float32 (B, S, S, 1) -> (B, h, w) cams in [0, 1] (default the compiled
-    Grad-CAM); `limit`: only that many boxed images, evenly spaced in record order.
-    """
-    cams_of = cams_of or (lambda batch: scan_model.gradcam(batch)[1])
-    boxed = [i for i, r in enumerate(records) if r.root_name == BOXED_ROOT and r.relative_path in boxes]
-    size_mismatch = {i for i in boxed if tuple(shapes[i]) != boxes[records[i].relative_path][1]}
-    boxed = [i for i in boxed if i not in size_mismatch]
-    if limit and len(boxed) > limit:  # evenly spaced, so every class and patient range is in
-        boxed = [boxed[int(k)] for k in np.linspace(0, len(boxed) - 1, limit)]
-    if not boxed:
-        return {"n": 0}
-    true_boxes = np.array([boxes[records[i].relative_path][0] for i in boxed])
-    peaks, cam_boxes = np.full((len(boxed), 2), np.nan), np.zeros((len(boxed), 4), int)
-    has_cam = np.zeros(len(boxed), bool)
+def model_figures(ref: str, items: list[strata.Item]) -> dict:
+    scan_model = load_model(ref)
     started = time.perf_counter()
-    for start in range(0, len(boxed), GRADCAM_BATCH):
-        batch = boxed[start:start + GRADCAM_BATCH]
-        cams = cams_of(images[batch])  # cams (B, h, w)
-        for j, (i, cam) in enumerate(zip(batch, cams), start):
-            prepared = preprocess.Prepared(images[i], tuple(crop_boxes[i]), tuple(shapes[i]))
-            peak, box = cam_peak_and_box(preprocess.heatmap_to_original(cam, prepared))
-            if peak is not None:
-                peaks[j], cam_boxes[j], has_cam[j] = peak, box, True
+    readings = read_items(scan_model, items)
     seconds = time.perf_counter() - started
-
-    crops = crop_boxes[boxed]
-    fractions = audit.box_area_fraction(cam_boxes, crops)
-    # an image without a cam gets the median cam size, so the baseline still answers there
-    fractions[~has_cam] = np.median(fractions[has_cam]) if has_cam.any() else 0.05
-    centre_peaks, centre_boxes = audit.centre_baseline(crops, shapes[boxed], fractions)
-    cam_hits, centre_hits = audit.pointing_game(peaks, true_boxes), audit.pointing_game(centre_peaks, true_boxes)
-    cam_iou = np.where(has_cam, audit.box_iou(cam_boxes, true_boxes), 0.0)
-    centre_iou = audit.box_iou(centre_boxes, true_boxes)
-    # a stronger IoU baseline: every box the typical tumor's size (known from the answers)
-    tumor_fraction = float(np.median(audit.box_area_fraction(true_boxes, crops)))
-    centre_iou_tumor_size = audit.box_iou(audit.centre_baseline(crops, shapes[boxed], tumor_fraction)[1], true_boxes)
-
-    def mean_with_interval(values):
-        low, high = audit.bootstrap_interval(lambda idx: values[idx].mean(), len(values), rng)
-        return {"mean": round(float(values.mean()), 6), "low": round(low, 6), "high": round(high, 6)}
-
     return {
-        "n": len(boxed),
-        "size_mismatch_skipped": len(size_mismatch),
-        "no_cam": int((~has_cam).sum()),
-        "pointing_game": audit.rate_with_interval(int(cam_hits.sum()), len(boxed)),
-        "pointing_game_centre": audit.rate_with_interval(int(centre_hits.sum()), len(boxed)),
-        "hits_cam_only": int((cam_hits & ~centre_hits).sum()),
-        "hits_centre_only": int((~cam_hits & centre_hits).sum()),
-        "iou": mean_with_interval(cam_iou),
-        "iou_centre": mean_with_interval(centre_iou),
-        "iou_centre_tumor_size": mean_with_interval(centre_iou_tumor_size),
-        "cam_box_area_of_crop": round(float(np.median(fractions)), 6),
-        "true_box_area_of_crop": round(tumor_fraction, 6),
-        "baseline_rule": "peak = centre pixel of the brain crop; box = square about it with the "
-                         "area fraction of the crop that this image's cam_box has (iou_centre), or "
-                         "the median tumor box's fraction (iou_centre_tumor_size)",
-        "gradcam_seconds_per_image": round(seconds / len(boxed), 5),
-        "gradcam_batch": GRADCAM_BATCH,
+        "model": scan_model.ref, "images": len(items), "read_seconds": round(seconds, 1),
+        "threshold": scan_model.threshold, "uncertainty_band": scan_model.info.get("uncertainty_band"),
+        "verdicts": strata.verdict_figures(items, readings),
+        "roc_auc": strata.auc_figures(items, readings),
+        "calibration": strata.calibration_figures(items, readings),
+        "segmentation": strata.segmentation_figures(items, readings),
+        "pointing_game": strata.pointing_figures(items, readings),
     }
 
 
-def audit_model(package: str, records, data: Path, prepared_cache: dict) -> tuple[str, dict]:
-    scan_model = load_model(package)
-    size = scan_model.image_size
-    if size not in prepared_cache:
-        log(f"preparing {len(records)} images at {size} px ...")
-        prepared_cache[size] = prepare_records(records, size)
-    images, crop_boxes, shapes = prepared_cache[size]
-    rng = np.random.default_rng(SEED)
-    log(f"{scan_model.ref}: predicting ...")
-    figures = {"package": str(package), **detection_figures(scan_model, records, images, rng)}
-    log(f"{scan_model.ref}: source probe ...")
-    figures["source_probe"] = probe_figures(scan_model, records, images)
-    log(f"{scan_model.ref}: Grad-CAM localisation ...")
-    figures["localisation"] = localisation_figures(
-        scan_model, records, images, crop_boxes, shapes, datasets.read_boxes(data / BOXED_ROOT), rng)
-    return scan_model.ref, figures
+def markdown(models: dict[str, dict]) -> str:
+    """One column per model, one row per figure."""
+    refs = list(models)
+    rows: list[tuple[str, list[str]]] = []
 
+    def add(label, pick):
+        rows.append((label, [pick(models[ref]) for ref in refs]))
 
-# --- report ------------------------------------------------------------------------------
-
-def _rate(entry: dict | None) -> str:
-    if not entry or entry.get("rate") is None:
-        return "–"
-    return f"{entry['rate']:.3f} [{entry['low']:.3f}, {entry['high']:.3f}] (n={entry['n']})"
-
-
-def _interval(entry: dict, key: str) -> str:
-    if entry.get(key) is None:
-        return "–"
-    return f"{entry[key]:.3f} [{entry['low']:.3f}, {entry['high']:.3f}]"
-
-
-def markdown_table(models: dict[str, dict]) -> str:
-    """One row per figure, one column per model."""
-    tumor_sources = sorted({s for f in models.values() for s, e in f["per_source"].items() if "sensitivity" in e})
-    rows = [
-        ("accuracy (unnamed classes: tumor vs no)", lambda f: _rate(f["accuracy"])),
-        ("accuracy on classes the model names", lambda f: _rate(f["accuracy_named_classes"])),
-        ("ROC AUC tumor vs no tumor", lambda f: _interval(f["roc_auc"], "value")),
-        ("sensitivity", lambda f: _rate(f["sensitivity"])),
-        ("specificity", lambda f: _rate(f["specificity"])),
-        *[(f"sensitivity, {s}", lambda f, s=s: _rate(f["per_source"].get(s, {}).get("sensitivity")))
-          for s in tumor_sources],
-        ("Kaggle yes/no: sensitivity", lambda f: _rate((f["within_kaggle"] or {}).get("sensitivity"))),
-        ("Kaggle yes/no: specificity", lambda f: _rate((f["within_kaggle"] or {}).get("specificity"))),
-        ("ECE top class, before → after T", lambda f: f"{f['ece']['before']:.3f} → {f['ece']['after']:.3f} (T={f['temperature']:.2f})"),
-        ("source probe accuracy (majority rate)", lambda f: "{accuracy:.3f} ({majority_rate:.3f})".format(**f["source_probe"]["all_images"])),
-        ("source probe, balanced (chance)", lambda f: "{balanced_accuracy:.3f} ({chance_balanced_accuracy:.3f})".format(**f["source_probe"]["all_images"])),
-        ("pointing game (centre baseline)", lambda f: _localisation(f, "pointing_game")),
-        ("mean IoU cam_box (centre: cam size; tumor size)", lambda f: _localisation(f, "iou")),
-        ("Grad-CAM s/image", lambda f: f"{f['localisation'].get('gradcam_seconds_per_image', float('nan')):.4f}"),
-    ]
-    lines = ["| figure | " + " | ".join(models) + " |", "|---|" + "---|" * len(models)]
-    lines += [f"| {name} | " + " | ".join(cell(f) for f in models.values()) + " |" for name, cell in rows]
+    first = models[refs[0]]
+    for source in first["verdicts"]["tumor_sources"]:
+        add(f"missed tumors (no_tumor), {source}",
+            lambda f, s=source: strata.interval_text(f["verdicts"]["tumor_sources"].get(s, {}).get("missed", {})))
+    for stratum in first["verdicts"]["healthy_strata"]:
+        add(f"healthy called tumor, {stratum}",
+            lambda f, s=stratum: strata.interval_text(f["verdicts"]["healthy_strata"].get(s, {}).get("called_tumor", {})))
+    add("healthy called tumor, all", lambda f: strata.interval_text(f["verdicts"]["healthy_called_tumor_all"]))
+    add("deferred MRI (uncertain or cannot_read)", lambda f: strata.interval_text(f["verdicts"]["deferred_mri"]))
+    add("worst stratum deferral", lambda f: _worst_deferral(f))
+    add("MRI read as cannot_read", lambda f: strata.interval_text(f["verdicts"]["mri_cannot_read"]))
+    add("head CT read as cannot_read",
+        lambda f: strata.interval_text(f["verdicts"].get("not_mri_cannot_read", {})))
+    add("head CT called tumor", lambda f: strata.interval_text(f["verdicts"].get("not_mri_called_tumor", {})))
+    for group in first["roc_auc"]:
+        add(f"ROC AUC tumor vs healthy MRI, {group}",
+            lambda f, g=group: strata.auc_text(f["roc_auc"][g]) if g in f["roc_auc"] else "n/a")
+    add("4-class accuracy, not deferred",
+        lambda f: strata.interval_text(f["verdicts"]["four_class_accuracy_not_deferred"]))
+    for source in first["segmentation"]:
+        add(f"mask Dice mean [95%] / pooled, {source}", lambda f, s=source: _dice(f, s, "mask"))
+        add(f"Grad-CAM-as-mask Dice, {source}", lambda f, s=source: _dice(f, s, "cam"))
+    for source in first["pointing_game"]:
+        add(f"pointing game, {source}",
+            lambda f, s=source: strata.interval_text(f["pointing_game"].get(s, {})))
+    add("ECE tumor probability / top label (15 bins)",
+        lambda f: f"{f['calibration']['ece_tumor_probability']:.3f} / {f['calibration']['ece_top_label']:.3f}")
+    add("images read", lambda f: str(f["images"]))
+    lines = ["| figure | " + " | ".join(refs) + " |", "|---|" + "---|" * len(refs)]
+    lines += [f"| {label} | " + " | ".join(values) + " |" for label, values in rows]
     return "\n".join(lines)
 
 
-def _localisation(figures: dict, key: str) -> str:
-    loc = figures["localisation"]
-    if not loc.get("n"):
-        return "–"
-    if key == "pointing_game":
-        cam, centre = loc["pointing_game"], loc["pointing_game_centre"]
-        return f"{cam['rate']:.3f} [{cam['low']:.3f}, {cam['high']:.3f}] ({centre['rate']:.3f}), n={cam['n']}"
-    cam, centre, sized = loc["iou"], loc["iou_centre"], loc["iou_centre_tumor_size"]
-    return f"{cam['mean']:.3f} [{cam['low']:.3f}, {cam['high']:.3f}] ({centre['mean']:.3f}; {sized['mean']:.3f})"
+def _dice(figures: dict, source: str, key: str) -> str:
+    entry = figures["segmentation"].get(source)
+    if not entry or key not in entry:
+        return "n/a (no mask output)" if entry else "n/a"
+    d = entry[key]
+    return f"{d['mean_dice']:.3f} [{d['low']:.3f}, {d['high']:.3f}] / {d['pooled_dice']:.3f} (n={entry['n']})"
+
+
+def _worst_deferral(figures: dict) -> str:
+    judged = {k: v for k, v in figures["verdicts"]["deferred_strata"].items() if v["n"] >= strata.MIN_STRATUM}
+    if not judged:
+        return "n/a"
+    worst = max(judged, key=lambda k: judged[k]["rate"])
+    return f"{worst}: {strata.interval_text(judged[worst])}"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", action="append", required=True, help="package folder or registered name")
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", action="append", required=True)
     parser.add_argument("--manifest", type=Path, default=DEFAULT_MANIFEST)
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--part", default="test", choices=splits.SPLITS)
+    parser.add_argument("--part", default="test", choices=list(splits.SPLITS))
+    parser.add_argument("--unseen-by", type=Path, help="keep only images this manifest's model never saw")
+    parser.add_argument("--per-stratum", type=int, help="read at most N images per stratum (a quick look)")
+    parser.add_argument("--section", default="strata", help="section of bench/results.json to write (default: strata)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="results file to update (default: bench/results.json)")
+    parser.add_argument("--no-save", action="store_true", help="print only; write no results file")
     args = parser.parse_args(argv)
-
-    started = time.monotonic()
-    log(f"reading the {args.part} part of {args.manifest} under {args.data} ...")
-    records, manifest_hash = select_records(args.data, args.manifest, args.part)
-    prepared_cache: dict = {}
-    models = dict(audit_model(package, records, args.data, prepared_cache) for package in args.model)
-    update_results("accuracy", {
-        "manifest": str(args.manifest.resolve().relative_to(PROJECT)) if args.manifest.resolve().is_relative_to(PROJECT) else str(args.manifest),
-        "manifest_hash": manifest_hash,
-        "part": args.part,
-        "n_images": len(records),
-        "images_per_source": {root: sum(r.root_name == root for r in records) for root in sorted({r.root_name for r in records})},
-        "models": models,
-        "seconds": round(time.monotonic() - started, 1),
-    })
-    print(markdown_table(models))
+    manifest = splits.read_manifest(args.manifest)
+    unseen_by = splits.read_manifest(args.unseen_by) if args.unseen_by else None
+    items = strata.manifest_items(manifest, args.data, args.part, unseen_by, args.per_stratum)
+    log(f"{len(items)} images of the {args.part} part")
+    models = {}
+    for ref in args.model:
+        figures = model_figures(ref, items)
+        models[figures["model"]] = figures
+        log(f"{figures['model']}: read in {figures['read_seconds']} s")
+    if not args.no_save:
+        update_results(args.section, {"manifest": str(args.manifest.relative_to(PROJECT) if args.manifest.is_relative_to(PROJECT)
+                                               else args.manifest), "manifest_hash": splits.manifest_hash(manifest),
+                                  "part": args.part, "unseen_by": str(args.unseen_by) if args.unseen_by else None,
+                                  "per_stratum": args.per_stratum, "models": models}, args.out)
+    print(markdown(models))
     return 0
 
 

@@ -1,11 +1,13 @@
 """Copy a trained package into assets/models/<name>/ as a shipped model, with its MODEL_CARD.md.
 
     python bench/ship_model.py PACKAGE_DIR --name NAME [--default] [--evaluation bench/results.json]
-                               [--failure-modes FILE]
+                               [--strata bench/results.json] [--failure-modes FILE]
 
 `--default` also writes assets/models/DEFAULT so the app uses it when nothing is activated.
-`--evaluation` adds this model's figures from the `accuracy` section that bench/accuracy.py
-wrote; `--strata` its figures per source, class and plane from bench/strata.py; `--failure-modes` adds a Markdown list of known failure modes to the card.
+`--strata` adds this model's figures per source, class and plane from the `strata` section that
+bench/accuracy.py writes; `--evaluation` its figures from the `accuracy` section (the audit of the
+earlier models on bench/splits/shipped.json, run until issue 21); `--failure-modes` adds a Markdown
+list of known failure modes to the card.
 """
 
 from __future__ import annotations
@@ -62,17 +64,17 @@ def main() -> None:
     parser.add_argument("package", type=Path)
     parser.add_argument("--name", required=True)
     parser.add_argument("--default", action="store_true")
-    parser.add_argument("--evaluation", type=Path, help="bench/results.json with an accuracy section")
+    parser.add_argument("--evaluation", type=Path, help="bench/results.json with an accuracy section (the audit before issue 21)")
     parser.add_argument("--failure-modes", type=Path, help="Markdown file listing known failure modes")
-    parser.add_argument("--strata", type=Path, help="bench/results.json with a strata section (bench/strata.py)")
+    parser.add_argument("--strata", type=Path, help="bench/results.json with a strata section (bench/accuracy.py)")
     args = parser.parse_args()
     ref = f"{args.name}@{registry.read_info(args.package)['version']}"
     evaluation = find_evaluation(args.evaluation, ref) if args.evaluation else None
     if args.evaluation and evaluation is None:
-        sys.exit(f"{args.evaluation} has no accuracy figures for {ref}; run bench/accuracy.py --model {args.package} first")
+        sys.exit(f"{args.evaluation} has no accuracy figures for {ref} (the audit before issue 21 measured only the earlier models)")
     strata = find_strata(args.strata, ref) if args.strata else None
     if args.strata and strata is None:
-        sys.exit(f"{args.strata} has no strata figures for {ref}; run bench/strata.py --model {args.package} first")
+        sys.exit(f"{args.strata} has no strata figures for {ref}; run bench/accuracy.py --model {args.package} first")
     failure_modes = args.failure_modes.read_text() if args.failure_modes else None
     print(ship(args.package, registry.check_model_name(args.name), args.default, evaluation, failure_modes, strata))
 

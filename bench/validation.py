@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.accuracy import (BOXED_ROOT, DEFAULT_DATA, DEFAULT_MANIFEST, KAGGLE_ROOT,  # noqa: E402
+from bench.prepared import (BOXED_ROOT, DEFAULT_DATA, DEFAULT_MANIFEST,  # noqa: E402
                             localisation_figures, prepare_records, select_records)
 from mri_core.training import data as datasets  # noqa: E402
 from mri_core.training.evaluate import compute_metrics  # noqa: E402
@@ -30,6 +30,8 @@ from mri_core.inference.explain import GradCam  # noqa: E402
 from mri_core.inference.model import apply_temperature, load_model, predict_arrays  # noqa: E402
 from mri_core.training.calibrate import choose_threshold_per_source, fit_temperature  # noqa: E402
 from mri_core.training.recipes import RECIPES  # noqa: E402
+
+KAGGLE_ROOT = "kaggle-brain-mri"
 
 
 def detection(model, records, images: np.ndarray, mirror: bool) -> dict:

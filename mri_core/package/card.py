@@ -40,7 +40,8 @@ def _rate(figure: dict | None) -> str:
 
 
 def evaluation_section(evaluation: dict) -> list[str]:
-    """Figures of `bench/accuracy.py` for this model (95% confidence intervals)."""
+    """Figures of the audit on `bench/splits/shipped.json` that `bench/accuracy.py` ran until issue 21
+    (`bench/results.json` -> accuracy) for this model (95% confidence intervals)."""
     auc = evaluation.get("roc_auc") or {}
     ece = evaluation.get("ece") or {}
     place = evaluation.get("localisation") or {}
@@ -62,7 +63,8 @@ def evaluation_section(evaluation: dict) -> list[str]:
         rows.append(("Grad-CAM mean IoU of cam_box (centre baseline)",
                      f"{place['iou']['mean']:.3f} ({place['iou_centre']['mean']:.3f})"))
     return ["", "## Evaluation on the committed test split", "",
-            "From `python bench/accuracy.py` (95% Wilson or bootstrap intervals):", "", *_table(rows)]
+            "From the audit that `python bench/accuracy.py` ran on `bench/splits/shipped.json` until issue 21 "
+            "(95% Wilson or bootstrap intervals):", "", *_table(rows)]
 
 
 def _decision(info: dict) -> str:
@@ -126,7 +128,7 @@ def _segmentation(segmentation: dict | None) -> str:
 
 
 def strata_section(figures: dict) -> list[str]:
-    """Figures of `bench/strata.py` for this model: every rate with its 95 % interval."""
+    """Figures of `bench/accuracy.py` for this model: every rate and ROC AUC with its 95 % interval."""
     verdicts = figures["verdicts"]
     rows = [(f"missed tumors (verdict no_tumor), {source}", _rate(entry["missed"]))
             for source, entry in verdicts["tumor_sources"].items()]
@@ -139,6 +141,8 @@ def strata_section(figures: dict) -> list[str]:
              ("head CT read as cannot_read", _rate(verdicts.get("not_mri_cannot_read"))),
              ("head CT called tumor", _rate(verdicts.get("not_mri_called_tumor"))),
              ("4-class accuracy among readings not deferred", _rate(verdicts["four_class_accuracy_not_deferred"]))]
+    rows += [(f"ROC AUC, tumor vs healthy MRI, {group}", f"{auc['auc']:.3f} [{auc['low']:.3f}, {auc['high']:.3f}] "
+              f"({auc['tumors']} tumors, {auc['healthy']} healthy)") for group, auc in figures.get("roc_auc", {}).items()]
     for source, entry in figures.get("segmentation", {}).items():
         for key, what in (("mask", "mask"), ("cam", "Grad-CAM at half its peak, as a mask")):
             if key not in entry:
@@ -152,8 +156,8 @@ def strata_section(figures: dict) -> list[str]:
         rows.append(("ECE (15 bins): tumor probability; top label",
                      f"{calibration['ece_tumor_probability']:.3f}; {calibration['ece_top_label']:.3f}"))
     return ["", "## Figures per source, class and plane (test split)", "",
-            f"From `python bench/strata.py` on {figures['images']} test images read through the CLI's reading path "
-            "(95% Wilson intervals; Dice: bootstrap). The test split shares the styles of the training data: an upper "
+            f"From `python bench/accuracy.py` on {figures['images']} test images read through the CLI's reading path "
+            "(95% Wilson intervals; ROC AUC and Dice: bootstrap). The test split shares the styles of the training data: an upper "
             "bound.", "", *_table(rows)]
 
 

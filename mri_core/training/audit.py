@@ -1,8 +1,8 @@
-"""Audit figures for a trained model: intervals, shortcut probes, Grad-CAM localisation.
+"""Audit figures for a trained model: intervals and Grad-CAM localisation scoring.
 
-Pure functions over numpy arrays (scikit-learn for the probe); `bench/accuracy.py` feeds
-them a model's outputs on the test part of a split manifest. Binomial rates get Wilson
-intervals, statistics without a closed form (ROC AUC) a percentile bootstrap. Boxes are
+Pure functions over numpy arrays: `training.strata` gives every rate and ROC AUC of the
+accuracy bench its interval; `bench/prepared.py` scores Grad-CAM boxes. Binomial rates get
+Wilson intervals, statistics without a closed form (ROC AUC) a percentile bootstrap. Boxes are
 (x0, y0, x1, y1) in pixels with inclusive edges, as everywhere in `mri_core`.
 Never imports streamlit.
 """
@@ -15,8 +15,6 @@ import numpy as np
 
 CONFIDENCE = 0.95
 BOOTSTRAP_SAMPLES = 1000
-PROBE_FOLDS = 5
-LOGITS_LAYER = "logits"
 
 
 # --- intervals ---------------------------------------------------------------------------
@@ -80,98 +78,6 @@ def bootstrap_interval(statistic: Callable[[np.ndarray], float | None], n_items:
     return float(low), float(high)
 
 
-# --- tumor detection per source ----------------------------------------------------------
-
-def per_source_rates(true_tumor: np.ndarray, predicted_tumor: np.ndarray, sources: Sequence[str],
-                     confidence: float = CONFIDENCE) -> dict[str, dict]:
-    """(N,) bool truths and decisions, (N,) source names -> per source, sorted by name:
-
-    {"sensitivity": rate_with_interval, "specificity": ... (only where the source has
-    no-tumor images), "n": images}. Pass "root/class" names to get rates per class too.
-    """
-    true_tumor = np.asarray(true_tumor, bool)
-    predicted_tumor = np.asarray(predicted_tumor, bool)
-    sources = np.asarray(sources)
-    if not len(true_tumor) == len(predicted_tumor) == len(sources):
-        raise ValueError(f"Expected equally many truths, decisions and sources, got "
-                         f"{len(true_tumor)}, {len(predicted_tumor)}, {len(sources)}.")
-    rates = {}
-    for source in sorted(set(sources.tolist())):
-        here = sources == source
-        tumors, healthy = here & true_tumor, here & ~true_tumor
-        entry = {"n": int(here.sum())}
-        if tumors.any():
-            entry["sensitivity"] = rate_with_interval(int(predicted_tumor[tumors].sum()), int(tumors.sum()), confidence)
-        if healthy.any():
-            entry["specificity"] = rate_with_interval(int((~predicted_tumor[healthy]).sum()), int(healthy.sum()), confidence)
-        rates[str(source)] = entry
-    return rates
-
-
-# --- shortcut probe ----------------------------------------------------------------------
-
-def pooled_features(keras_model, images: np.ndarray, batch_size: int = 64) -> np.ndarray:
-    """float32 (N, S, S, 1) model inputs (as a reading prepares them) -> float32 (N, F): the input of `logits`.
-
-    That is the last representation the classifier sees: the global-average "pool" of the
-    default architecture, the "dense" layer of the paper's.
-    """
-    import keras
-
-    try:
-        features_tensor = keras_model.get_layer(LOGITS_LAYER).input
-    except ValueError:
-        raise ValueError(f"Model {keras_model.name!r} has no {LOGITS_LAYER!r} layer to probe; "
-                         "only functional models built by mri_core.training.recipes have one.") from None
-    extractor = keras.Model(keras_model.input, features_tensor)
-    outputs = [
-        np.asarray(extractor(np.asarray(images[i:i + batch_size], np.float32), training=False))
-        for i in range(0, len(images), batch_size)
-    ]
-    width = int(features_tensor.shape[-1])
-    return np.concatenate(outputs).reshape(len(images), -1) if outputs else np.zeros((0, width), np.float32)
-
-
-def source_probe(features: np.ndarray, sources: Sequence[str], seed: int = 0,
-                 folds: int = PROBE_FOLDS) -> dict:
-    """How well a logistic regression on (N, F) features predicts each image's source.
-
-    Stratified `folds`-fold cross-validation of standardised features -> plain-JSON dict:
-    accuracy and balanced accuracy, next to the majority-class rate and 1 / n_sources
-    (what a probe that learnt nothing scores). The closer to those, the less the model's
-    representation knows which data set an image came from.
-    """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import balanced_accuracy_score
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    features = np.asarray(features, dtype=np.float64).reshape(len(features), -1)
-    sources = np.asarray(sources)
-    if len(features) != len(sources):
-        raise ValueError(f"Expected one source per feature row, got {len(sources)} for {len(features)}.")
-    names, counts = np.unique(sources, return_counts=True)
-    if len(names) < 2:
-        raise ValueError(f"A source probe needs images from at least two sources, got {names.tolist()}.")
-    n_folds = min(folds, int(counts.min()))
-    if n_folds < 2:
-        raise ValueError(f"Each source needs at least two images for cross-validation; "
-                         f"counts are {dict(zip(names.tolist(), counts.tolist()))}.")
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=1.0))
-    cv = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-    predicted = cross_val_predict(probe, features, sources, cv=cv)
-    return {
-        "n": int(len(sources)),
-        "sources": {str(n): int(c) for n, c in zip(names, counts)},
-        "folds": n_folds,
-        "accuracy": round(float((predicted == sources).mean()), 6),
-        "majority_rate": round(float(counts.max() / counts.sum()), 6),
-        "balanced_accuracy": round(float(balanced_accuracy_score(sources, predicted)), 6),
-        "chance_balanced_accuracy": round(1.0 / len(names), 6),
-    }
-
-
 # --- localisation ------------------------------------------------------------------------
 
 def _boxes(boxes) -> np.ndarray:
@@ -220,7 +126,7 @@ def centre_baseline(crop_boxes, image_shapes, area_fractions) -> tuple[np.ndarra
     Rule: the peak is the centre pixel of the brain crop (`Prepared.crop_box`, the square
     around the head), clipped to the image; the box is a square about that centre whose
     area is `area_fractions` (scalar or (N,)) of the crop's area, clipped to the image.
-    `bench/accuracy.py` passes each image's own cam-box fraction, so the baseline box has the
+    `bench/prepared.py` passes each image's own cam-box fraction, so the baseline box has the
     size Grad-CAM chose and only the position differs. image_shapes are (H, W).
     """
     crops = _boxes(crop_boxes)

@@ -3,7 +3,7 @@
 Per stratum of `bench/splits/mri-v2.json` (source x class x plane) with at least MIN_STRATUM
 test images, a seeded sample of PER_STRATUM of them (all of the head CT and all 32 outlined
 Br35H tumors) is read as the app reads an upload. The bounds below are stated for those
-samples; `bench/strata.py` measures every test image with intervals (README, model card). A
+samples; `bench/accuracy.py` measures every test image with intervals (README, model card). A
 model that calls everything "tumor" fails the healthy bound in every healthy stratum; one that
 calls nothing fails the missed-tumor bound; one that reads a CT fails the head-CT bound; one
 whose mask is noise fails the Dice bound.
@@ -25,7 +25,7 @@ from mri_core.training.splits import read_manifest
 MANIFEST = Path(__file__).resolve().parents[2] / "bench" / "splits" / "mri-v2.json"
 PER_STRATUM = 24
 MIN_STRATUM = 30
-# Bounds on the samples (the targets on the whole split, in brackets, are measured by bench/strata.py):
+# Bounds on the samples (the targets on the whole split, in brackets, are measured by bench/accuracy.py):
 MAX_HEALTHY_CALLED_TUMOR = 0.125  # per healthy stratum: at most 3 of 24 (target 7 %)
 MAX_MISSED = 0.05  # per tumor source with >= MIN_STRATUM test tumors (target 2 %)
 MIN_CT_CANNOT_READ = 0.90  # every head-CT test image (target 95 %)

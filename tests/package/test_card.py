@@ -33,6 +33,7 @@ def test_card_adds_benchmark_figures_with_intervals_and_failure_modes(tiny_model
     card = model_card(tiny_model.info, evaluation, "- misses small tumors")
     assert "| sensitivity, kaggle-brain-mri | 0.900 [0.800, 0.950] (n=40) |" in card
     assert "0.080 -> 0.020" in card and "0.9700 [0.9500, 0.9900]" in card
+    assert "From the audit that `python bench/accuracy.py` ran on `bench/splits/shipped.json` until issue 21" in card
     assert "## Known failure modes" in card and "- misses small tumors" in card
 
 
@@ -70,8 +71,11 @@ def test_card_states_the_band_its_rule_the_mask_and_the_figures_per_stratum(tiny
                                                                 "pooled_dice": 0.85},
                                              "cam": {"mean_dice": 0.47, "low": 0.45, "high": 0.49, "pooled_dice": 0.5}}},
               "pointing_game": {"brisc2025": rate},
+              "roc_auc": {"all": {"auc": 0.996, "low": 0.991, "high": 0.999, "tumors": 1500, "healthy": 276}},
               "calibration": {"ece_tumor_probability": 0.021, "ece_top_label": 0.034}}
     card = model_card(info, strata=strata)
+    assert "From `python bench/accuracy.py` on 1800 test images" in card
+    assert "| ROC AUC, tumor vs healthy MRI, all | 0.996 [0.991, 0.999] (1500 tumors, 276 healthy) |" in card
     assert "no_tumor below 0.050, uncertain (refer to a reader) from 0.050 to 0.600, tumor at or above 0.600" in card
     assert "The low end was set by br35h-extra, the high end by brisc2025/coronal." in card
     assert "| brisc2025/coronal | 0 | n/a | 46 | 0.021 | 0.080 |" in card

@@ -1,15 +1,11 @@
-"""Tests for mri_core.training.audit: intervals, localisation scoring, the source probe on real features."""
+"""Tests for mri_core.training.audit: intervals and localisation scoring."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from mri_core.training import audit
-
-PAPER_PACKAGE = Path(__file__).resolve().parents[2] / "assets" / "models" / "paper-kaggle"
 
 
 # --- intervals ---------------------------------------------------------------------------
@@ -72,20 +68,6 @@ def test_bootstrap_interval_with_strata_keeps_both_classes_in_every_resample():
     assert 0.0 <= low <= roc_auc_score(truth, scores) <= high <= 1.0
 
 
-# --- per-source rates --------------------------------------------------------------------
-
-def test_per_source_rates_count_each_source_on_its_own():
-    true_tumor = np.array([1, 1, 1, 1, 0, 0, 1, 1, 1], bool)
-    predicted = np.array([1, 1, 1, 0, 0, 1, 1, 1, 0], bool)
-    sources = ["kaggle"] * 6 + ["figshare"] * 3
-    rates = audit.per_source_rates(true_tumor, predicted, sources)
-    assert list(rates) == ["figshare", "kaggle"]
-    assert rates["kaggle"]["sensitivity"]["successes"] == 3 and rates["kaggle"]["sensitivity"]["n"] == 4
-    assert rates["kaggle"]["specificity"]["successes"] == 1 and rates["kaggle"]["specificity"]["n"] == 2
-    assert rates["figshare"]["sensitivity"]["rate"] == pytest.approx(2 / 3, abs=1e-6)
-    assert "specificity" not in rates["figshare"]  # no no-tumor images there
-
-
 # --- localisation ------------------------------------------------------------------------
 
 def test_box_iou_of_known_boxes_counts_inclusive_pixels():
@@ -126,57 +108,3 @@ def test_centre_baseline_stays_inside_the_image_for_a_padded_crop():
     assert peaks.tolist() == [[49, 29], [19, 19]]
     assert boxes[0].tolist() == [0, 0, 99, 59]  # the whole crop, clipped to the image
     assert boxes[1].tolist() == [18, 18, 21, 21]  # 4 x 4 = 0.04 of 20 x 20, centred on 19.5 like the crop
-
-
-# --- the source probe --------------------------------------------------------------------
-
-def test_source_probe_reports_chance_rates_next_to_its_accuracy():
-    rng = np.random.default_rng(0)
-    features = rng.normal(size=(60, 5))
-    features[:20, 0] += 5.0  # source "a" is plainly visible in one feature
-    sources = np.array(["a"] * 20 + ["b"] * 40)
-    result = audit.source_probe(features, sources, seed=0)
-    assert result["majority_rate"] == pytest.approx(40 / 60, abs=1e-6)
-    assert result["chance_balanced_accuracy"] == 0.5
-    assert result["accuracy"] >= 0.95 and result["sources"] == {"a": 20, "b": 40}
-
-
-def test_source_probe_refuses_a_single_source():
-    with pytest.raises(ValueError, match="at least two sources"):
-        audit.source_probe(np.zeros((10, 3)), ["a"] * 10)
-
-
-@pytest.fixture(scope="module")
-def paper_model():
-    from mri_core.inference.model import load_model
-
-    return load_model(PAPER_PACKAGE)
-
-
-def test_pooled_features_are_what_the_logits_layer_reads(paper_model, kaggle_dir):
-    from mri_core.inference.model import predict_arrays
-    from mri_core.io.inputs import prepare_files
-
-    images = prepare_files(sorted((kaggle_dir / "yes").iterdir())[:4], paper_model.image_size)
-    features = audit.pooled_features(paper_model.keras_model, images)  # (4, F)
-    weights, bias = paper_model.keras_model.get_layer("logits").get_weights()
-    assert features.shape == (4, weights.shape[0])
-    logits = features @ weights + bias
-    softmax = np.exp(logits - logits.max(axis=1, keepdims=True))
-    softmax /= softmax.sum(axis=1, keepdims=True)
-    assert softmax == pytest.approx(predict_arrays(paper_model.keras_model, images), abs=1e-5)
-
-
-def test_source_probe_on_real_features_tells_kaggle_tumors_from_figshare_tumors(paper_model, kaggle_dir, figshare_dir):
-    from mri_core.io.inputs import prepare_files
-
-    # tumor images only, so the probe has to find the source, not the class
-    kaggle = sorted((kaggle_dir / "yes").iterdir())[:21]
-    figshare = [p for c in ("glioma", "meningioma", "pituitary") for p in sorted((figshare_dir / c).iterdir())[:7]]
-    features = audit.pooled_features(paper_model.keras_model, prepare_files(kaggle + figshare, paper_model.image_size))
-    sources = np.array(["kaggle"] * len(kaggle) + ["figshare"] * len(figshare))
-    result = audit.source_probe(features, sources, seed=0)
-    assert result["majority_rate"] == 0.5
-    assert result["accuracy"] >= 0.65  # 42 images: 0.65 is beyond chance at p < 0.05
-    shuffled = audit.source_probe(features, np.random.default_rng(0).permutation(sources), seed=0)
-    assert shuffled["accuracy"] < result["accuracy"]

@@ -80,6 +80,21 @@ def test_ece_of_the_tumor_probability_is_zero_when_it_is_the_event_rate(tmp_path
     assert strata.calibration_figures(items, wrong)["ece_tumor_probability"] == pytest.approx(0.95 - 0.3)
 
 
+def test_roc_auc_per_source_and_plane_where_both_kinds_are_read(tmp_path):
+    # brisc2025 axial: tumors 0.9, 0.8, healthy 0.7, 0.95 -> 2 of 4 pairs ranked right; coronal: all right
+    items = ([Item(tmp_path / f"t{i}", "brisc2025", "glioma", plane) for i, plane in enumerate(["axial"] * 2 + ["coronal"] * 2)]
+             + [Item(tmp_path / f"h{i}", "brisc2025", "notumor", plane) for i, plane in enumerate(["axial"] * 2 + ["coronal"] * 2)]
+             + [Item(tmp_path / "f", "figshare-boxes", "glioma"), Item(tmp_path / "c", "head-ct", "not_mri")])
+    readings = [_reading("tumor", p, "glioma") for p in (0.9, 0.8, 0.9, 0.8)] + [
+        _reading("no_tumor", p) for p in (0.7, 0.95, 0.1, 0.2)] + [_reading("tumor", 0.6, "glioma"), _reading("cannot_read", 0.99)]
+    figures = strata.auc_figures(items, readings)
+    assert set(figures) == {"all", "brisc2025", "brisc2025/axial", "brisc2025/coronal"}  # figshare has no healthy slices
+    assert figures["brisc2025/axial"]["auc"] == pytest.approx(0.5) and figures["brisc2025/coronal"]["auc"] == 1.0
+    assert (figures["all"]["tumors"], figures["all"]["healthy"]) == (5, 4)  # the head CT is not MRI
+    assert figures["brisc2025"]["low"] <= figures["brisc2025"]["auc"] <= figures["brisc2025"]["high"]
+    assert strata.auc_text(figures["brisc2025/coronal"]) == "1.000 [1.000, 1.000] (2 tumors, 2 healthy)"
+
+
 def test_manifest_items_hold_outlines_boxes_planes_and_the_head_ct_and_drop_what_another_split_saw(data_root):
     from pathlib import Path as P
 
