@@ -6,6 +6,11 @@ per-batch seeds (`augment`), so a run is repeatable. Without tumor regions a (N,
 stand-in keeps one pipeline and one step for every case. With group sampling an epoch holds
 one image per near-duplicate group, drawn afresh every epoch (the same slice stored in three
 data sets counts once, and epochs are shorter).
+
+The epochs follow one another in one dataset that never ends, read by one iterator for the whole
+run: under multi-worker, deleting an iterator often waits for its tf.data autotuning threads to
+wake on their own (up to a minute, the CPU idle and the other workers waiting), which an iterator
+per epoch paid at the end of every epoch and one iterator pays at most once, at the end of the run.
 """
 
 from __future__ import annotations
@@ -41,8 +46,10 @@ def _group_draw(groups: np.ndarray, seed: int):
 
 def training_batches(data: TrainingData, seed: int, global_batch: int, augment: Callable | None,
                      boxes: bool, strategy, masks: bool = False, group_sampling: bool = False):
-    """A distributed dataset of one epoch's batches (iterate it again for the next epoch).
-    `boxes` / `masks`: the batches carry the tumor regions (boxes, or outlines and boxes)."""
+    """A distributed dataset of batches, epoch after epoch without end: each epoch ceil(`epoch_size`
+    / `global_batch`) batches, the last one partial, reshuffled and augmented afresh (as iterating
+    a one-epoch dataset again would). `boxes` / `masks`: the batches carry the tumor regions
+    (boxes, or outlines and boxes)."""
     import tensorflow as tf
 
     train_x, train_y = data.arrays["train"]
@@ -75,6 +82,7 @@ def training_batches(data: TrainingData, seed: int, global_batch: int, augment: 
 
     dataset = (
         tf.data.Dataset.zip(batches, batch_seeds)
+        .repeat()  # each repetition iterates both anew: a fresh order, fresh members and fresh seeds
         .map(augment_batch, num_parallel_calls=tf.data.AUTOTUNE)
         .prefetch(2)
     )

@@ -95,19 +95,20 @@ def make_step(strategy, model, optimizer, cam_layer: str, tumor_mask, box_weight
 def run(state: LoopState, train_step, batches, steps: int, n_train: int,
         validate: Callable[[], tuple[float, float]], callbacks: Sequence[Callback], boxes: bool = False,
         masks: bool = False) -> LoopState:
-    """Train epochs state.epoch + 1 .. state.epochs over `batches` (a distributed dataset of
-    `steps` batches, `n_train` images per epoch); `validate()` -> (validation loss, accuracy)
-    after each epoch. With `boxes` (`masks`), each EpochEnd carries the mean box (mask) loss
-    over the epoch's boxed (outlined) images."""
+    """Train epochs state.epoch + 1 .. state.epochs over `batches` (a distributed dataset without
+    end, `training_batches`: each epoch its next `steps` batches, `n_train` images, from one iterator
+    for the whole run); `validate()` -> (validation loss, accuracy) after each epoch. With `boxes`
+    (`masks`), each EpochEnd carries the mean box (mask) loss over the epoch's boxed (outlined) images."""
     for callback in callbacks:
         callback.on_start(state)
     started = time.monotonic() - state.elapsed_s
+    batch_iterator = iter(batches)
     for epoch in range(state.epoch + 1, state.epochs + 1):
         totals = np.zeros(6)  # class loss, correct, box loss, boxed, mask loss, outlined
-        for step, batch in enumerate(batches, start=1):
+        for step in range(1, steps + 1):
             for callback in callbacks:
                 callback.on_step_start(state)
-            totals += [float(value) for value in train_step(*batch)]
+            totals += [float(value) for value in train_step(*next(batch_iterator))]
             done = StepEnd(epoch, step, steps)
             for callback in callbacks:
                 callback.on_step_end(state, done)

@@ -1,10 +1,11 @@
-"""Training batches: augmented in a parallel map yet repeatable, reshuffled every epoch."""
+"""Training batches: augmented in a parallel map yet repeatable, reshuffled every epoch, epoch
+after epoch from one iterator."""
 
 import numpy as np
 import pytest
 
 from mri_core.training.augment import scanner_variation
-from mri_core.training.batches import training_batches
+from mri_core.training.batches import epoch_size, training_batches
 from mri_core.training.distribute import make_strategy
 from mri_core.training.prepared import load_training_data
 from mri_core.training.recipes import settings_for
@@ -15,9 +16,13 @@ def data(small_kaggle):
     return load_training_data([small_kaggle], settings_for("paper", image_size=48))
 
 
-def _epochs(data, seed, epochs=2, augment=scanner_variation):
-    batches = training_batches(data, seed, 8, augment, False, make_strategy("auto"))
-    return [[[np.asarray(part) for part in batch] for batch in batches] for _ in range(epochs)]
+def _epochs(data, seed, epochs=2, augment=scanner_variation, group_sampling=False):
+    """The batches of the first `epochs` epochs, as the loop takes them: one iterator, its next
+    ceil(epoch size / 8) batches an epoch."""
+    batches = iter(training_batches(data, seed, 8, augment, False, make_strategy("auto"),
+                                    group_sampling=group_sampling))
+    steps = int(np.ceil(epoch_size(data, group_sampling) / 8))
+    return [[[np.asarray(part) for part in next(batches)] for _ in range(steps)] for _ in range(epochs)]
 
 
 def test_the_same_seed_gives_the_same_batches_and_every_epoch_new_ones(data):
@@ -32,27 +37,25 @@ def test_the_same_seed_gives_the_same_batches_and_every_epoch_new_ones(data):
 
 def test_a_batch_holds_every_training_image_once_per_epoch_with_stand_in_masks(data):
     train_x, train_y = data.arrays["train"]
-    (epoch,) = _epochs(data, seed=0, epochs=1, augment=None)  # no augmentation: the images as prepared
-    images, labels, weights, masks, has_box, kind = (np.concatenate(parts) for parts in zip(*epoch))
-    assert len(epoch) == int(np.ceil(len(train_y) / 8)) and images.dtype == np.float32
-    assert sorted(labels.tolist()) == sorted(train_y.tolist())
-    np.testing.assert_allclose(np.sort(images.sum(axis=(1, 2, 3))), np.sort(train_x.sum(axis=(1, 2, 3))), rtol=1e-6)
-    assert masks.shape == (len(train_y), 1, 1, 1) and not has_box.any() and np.allclose(weights, 1.0)
-    assert not kind.any()
+    assert len(train_y) % 8  # a partial last batch: the next epoch must still start on a batch of its own
+    for epoch in _epochs(data, seed=0, epochs=2, augment=None):  # no augmentation: the images as prepared
+        images, labels, weights, masks, has_box, kind = (np.concatenate(parts) for parts in zip(*epoch))
+        assert images.dtype == np.float32 and sorted(labels.tolist()) == sorted(train_y.tolist())
+        np.testing.assert_allclose(np.sort(images.sum(axis=(1, 2, 3))), np.sort(train_x.sum(axis=(1, 2, 3))),
+                                   rtol=1e-6)
+        assert masks.shape == (len(train_y), 1, 1, 1) and not has_box.any() and np.allclose(weights, 1.0)
+        assert not kind.any()
 
 
 def test_group_sampling_draws_one_image_per_near_duplicate_group_each_epoch_afresh(data):
-    from mri_core.training.batches import epoch_size
-
     train_x, _ = data.arrays["train"]
     groups = data.train_groups
     assert len(np.unique(groups)) < len(groups)  # the Kaggle set holds near-duplicates
     assert epoch_size(data, True) == len(np.unique(groups)) and epoch_size(data, False) == len(groups)
-    batches = training_batches(data, 5, 8, None, False, make_strategy("auto"), group_sampling=True)
     sums = train_x.sum(axis=(1, 2, 3))
     drawn = []
-    for _ in range(3):
-        images = np.concatenate([np.asarray(batch[0]) for batch in batches])
+    for epoch in _epochs(data, seed=5, epochs=3, augment=None, group_sampling=True):
+        images = np.concatenate([batch[0] for batch in epoch])
         index = [int(np.argmin(np.abs(sums - s))) for s in images.sum(axis=(1, 2, 3))]
         assert len(index) == len(np.unique(groups))
         assert sorted(groups[index].tolist()) == sorted(np.unique(groups).tolist())  # each group once
