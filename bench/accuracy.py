@@ -34,18 +34,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.common import DEFAULT_DATA, PROJECT, log  # noqa: E402
 from bench.results_store import RESULTS, update_results  # noqa: E402
 from mri_core.inference.model import load_model  # noqa: E402
 from mri_core.inference.stream import read_paths  # noqa: E402
 from mri_core.training import splits, strata  # noqa: E402
 
-PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = PROJECT / "bench" / "splits" / "mri-v2.json"
-DEFAULT_DATA = Path(os.environ.get("MRI_DATA", PROJECT.parent / "shared" / "data"))
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def read_items(scan_model, items: list[strata.Item]) -> list:

@@ -8,7 +8,7 @@ over the slice and its mirror and smoothed, see `recipes.Recipe.reading`), plain
 (no reading aids; only when the package has some), Grad-CAM++ and Score-CAM (tf-keras-vis): the share of
 images whose heatmap peak lies in the tumor box (pointing game), the mean IoU of the
 cam_box with the tumor box, each next to the centre-of-the-brain-crop baseline
-(`bench/prepared.localisation_figures`, `mri_core.training.audit`), and seconds per image (batches
+(`bench/old_split.localisation_figures`, `mri_core.training.audit`), and seconds per image (batches
 of 32, the model's forward pass included, 2-core CPU). Every method explains the most
 likely tumor class, as the app does. Score-CAM runs the model once per channel of the
 Grad-CAM layer, so it is measured on an evenly spaced subset (`--scorecam-images`); the
@@ -29,8 +29,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.prepared import (BOXED_ROOT, DEFAULT_DATA, DEFAULT_MANIFEST, PROJECT, SEED,  # noqa: E402
-                            localisation_figures, log, prepare_records, select_records)
+from bench.common import DEFAULT_DATA, PROJECT, log  # noqa: E402
+from bench.old_split import (BOXED_ROOT, DEFAULT_MANIFEST, SEED, localisation_figures,  # noqa: E402
+                             prepare_records, select_records)
 from bench.results_store import update_results  # noqa: E402
 from mri_core.training import data as datasets  # noqa: E402
 from mri_core.inference.explain import GradCam  # noqa: E402

@@ -41,6 +41,7 @@ from PIL import Image, ImageDraw, ImageFont
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.common import DEFAULT_DATA, PROJECT, log  # noqa: E402
 from mri_core.inference import brain_check, ood  # noqa: E402
 from mri_core.inference import read as pipeline  # noqa: E402
 from mri_core.inference.model import load_model  # noqa: E402
@@ -51,8 +52,6 @@ from mri_core.io.reading import CANNOT_READ, OUT_OF_DISTRIBUTION  # noqa: E402
 from mri_core.package import registry  # noqa: E402
 from mri_core.training.brain_check_fit import TRAIN_PHOTOS  # noqa: E402
 
-PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = PROJECT.parent / "shared" / "data"
 DEFAULT_MANIFEST = PROJECT / "bench" / "splits" / "mri-v2.json"
 RESULTS = PROJECT / "bench" / "results_cannot_read.json"
 MRI_SETS = ("kaggle-brain-mri", "brain-tumor-mri-224", "figshare-boxes", "brisc2025", "br35h-extra")
@@ -67,10 +66,6 @@ PHOTOS = ("astronaut", "camera", "coffee", "chelsea", "rocket", "horse", "coins"
 BATCH = 64
 WORKERS = 2
 PLANES = {"_ax_": "axial", "_co_": "coronal", "_sa_": "sagittal"}
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- what a reading sees of one slice --------------------------------------------------------

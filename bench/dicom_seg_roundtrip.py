@@ -27,9 +27,9 @@ from PIL import Image
 from pydicom import uid as dicom_uid
 from pydicom.dataset import Dataset, FileMetaDataset
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import DEFAULT_DATA  # noqa: E402
 from bench.results_store import update_results  # noqa: E402
 from mri_core.inference import read as pipeline  # noqa: E402
 from mri_core.inference.model import load_model  # noqa: E402
@@ -37,7 +37,7 @@ from mri_core.io import slices  # noqa: E402
 from mri_core.package import registry  # noqa: E402
 from mri_core.present import dicom_seg  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "figshare-boxes" / "glioma"
+DATA = DEFAULT_DATA / "figshare-boxes" / "glioma"
 SIZE = 512
 STUDY_UID, SERIES_UID, FRAME_OF_REFERENCE_UID = dicom_uid.generate_uid(), dicom_uid.generate_uid(), dicom_uid.generate_uid()
 IDENTITY = {"PatientName": "Anonymous^Bench", "PatientID": "BENCH-0001", "PatientBirthDate": "19700101",

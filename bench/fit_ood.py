@@ -21,13 +21,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.common import DEFAULT_DATA, PROJECT  # noqa: E402
 from mri_core.package import registry  # noqa: E402
 from mri_core.training import splits  # noqa: E402
 from mri_core.training import ood_fit as ood  # noqa: E402
 
-PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = PROJECT / "bench" / "splits" / "shipped.json"
-DEFAULT_DATA = PROJECT.parent / "shared" / "data"
 
 
 def add_reliability(package: Path, info: dict, test_records) -> None:

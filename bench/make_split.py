@@ -27,9 +27,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-PROJECT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(PROJECT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import DEFAULT_DATA, PROJECT  # noqa: E402
 from mri_core.training import data as datasets
 from mri_core.training import duplicates
 from mri_core.training import splits  # noqa: E402
@@ -44,7 +44,6 @@ TEST_ONLY_ROOT = "br35h-extra"
 # The head-CT files do not name their scans; `ctbrain_<kind>_<n>` are numbered through the slices
 # of a few scans, so runs of this many numbers are kept together (with the near-duplicate groups).
 CT_SCAN_BLOCK = 20
-DEFAULT_DATA = Path(os.environ.get("MRI_DATA", PROJECT.parent / "shared" / "data"))
 STUDY_THRESHOLDS = (0.92, 0.93, 0.94, 0.95, 0.96, 0.97, 0.98)
 STUDY_SAMPLE = 200
 

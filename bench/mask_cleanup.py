@@ -25,6 +25,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from bench.common import DEFAULT_DATA, PROJECT  # noqa: E402
 from mri_core.inference.model import load_model  # noqa: E402
 from mri_core.io.inputs import prepare_files  # noqa: E402
 from mri_core.package import registry  # noqa: E402
@@ -32,8 +33,6 @@ from mri_core.training import data as datasets  # noqa: E402
 from mri_core.training import splits  # noqa: E402
 from mri_core.training.calibrate import MASK_CLEANUPS, choose_mask_cleanup, mask_cleanup_scores, predict_masks  # noqa: E402
 from mri_core.training.prepared import REGION_OUTLINE, tumor_regions  # noqa: E402
-
-PROJECT = Path(__file__).resolve().parents[1]
 
 
 def validation_outlines(info: dict, data_root: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -56,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("package", type=Path)
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--data-root", type=Path, default=PROJECT.parent / "shared" / "data")
+    parser.add_argument("--data-root", type=Path, default=DEFAULT_DATA)
     args = parser.parse_args(argv)
     scan_model = load_model(args.package)
     info = registry.read_info(args.package)

@@ -38,7 +38,8 @@ from PIL import Image, ImageDraw, ImageFont
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.prepared import DEFAULT_DATA, DEFAULT_MANIFEST, PROJECT, log, select_records  # noqa: E402
+from bench.common import DEFAULT_DATA, PROJECT, log  # noqa: E402
+from bench.old_split import DEFAULT_MANIFEST, select_records  # noqa: E402
 from bench.results_store import update_results  # noqa: E402
 from mri_core.io import slices as io  # noqa: E402
 from mri_core.inference import ood

@@ -22,12 +22,13 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench import common  # noqa: E402
 from bench.results_store import update_results  # noqa: E402
 from mri_core.training.events import EpochEnd  # noqa: E402
 from mri_core.training.recipes import TrainSettings  # noqa: E402
 from mri_core.training.train import train  # noqa: E402
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "kaggle-brain-mri"
+DEFAULT_DATA = common.DEFAULT_DATA / "kaggle-brain-mri"
 
 
 def run(data: Path, seeds: list[int], epochs: int) -> dict:

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.common import DEFAULT_DATA, PROJECT  # noqa: E402
 from mri_core.inference.model import load_model  # noqa: E402
 from mri_core.package import registry  # noqa: E402
 from mri_core.training import ood_fit as ood  # noqa: E402
@@ -31,8 +32,6 @@ from mri_core.training.calibrate import calibrate_and_test  # noqa: E402
 from mri_core.training.prepared import load_training_data  # noqa: E402
 from mri_core.training.recipes import TrainSettings  # noqa: E402
 
-PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = PROJECT.parent / "shared" / "data"
 SUMMARY_KEYS = ("temperature", "threshold", "reading")
 METRIC_KEYS = ("accuracy", "roc_auc", "sensitivity", "specificity", "ece")
 

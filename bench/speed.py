@@ -42,20 +42,15 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from bench.common import DEFAULT_DATA, PROJECT, log  # noqa: E402
 from bench.results_store import RESULTS, update_results  # noqa: E402
 
-PROJECT = Path(__file__).resolve().parents[1]
-DEFAULT_DATA = PROJECT.parent / "shared" / "data"
 # The slices: every 7th file of the 224 px set and of figshare (grey + colour JPEG, 512 px PNG).
 SLICE_SOURCES = ("brain-tumor-mri-224", "figshare-boxes")
 SLICE_STRIDE = 7
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 UPLOAD_INPUT = '[data-testid="stFileUploader"] input[type="file"]'
 SERVER_TIMEOUT_S = 180
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def spread(values) -> dict:

@@ -26,6 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from bench.common import DEFAULT_DATA, PROJECT  # noqa: E402
 from bench.results_store import machine  # noqa: E402
 from mri_core.inference import brain_check as bc  # noqa: E402
 from mri_core.io.atomic import write_text_atomic  # noqa: E402
@@ -33,9 +34,7 @@ from mri_core.training import brain_check_fit as fit  # noqa: E402
 from mri_core.training import splits  # noqa: E402
 from mri_core.training.audit import rate_with_interval  # noqa: E402
 
-PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_RESULTS = PROJECT / "bench" / "results_brain_check.json"
-DEFAULT_DATA = PROJECT.parent / "shared" / "data"
 # Not a brain MRI slice either, but a drawing of one: reported, not counted with the photos.
 PHANTOM = "shepp_logan_phantom"
 

@@ -22,8 +22,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from bench.prepared import (BOXED_ROOT, DEFAULT_DATA, DEFAULT_MANIFEST,  # noqa: E402
-                            localisation_figures, prepare_records, select_records)
+from bench.common import DEFAULT_DATA  # noqa: E402
+from bench.old_split import (BOXED_ROOT, DEFAULT_MANIFEST,  # noqa: E402
+                             localisation_figures, prepare_records, select_records)
 from mri_core.training import data as datasets  # noqa: E402
 from mri_core.training.evaluate import compute_metrics  # noqa: E402
 from mri_core.inference.explain import GradCam  # noqa: E402

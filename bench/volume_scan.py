@@ -31,9 +31,9 @@ import nibabel as nib
 import numpy as np
 from PIL import Image
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.common import DEFAULT_DATA  # noqa: E402
 from bench.results_store import update_results  # noqa: E402
 from mri_core.__main__ import main as cli  # noqa: E402
 from mri_core.inference import measure  # noqa: E402
@@ -42,7 +42,7 @@ from mri_core.inference.model import load_model  # noqa: E402
 from mri_core.io import slices as io  # noqa: E402
 from mri_core.package import registry  # noqa: E402
 
-DATA = ROOT.parent / "shared" / "data" / "figshare-boxes"
+DATA = DEFAULT_DATA / "figshare-boxes"
 VOXEL_MM = (0.5, 0.5, 2.0)  # x, y, z: the known voxel size of the built volume
 
 

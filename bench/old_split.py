@@ -9,30 +9,24 @@ bench (bench/accuracy.py) reads through the reading path instead.
 
 from __future__ import annotations
 
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
+from bench.common import PROJECT
 from mri_core.inference.explain import cam_peak_and_box
 from mri_core.io import preprocess
 from mri_core.io import slices as io
 from mri_core.training import audit, splits
 from mri_core.training import data as datasets
 
-PROJECT = Path(__file__).resolve().parents[1]
 DEFAULT_MANIFEST = PROJECT / "bench" / "splits" / "shipped.json"
-DEFAULT_DATA = PROJECT.parent / "shared" / "data"
 BOXED_ROOT = "figshare-boxes"
 GRADCAM_BATCH = 32
 PREPARE_WORKERS = 2
 SEED = 0
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 # --- data --------------------------------------------------------------------------------
