@@ -1,7 +1,7 @@
 """Audit figures for a trained model: intervals and Grad-CAM localisation scoring.
 
 Pure functions over numpy arrays: `training.strata` gives every rate and ROC AUC of the
-accuracy bench its interval; `bench/prepared.py` scores Grad-CAM boxes. Binomial rates get
+accuracy bench its interval; `bench/old_split.py` scores Grad-CAM boxes. Binomial rates get
 Wilson intervals, statistics without a closed form (ROC AUC) a percentile bootstrap. Boxes are
 (x0, y0, x1, y1) in pixels with inclusive edges, as everywhere in `mri_core`.
 Never imports streamlit.
@@ -126,7 +126,7 @@ def centre_baseline(crop_boxes, image_shapes, area_fractions) -> tuple[np.ndarra
     Rule: the peak is the centre pixel of the brain crop (`Prepared.crop_box`, the square
     around the head), clipped to the image; the box is a square about that centre whose
     area is `area_fractions` (scalar or (N,)) of the crop's area, clipped to the image.
-    `bench/prepared.py` passes each image's own cam-box fraction, so the baseline box has the
+    `bench/old_split.py` passes each image's own cam-box fraction, so the baseline box has the
     size Grad-CAM chose and only the position differs. image_shapes are (H, W).
     """
     crops = _boxes(crop_boxes)
