@@ -32,13 +32,11 @@ class History(Callback):
 
 
 class KeepBest(Callback):
-    """Keeps the weights validated at the epoch with the lowest validation loss (the weight average,
-    where the optimizer keeps one: `loop.validate_averaged`), and ends with them."""
+    """Keeps the weights of the epoch with the lowest validation loss, and ends with them."""
 
     def on_epoch_end(self, state: LoopState, event: EpochEnd) -> None:
         if event.val_loss < state.best_loss:
-            validated = state.validated_weights if state.validated_weights is not None else state.model.get_weights()
-            state.best_loss, state.best_weights = event.val_loss, [w.copy() for w in validated]
+            state.best_loss, state.best_weights = event.val_loss, [w.copy() for w in state.model.get_weights()]
 
     def on_end(self, state: LoopState) -> None:
         state.model.set_weights(state.best_weights)

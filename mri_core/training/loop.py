@@ -33,7 +33,6 @@ class LoopState:
     history: list[dict] = field(default_factory=list)  # one record per completed epoch
     best_loss: float = math.inf
     best_weights: list | None = None
-    validated_weights: list | None = None  # the weights the last validation read (`validate_averaged`)
 
 
 class Callback:
@@ -44,25 +43,6 @@ class Callback:
     def on_step_end(self, state: LoopState, event: StepEnd) -> None: ...
     def on_epoch_end(self, state: LoopState, event: EpochEnd) -> None: ...
     def on_end(self, state: LoopState) -> None: ...
-
-
-def validate_averaged(state: LoopState, validate: Callable[[], tuple[float, float]]) -> tuple[float, float]:
-    """`validate()` on the optimizer's moving average of the weights where it keeps one (Keras
-    `use_ema`), else on the weights as trained; the weights it read go to `state.validated_weights`
-    and training goes on from the weights as trained."""
-    if not getattr(state.optimizer, "use_ema", False):
-        figures = validate()
-        state.validated_weights = state.model.get_weights()
-        return figures
-    trained = state.model.get_weights()
-    with state.strategy.scope():
-        state.optimizer.finalize_variable_values(state.model.trainable_variables)
-    try:
-        figures = validate()
-        state.validated_weights = state.model.get_weights()
-    finally:
-        state.model.set_weights(trained)
-    return figures
 
 
 def make_step(strategy, model, optimizer, cam_layer: str, tumor_mask, box_weight: float, global_batch: int,
@@ -117,8 +97,7 @@ def run(state: LoopState, train_step, batches, steps: int, n_train: int,
         masks: bool = False) -> LoopState:
     """Train epochs state.epoch + 1 .. state.epochs over `batches` (a distributed dataset without
     end, `training_batches`: each epoch its next `steps` batches, `n_train` images, from one iterator
-    for the whole run); `validate()` -> (validation loss, accuracy) after each epoch, of the weight
-    average where the optimizer keeps one (`validate_averaged`). With `boxes`
+    for the whole run); `validate()` -> (validation loss, accuracy) after each epoch. With `boxes`
     (`masks`), each EpochEnd carries the mean box (mask) loss over the epoch's boxed (outlined) images."""
     for callback in callbacks:
         callback.on_start(state)
@@ -133,7 +112,7 @@ def run(state: LoopState, train_step, batches, steps: int, n_train: int,
             done = StepEnd(epoch, step, steps)
             for callback in callbacks:
                 callback.on_step_end(state, done)
-        val_loss, val_accuracy = validate_averaged(state, validate)
+        val_loss, val_accuracy = validate()
         state.epoch, state.elapsed_s = epoch, time.monotonic() - started
         event = EpochEnd(epoch, state.epochs, totals[0] / n_train, totals[1] / n_train, val_loss, val_accuracy,
                          state.elapsed_s, state.elapsed_s / epoch * (state.epochs - epoch),

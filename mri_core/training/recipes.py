@@ -62,9 +62,6 @@ class Recipe:
     # (miss rate per tumor source, healthy-called-tumor rate per (source, plane), and overall):
     # the uncertainty band chosen on validation (calibrate.choose_band); None: no band
     band_rule: tuple[float, float, float] | None = None
-    # validate and keep a moving average of the weights (Keras `use_ema`) rather than the weights
-    # as last trained; its time constant in epochs (`average_momentum`). None: the weights as trained.
-    average_epochs: float | None = None
 
     @property
     def reading(self) -> dict:
@@ -94,14 +91,6 @@ RECIPES = {recipe.name: recipe for recipe in (
            augment=augment.scanner_variation, schedule=cosine_decay,
            target_sensitivity=0.98, band_rule=(0.01, 0.03, 0.02)),
 )}
-
-
-def average_momentum(average_epochs: float, steps_per_epoch: int, total_steps: int) -> float:
-    """The momentum of a weight average whose time constant is `average_epochs` epochs, or a tenth
-    of the run where that is shorter: the average starts at the initial weights (Keras corrects
-    no bias), and after ten time constants they weigh e^-10 in it."""
-    horizon = max(1.0, min(average_epochs * steps_per_epoch, total_steps / 10))
-    return 1.0 - 1.0 / horizon
 
 
 def recipe_for(arch: str) -> Recipe:

@@ -31,7 +31,7 @@ from mri_core.training.events import DataReady, Event, PartFailed
 from mri_core.training.model_info import model_info
 from mri_core.training.not_mri import not_mri_figures
 from mri_core.training.prepared import TrainingData, load_training_data
-from mri_core.training.recipes import TrainSettings, average_momentum, build
+from mri_core.training.recipes import TrainSettings, build
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,7 @@ def fit(data: TrainingData, settings: TrainSettings, strategy=None,
     n_train = epoch_size(data, settings.group_sampling)
     steps = int(np.ceil(n_train / global_batch))
     with strategy.scope():
-        averaged = {} if recipe.average_epochs is None else {
-            "use_ema": True, "ema_momentum": average_momentum(recipe.average_epochs, steps, steps * settings.epochs)}
-        optimizer = keras.optimizers.Adam(recipe.schedule(settings.learning_rate, steps * settings.epochs), **averaged)
+        optimizer = keras.optimizers.Adam(recipe.schedule(settings.learning_rate, steps * settings.epochs))
     boxes = settings.box_weight > 0 and data.train_masks is not None
     batches = training_batches(data, settings.seed, global_batch, recipe.augment, boxes, strategy,
                                masks=segment, group_sampling=settings.group_sampling)

@@ -52,15 +52,6 @@ def test_the_run_ends_with_the_weights_of_its_best_validation_epoch():
     assert all(np.array_equal(a, b) for a, b in zip(state.model.get_weights(), weights))
 
 
-def test_the_best_epoch_keeps_the_weights_its_validation_read_not_the_weights_as_trained():
-    state, best = _state(), KeepBest()
-    averaged = [np.full_like(w, 3.0) for w in state.model.get_weights()]
-    state.validated_weights = averaged  # a weight average was validated (loop.validate_averaged)
-    best.on_epoch_end(state, _epoch(1, 0.4))
-    best.on_end(state)
-    assert all(np.array_equal(a, b) for a, b in zip(state.model.get_weights(), averaged))
-
-
 def test_cancel_raises_before_the_next_step_and_progress_passes_events_on():
     state, seen = _state(), []
     Cancel(lambda: False).on_step_start(state)

@@ -43,36 +43,23 @@ class Recorder(loop.Callback):
         self.calls.append("end")
 
 
-class Seen(loop.Callback):
-    """Records, at every epoch's end, the weights `validate` read and the weights as trained."""
-
-    def __init__(self):
-        self.validated, self.epochs = [], []
-
-    def on_epoch_end(self, state, event):
-        self.epochs.append((self.validated[-1], state.model.get_weights(), state.validated_weights))
-
-
-def _run(data, epochs, callbacks, epoch_done=0, elapsed_s=0.0, average=None):
+def _run(data, epochs, callbacks, epoch_done=0, elapsed_s=0.0):
     import keras
 
     keras.utils.set_random_seed(0)
     strategy = make_strategy("auto")
     model = build("paper", 48, len(data.class_names))
-    optimizer = keras.optimizers.Adam(1e-3, **({} if average is None else {"use_ema": True, "ema_momentum": average}))
+    optimizer = keras.optimizers.Adam(1e-3)
     batches = training_batches(data, 0, BATCH, None, False, strategy)
     step = loop.make_step(strategy, model, optimizer, RECIPES["paper"].gradcam_layer, data.tumor_mask, 0.0, BATCH)
     state = loop.LoopState(model, optimizer, strategy, epochs, epoch=epoch_done, elapsed_s=elapsed_s)
     val_x, val_y = data.arrays["val"]
 
     def validate():
-        for seen in validated:
-            seen.validated.append(model.get_weights())
         probabilities = predict_arrays(model, val_x)
         return mean_loss(probabilities, val_y, data.tumor_mask), float(is_correct(probabilities, val_y, data.tumor_mask).mean())
 
     before = [w.copy() for w in model.get_weights()]
-    validated = [c for c in callbacks if isinstance(c, Seen)]
     n_train = len(data.arrays["train"][1])
     return loop.run(state, step, batches, int(np.ceil(n_train / BATCH)), n_train, validate, callbacks), before
 
@@ -109,25 +96,3 @@ def test_a_callback_can_stop_the_run_before_a_step(data):
     with pytest.raises(KeyboardInterrupt):
         _run(data, 2, [recorder, Stop()])
     assert recorder.calls == ["start", "step_start"]
-
-
-def test_with_a_weight_average_validation_reads_the_average_and_training_goes_on_from_the_trained_weights(data):
-    seen = Seen()
-    state, _ = _run(data, 2, [seen], average=0.5)
-    for validated, trained, recorded in seen.epochs:
-        assert all(np.array_equal(a, b) for a, b in zip(validated, recorded))  # what KeepBest keeps
-        assert any(not np.array_equal(a, b) for a, b in zip(validated, trained))  # an average, not the trained weights
-    averages = [np.asarray(v) for v in state.optimizer.variables if "average" in v.path]
-    trainable = {id(v) for v in state.model.trainable_variables}
-    last_validated = [w for w, v in zip(seen.epochs[-1][0], state.model.weights) if id(v) in trainable]
-    assert len(averages) == len(last_validated)
-    assert all(np.allclose(a, b) for a, b in zip(averages, last_validated))
-    # training went on from the weights as trained: they are the model's after the run
-    assert all(np.array_equal(a, b) for a, b in zip(seen.epochs[-1][1], state.model.get_weights()))
-
-
-def test_without_a_weight_average_validation_reads_the_weights_as_trained(data):
-    seen = Seen()
-    _run(data, 1, [seen])
-    ((validated, trained, recorded),) = seen.epochs
-    assert all(np.array_equal(a, b) and np.array_equal(a, c) for a, b, c in zip(validated, trained, recorded))

@@ -7,8 +7,8 @@ import pytest
 from mri_core.io.errors import SettingsInvalid
 from mri_core.package import registry
 from mri_core.package.info import ARCHITECTURES
-from mri_core.training.recipes import (MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, RECIPES, TrainSettings, average_momentum, build,
-                                       default_arch, settings_for)
+from mri_core.training.recipes import (MAX_IMAGE_SIZE, MIN_IMAGE_SIZE, RECIPES, TrainSettings, build, default_arch,
+                                       settings_for)
 
 
 def test_there_is_one_recipe_for_every_architecture_a_package_may_name():
@@ -58,11 +58,3 @@ def test_bad_settings_are_refused(change, fragment):
 def test_building_refuses_what_no_recipe_can_build(arch, size, classes, fragment):
     with pytest.raises(SettingsInvalid, match=fragment):
         build(arch, size, classes)
-
-
-def test_the_weight_average_spans_its_epochs_or_a_tenth_of_a_short_run():
-    assert average_momentum(2.0, 200, 200 * 36) == pytest.approx(1 - 1 / 400)  # two epochs of 200 steps
-    # ten steps an epoch, 36 epochs: 20 steps; two epochs: a tenth of the run's 20 steps
-    assert average_momentum(2.0, 10, 360) == pytest.approx(1 - 1 / 20)
-    assert average_momentum(2.0, 10, 20) == pytest.approx(1 - 1 / 2)
-    assert average_momentum(2.0, 1, 3) == 0.0  # a run too short to average keeps its last weights
